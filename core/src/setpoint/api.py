@@ -1,0 +1,543 @@
+"""The typed contract between the core and plugins: data passed between stages and the driver bases.
+
+A plugin implements :class:`TargetDriver` for one target kind (render, observe, diff, apply, health)
+or :class:`Decryptor` for one encrypted-file format, and registers the class through the hooks in
+:mod:`setpoint.hookspecs`. The core owns everything around them: Git, scheduling, drift policy,
+prune safety, approval, audit and status. Plugins import from ``setpoint``, ``setpoint.api``,
+``setpoint.errors``, ``setpoint.secrets`` and ``setpoint.testing`` only (checked by import-linter).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+from setpoint.errors import SourceError
+from setpoint.secrets import Secret, to_jsonable
+
+# --------------------------------------------------------------------------- status
+
+
+class SyncStatus(StrEnum):
+    SYNCED = "Synced"
+    OUT_OF_SYNC = "OutOfSync"
+    UNKNOWN = "Unknown"
+
+
+class HealthStatus(StrEnum):
+    HEALTHY = "Healthy"
+    PROGRESSING = "Progressing"
+    DEGRADED = "Degraded"
+    MISSING = "Missing"
+    UNKNOWN = "Unknown"
+
+    @classmethod
+    def worst(cls, statuses: Collection[HealthStatus]) -> HealthStatus:
+        """The most severe of several statuses (an empty collection is Healthy)."""
+        order = [cls.DEGRADED, cls.MISSING, cls.PROGRESSING, cls.UNKNOWN, cls.HEALTHY]
+        for status in order:
+            if status in statuses:
+                return status
+        return cls.HEALTHY
+
+
+@dataclass(frozen=True)
+class Health:
+    status: HealthStatus
+    message: str = ""
+    resources: Mapping[str, HealthStatus] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- source
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One Git commit as the core saw it."""
+
+    sha: str
+    author: str = ""
+    author_email: str = ""
+    committer: str = ""
+    time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    message: str = ""
+
+    @property
+    def short(self) -> str:
+        return self.sha[:12]
+
+    @property
+    def subject(self) -> str:
+        return self.message.splitlines()[0] if self.message else ""
+
+
+@dataclass(frozen=True)
+class DecryptedFile:
+    """A file a :class:`Decryptor` opened. Every decrypted leaf is a :class:`Secret`.
+
+    ``documents`` holds the parsed content with secret leaves (one entry per YAML document; one for
+    JSON, dotenv and INI; none for binary). ``plaintext`` is the whole file as the encrypting tool
+    would print it when decrypting, for drivers that need a real file (see
+    :meth:`SourceTree.materialize`).
+    """
+
+    path: str
+    format: str
+    documents: list[Any]
+    plaintext: Secret[bytes]
+    decryptor: str = ""
+    keys_used: tuple[str, ...] = ()
+
+    @property
+    def data(self) -> Any:
+        return self.documents[0] if self.documents else None
+
+
+def _private_tempdir(prefix: str) -> Path:
+    """A 0700 directory, on tmpfs (/dev/shm) when the machine has one, so plaintext never touches disk."""
+    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    path.chmod(0o700)
+    return path
+
+
+@contextmanager
+def private_directory(prefix: str = "setpoint-") -> Iterator[Path]:
+    """A private scratch directory that is removed on exit, also on errors."""
+    path = _private_tempdir(prefix)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class SourceTree:
+    """The desired state of one target at one revision: a read-only checkout plus decrypted files.
+
+    ``root`` is the target's ``path`` inside the checkout of ``revision``; ``checkout`` is the whole
+    revision (for modules that reference ``../``). Encrypted files were already decrypted by the
+    core's decrypt stage (fail closed: a file that does not decrypt stops the target before render)
+    and are in ``decrypted``, keyed by their path relative to ``root``.
+    """
+
+    root: Path
+    checkout: Path
+    revision: Revision
+    decrypted: Mapping[str, DecryptedFile] = field(default_factory=dict)
+
+    def files(self, pattern: str = "**/*") -> list[str]:
+        """Paths (relative to ``root``, sorted) of the regular files matching ``pattern``."""
+        return sorted(str(p.relative_to(self.root)) for p in self.root.glob(pattern) if p.is_file())
+
+    def is_encrypted(self, relpath: str) -> bool:
+        return relpath in self.decrypted
+
+    def read_bytes(self, relpath: str) -> bytes:
+        """Read a plain file. Reading an encrypted one this way is an error: use ``decrypted``."""
+        if relpath in self.decrypted:
+            raise SourceError(f"{relpath} is encrypted; use tree.decrypted[{relpath!r}] to read it")
+        path = (self.root / relpath).resolve()
+        if not path.is_relative_to(self.checkout.resolve()):
+            raise SourceError(f"{relpath} points outside the repository")
+        return path.read_bytes()
+
+    def read_text(self, relpath: str) -> str:
+        return self.read_bytes(relpath).decode()
+
+    @contextmanager
+    def materialize(self) -> Iterator[Path]:
+        """Copy the target's directory into a private directory with encrypted files in clear.
+
+        The directory is 0700 on tmpfs where available and removed when the ``with`` block ends,
+        also on errors. Use it for tools that need real files (``docker compose``, ``terraform``).
+        """
+        with private_directory("setpoint-tree-") as scratch:
+            dest = scratch / "tree"
+            shutil.copytree(self.root, dest, symlinks=True)
+            for relpath, decrypted in self.decrypted.items():
+                target = dest / relpath
+                fd = os.open(target, os.O_WRONLY | os.O_TRUNC | os.O_CREAT, 0o600)
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(decrypted.plaintext.reveal())
+                target.chmod(0o600)
+            yield dest
+
+
+# --------------------------------------------------------------------------- resources and plans
+
+
+@dataclass
+class Resource:
+    """One managed object: a file, a Kubernetes object, a Compose service, a Terraform resource.
+
+    ``key`` is its stable identity inside the target. ``body`` holds the fields setpoint compares
+    (secret values as :class:`Secret`); ``meta`` holds driver data that is never compared
+    (resource versions, container IDs).
+    """
+
+    key: str
+    kind: str
+    name: str
+    body: dict[str, Any]
+    namespace: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def digest(self) -> str:
+        """A digest of ``body`` that changes when any compared field changes (secrets via fingerprints)."""
+        blob = json.dumps(to_jsonable(self.body), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass
+class Desired:
+    resources: dict[str, Resource] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, resources: Collection[Resource], **extra: Any) -> Desired:
+        return cls({r.key: r for r in resources}, dict(extra))
+
+
+@dataclass
+class Live:
+    resources: dict[str, Resource] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, resources: Collection[Resource], **extra: Any) -> Live:
+        return cls({r.key: r for r in resources}, dict(extra))
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    REPLACE = "replace"
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field that differs. ``path`` is dotted (``spec.replicas``, ``env.DB_PASSWORD``)."""
+
+    path: str
+    before: Any = None
+    after: Any = None
+
+    def to_record(self) -> dict[str, Any]:
+        """A JSON-safe form; a secret field says only that it changed, with salted fingerprints."""
+        record: dict[str, Any] = {"path": self.path, "before": to_jsonable(self.before), "after": to_jsonable(self.after)}
+        if isinstance(self.before, Secret) or isinstance(self.after, Secret):
+            record["secret"] = True
+        return record
+
+
+@dataclass
+class ResourceChange:
+    key: str
+    kind: str
+    name: str
+    action: Action
+    fields: list[FieldChange] = field(default_factory=list)
+    namespace: str | None = None
+    #: Set by the core: the live object moved away from a desired state Git did not change.
+    drift: bool = False
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "kind": self.kind,
+            "name": self.name,
+            "namespace": self.namespace,
+            "action": str(self.action),
+            "drift": self.drift,
+            "fields": [f.to_record() for f in self.fields],
+        }
+
+
+@dataclass
+class Plan:
+    """What apply would do. ``extra`` carries driver data (a saved Terraform plan, for example)."""
+
+    changes: list[ResourceChange] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    #: A driver may fix the identity (Terraform: a digest of its saved plan); else derived from content.
+    fixed_id: str | None = None
+
+    @property
+    def id(self) -> str:
+        if self.fixed_id:
+            return self.fixed_id
+        blob = json.dumps([c.to_record() for c in sorted(self.changes, key=lambda c: c.key)], sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+    @property
+    def deletions(self) -> list[ResourceChange]:
+        return [c for c in self.changes if c.action in (Action.DELETE, Action.REPLACE)]
+
+    def without(self, keys: Collection[str]) -> Plan:
+        return Plan([c for c in self.changes if c.key not in keys], dict(self.extra))
+
+    def only(self, keys: Collection[str]) -> Plan:
+        return Plan([c for c in self.changes if c.key in keys], dict(self.extra))
+
+    def to_record(self) -> list[dict[str, Any]]:
+        return [c.to_record() for c in self.changes]
+
+
+@dataclass
+class ApplyResult:
+    """What apply did: keys applied, keys that failed with a (secret-free) reason."""
+
+    applied: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+# --------------------------------------------------------------------------- diffing helper
+
+
+def diff_values(before: Any, after: Any, path: str = "") -> list[FieldChange]:
+    """Field-level differences between two JSON-like values (dicts recurse; lists compare whole).
+
+    A secret compares by value; its change is reported with the secret values, which
+    :meth:`FieldChange.to_record` turns into fingerprints.
+    """
+    if isinstance(before, Mapping) and isinstance(after, Mapping):
+        changes: list[FieldChange] = []
+        for key in sorted(set(before) | set(after), key=str):
+            sub = f"{path}.{key}" if path else str(key)
+            if key not in before:
+                changes.append(FieldChange(sub, None, after[key]))
+            elif key not in after:
+                changes.append(FieldChange(sub, before[key], None))
+            else:
+                changes.extend(diff_values(before[key], after[key], sub))
+        return changes
+    if before == after and type(before) is type(after):
+        return []
+    return [FieldChange(path or "(value)", before, after)]
+
+
+def diff_resources(desired: Desired, live: Live) -> Plan:
+    """The generic differ: create what is missing, update what differs, delete live keys not desired.
+
+    The core removes deletions of objects it never applied and all deletions when prune is off, so a
+    driver may report every live object it found.
+    """
+    changes: list[ResourceChange] = []
+    for key, want in sorted(desired.resources.items()):
+        have = live.resources.get(key)
+        if have is None:
+            fields = [FieldChange(k, None, v) for k, v in sorted(want.body.items())]
+            changes.append(ResourceChange(key, want.kind, want.name, Action.CREATE, fields, want.namespace))
+            continue
+        fields = diff_values(have.body, want.body)
+        if fields:
+            changes.append(ResourceChange(key, want.kind, want.name, Action.UPDATE, fields, want.namespace))
+    for key, have in sorted(live.resources.items()):
+        if key not in desired.resources:
+            changes.append(ResourceChange(key, have.kind, have.name, Action.DELETE, [], have.namespace))
+    return Plan(changes)
+
+
+# --------------------------------------------------------------------------- drivers
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """The generic part of a target's configuration, as a driver may read it."""
+
+    name: str
+    kind: str
+    source: str
+    path: str
+    prune: bool
+    allow_empty: bool
+    interval_seconds: float
+
+
+@dataclass
+class TargetContext:
+    """What the core hands a driver when it creates it for one configured target."""
+
+    spec: TargetSpec
+    #: The kind's settings block, validated with the driver's ``Settings`` model (None without one).
+    settings: Any
+    #: A directory the driver may keep data in across runs and restarts (working dirs, caches).
+    state_dir: Path
+    logger: logging.Logger
+    #: Wake this target now, e.g. from a live-state event stream; ``reason`` is recorded as the trigger.
+    trigger: Callable[[str], None]
+    #: Outputs published by the targets this one depends on: ``{target_name: {output: value}}``.
+    dependency_outputs: Callable[[], Mapping[str, Mapping[str, Any]]] = lambda: {}
+
+
+class TargetDriver(ABC):
+    """Renders, observes, diffs, applies and checks the health of one configured target of a kind.
+
+    The core creates one instance per configured target and calls its methods from one thread at a
+    time for that target (never concurrently), in this order per reconcile:
+    ``render`` → ``observe`` → ``diff`` → (core review) → ``apply`` → ``observe`` → ``health``.
+
+    Raise :class:`setpoint.errors.RenderError` for bad desired state, :class:`TemporaryError` for
+    things worth retrying (an unreachable host), :class:`PermanentError` otherwise. Messages must
+    not contain secret values.
+    """
+
+    #: The user-visible kind name, the key of the settings block in the target config.
+    kind: ClassVar[str]
+    #: The pydantic model of the settings block (``None``: the kind has no settings).
+    Settings: ClassVar[type[BaseModel] | None] = None
+
+    def __init__(self, context: TargetContext) -> None:
+        self.context = context
+
+    @property
+    def settings(self) -> Any:
+        return self.context.settings
+
+    @property
+    def spec(self) -> TargetSpec:
+        return self.context.spec
+
+    def watched_paths(self, tree: SourceTree) -> list[str]:
+        """Repository paths outside ``spec.path`` whose changes must re-render this target
+        (e.g. a Terraform module's ``../modules/vpc``). Paths are relative to the checkout."""
+        return []
+
+    @abstractmethod
+    def render(self, tree: SourceTree) -> Desired:
+        """Turn the source tree into desired resources. No side effects on the target."""
+
+    @abstractmethod
+    def observe(self, desired: Desired, managed: Collection[str]) -> Live:
+        """Read the live state of the desired resources and of ``managed`` (keys setpoint applied
+        before). Read-only. Objects that do not exist are simply absent from the result."""
+
+    def diff(self, desired: Desired, live: Live) -> Plan:
+        """Compare; the default is the generic field differ over ``body``."""
+        return diff_resources(desired, live)
+
+    @abstractmethod
+    def apply(self, plan: Plan, desired: Desired) -> ApplyResult:
+        """Make the changes in ``plan`` (and only those), using ``desired`` for full objects."""
+
+    def health(self, desired: Desired, live: Live) -> Health:
+        """Health after apply; the default: Healthy when every desired resource exists."""
+        missing = [k for k in desired.resources if k not in live.resources]
+        if missing:
+            return Health(HealthStatus.MISSING, f"{len(missing)} resource(s) missing")
+        return Health(HealthStatus.HEALTHY)
+
+    def outputs(self) -> Mapping[str, Any]:
+        """Values dependent targets may use (Terraform outputs); secrets stay :class:`Secret`."""
+        return {}
+
+    def start_watching(self) -> None:
+        """Begin watching live state for changes and call ``context.trigger`` on each (optional).
+
+        Called once by ``setpoint run`` after the first reconcile; never by one-shot commands.
+        """
+
+    def teardown(self, managed: Collection[str]) -> ApplyResult:
+        """The target left the configuration or Git with prune on: remove what setpoint applied.
+        The default removes nothing and says so."""
+        return ApplyResult(message="this kind does not remove anything when a target is deleted")
+
+    def close(self) -> None:
+        """Release clients, threads and files. Called once at shutdown."""
+
+
+class Decryptor(ABC):
+    """Recognises and decrypts one encrypted-file format (SOPS, for example).
+
+    ``detect`` looks at content, not only at the name. ``decrypt`` returns a
+    :class:`DecryptedFile` whose leaves are :class:`Secret` and whose ``plaintext`` is a
+    :class:`Secret`; it raises :class:`setpoint.errors.DecryptError` naming the file and reason
+    (bad MAC, no key), never including a value.
+    """
+
+    name: ClassVar[str]
+    #: The pydantic model of this decryptor's block under ``secrets:`` in setpoint.yaml.
+    Settings: ClassVar[type[BaseModel] | None] = None
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+
+    @abstractmethod
+    def detect(self, relpath: str, content: bytes) -> bool:
+        """True when ``content`` is in this decryptor's format."""
+
+    @abstractmethod
+    def decrypt(self, relpath: str, content: bytes) -> DecryptedFile:
+        """Decrypt and verify ``content``; ``relpath`` is for messages and format detection."""
+
+
+# --------------------------------------------------------------------------- review and outcomes
+
+
+@dataclass(frozen=True)
+class Denial:
+    """Returned by ``setpoint_review_plan`` to stop a plan; ``reason`` is shown and audited."""
+
+    reason: str
+    plugin: str = ""
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """What observers learn about a target (no settings, which may hold credentials)."""
+
+    name: str
+    kind: str
+    source: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one reconcile of one target, passed to ``setpoint_reconcile_finished``."""
+
+    target: TargetInfo
+    trigger: str
+    revision: Revision | None
+    sync: SyncStatus
+    health: HealthStatus
+    #: One entry per action taken or decided: ``{"action": "apply"|"revert-drift"|"held"|..., ...}``.
+    actions: tuple[Mapping[str, Any], ...] = ()
+    drift: tuple[ResourceChange, ...] = ()
+    #: The stage that failed (source, decrypt, render, observe, diff, review, apply, health), if any.
+    error_stage: str | None = None
+    #: A secret-free description of the error, if any.
+    error: str | None = None
+    held_plan_id: str | None = None
+    duration_seconds: float = 0.0
+    paused: bool = False
+    finished_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None

@@ -1,0 +1,3 @@
+"""setpoint plugin providing the 'kubernetes' target kind (Kubernetes)."""
+
+__version__ = "0.1.0"
