@@ -1,0 +1,353 @@
+"""setpoint.yaml: pydantic models, loading with line numbers, and whole-file validation.
+
+Validation happens in two passes. The generic models check everything the core owns; then each
+target's kind block (``files:``, ``kubernetes:`` ...) and each ``secrets:`` block is checked with
+the model its plugin registered. Every problem is collected, with file, line, field path and a
+hint, so ``setpoint validate`` reports them all at once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from setpoint.durations import parse_duration
+from setpoint.errors import ConfigError
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$"
+DEFAULT_CONFIG = "setpoint.yaml"
+GENERIC_TARGET_KEYS = {
+    "name", "kind", "source", "path", "interval", "prune", "allow_empty", "self_heal", "depends_on",
+    "deletion_budget", "hold_deletions", "secrets", "enabled",
+}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Credentials(Strict):
+    """How to authenticate to a Git remote. Values come from files or the environment, never inline."""
+
+    username: str | None = None
+    password_file: Path | None = None
+    password_env: str | None = None
+    ssh_key_file: Path | None = None
+    ssh_known_hosts_file: Path | None = None
+
+
+class SourceConfig(Strict):
+    url: str = Field(description="Git URL: a local path, file://, ssh://, git@host:repo or https://")
+    branch: str = "main"
+    poll_interval: Duration = 30.0
+    credentials: Credentials | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _no_inline_password(cls, value: str) -> str:
+        if re.match(r"^https?://[^/@]*:[^/@]*@", value):
+            raise ValueError("the URL holds a password; use credentials.password_file or password_env instead")
+        return value
+
+
+class Grace(Strict):
+    grace: Duration
+
+
+class DeletionBudget(Strict):
+    """Plans deleting more than ``max_count`` objects or more than ``max_percent`` of the target are held."""
+
+    max_count: int = Field(10, ge=0)
+    max_percent: float = Field(25.0, ge=0, le=100)
+
+
+class Defaults(Strict):
+    interval: Duration = 60.0
+    prune: bool = False
+    allow_empty: bool = False
+    self_heal: bool | Grace = True
+    deletion_budget: DeletionBudget = DeletionBudget()
+    hold_deletions: bool = False
+    #: Random spread of each interval (0.1 = ±10 %), so many targets do not wake in step.
+    jitter: float = Field(0.1, ge=0, le=0.5)
+    #: Consecutive errors back off exponentially from this delay, up to ``max_backoff``.
+    backoff: Duration = 5.0
+    max_backoff: Duration = 300.0
+    #: How many targets reconcile at the same time.
+    concurrency: int = Field(8, ge=1, le=256)
+
+
+class TargetConfig(BaseModel):
+    """One target. The kind block (key = kind name) is kept raw here and validated by its plugin."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str = Field(pattern=NAME_PATTERN)
+    kind: str
+    source: str
+    path: str = "."
+    interval: Duration | None = None
+    prune: bool | None = None
+    allow_empty: bool | None = None
+    self_heal: bool | Grace | None = None
+    depends_on: tuple[str, ...] = ()
+    deletion_budget: DeletionBudget | None = None
+    hold_deletions: bool | None = None
+    enabled: bool = True
+
+    @field_validator("path")
+    @classmethod
+    def _relative_path(cls, value: str) -> str:
+        normalized = os.path.normpath(value)
+        if os.path.isabs(value) or normalized.startswith(".."):
+            raise ValueError("path must stay inside the repository (relative, without ..)")
+        return normalized
+
+    @model_validator(mode="after")
+    def _only_the_kind_block(self) -> TargetConfig:
+        extras = set(self.model_extra or {})
+        unknown = sorted(extras - {self.kind})
+        if unknown:
+            raise ValueError(
+                f"unknown key(s) {', '.join(unknown)}; a target takes {', '.join(sorted(GENERIC_TARGET_KEYS - {'secrets'}))} "
+                f"and one settings block named after its kind ({self.kind}:)"
+            )
+        return self
+
+    @property
+    def settings_block(self) -> dict[str, Any]:
+        return dict((self.model_extra or {}).get(self.kind) or {})
+
+
+class ServerConfig(Strict):
+    """The HTTP server inside ``setpoint run`` (webhooks, metrics, health, status API)."""
+
+    listen: str = "127.0.0.1:9464"
+    enabled: bool = False
+
+
+class Config(Strict):
+    sources: dict[str, SourceConfig]
+    targets: list[TargetConfig]
+    secrets: dict[str, dict[str, Any]] = {}
+    state: str = "sqlite:///.setpoint/state.db"
+    defaults: Defaults = Defaults()
+    server: ServerConfig = ServerConfig()
+    #: Where the file was read from; relative paths in it resolve against its folder.
+    base_dir: Path = Path(".")
+
+    @field_validator("sources")
+    @classmethod
+    def _source_names(cls, value: dict[str, SourceConfig]) -> dict[str, SourceConfig]:
+        for name in value:
+            if not re.match(NAME_PATTERN, name):
+                raise ValueError(f"source name {name!r} must be lowercase letters, digits, '.', '_' or '-'")
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        names = [t.name for t in self.targets]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate target name(s): {', '.join(duplicates)}")
+        known = set(names)
+        for target in self.targets:
+            if target.source not in self.sources:
+                raise ValueError(
+                    f"target {target.name!r} uses source {target.source!r}, which is not defined under sources "
+                    f"(defined: {', '.join(sorted(self.sources)) or 'none'})"
+                )
+            for dep in target.depends_on:
+                if dep not in known:
+                    raise ValueError(f"target {target.name!r} depends on {dep!r}, which is not a target")
+                if dep == target.name:
+                    raise ValueError(f"target {target.name!r} depends on itself")
+        cycle = find_cycle({t.name: list(t.depends_on) for t in self.targets})
+        if cycle:
+            raise ValueError(f"dependency cycle: {' -> '.join(cycle)}")
+        return self
+
+    def target(self, name: str) -> TargetConfig:
+        for target in self.targets:
+            if target.name == name:
+                return target
+        raise ConfigError(f"no target named {name!r}; known targets: {', '.join(t.name for t in self.targets)}")
+
+    def resolve(self, path: str | Path) -> Path:
+        path = Path(os.path.expanduser(str(path)))
+        return path if path.is_absolute() else (self.base_dir / path).resolve()
+
+    @property
+    def state_path(self) -> Path:
+        if not self.state.startswith("sqlite:///"):
+            raise ConfigError(f"state: only sqlite:///PATH is supported in this version (got {self.state!r})")
+        return self.resolve(self.state.removeprefix("sqlite:///"))
+
+    @property
+    def state_dir(self) -> Path:
+        return self.state_path.parent
+
+    # Effective per-target settings: the target's own value, else the defaults block.
+    def effective(self, target: TargetConfig, field_name: str) -> Any:
+        value = getattr(target, field_name)
+        return getattr(self.defaults, field_name) if value is None else value
+
+
+def find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    """A dependency cycle as a list of names (first == last), or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in graph.get(node, []):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if state.get(nxt) is None:
+                found = visit(nxt)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+# --------------------------------------------------------------------------- problems with positions
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int | None
+    path: str
+    message: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        text = f"{where}: {self.path or '(top level)'}: {self.message}"
+        return f"{text}\n    hint: {self.hint}" if self.hint else text
+
+
+class ConfigProblems(ConfigError):
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+_HINTS = {
+    "extra_forbidden": "remove it, or check its spelling against docs/configuration.md",
+    "missing": "add this key",
+    "bool_type": "use true or false",
+    "string_pattern_mismatch": "use lowercase letters, digits, '.', '_' or '-'",
+}
+
+
+def _line_index(text: str) -> dict[tuple[Any, ...], int]:
+    """Map each key path in the YAML document to its 1-based line."""
+    index: dict[tuple[Any, ...], int] = {}
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return index
+
+    def walk(node: yaml.Node, path: tuple[Any, ...]) -> None:
+        index.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = key_node.value
+                index[path + (key,)] = key_node.start_mark.line + 1
+                walk(value_node, path + (key,))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, path + (i,))
+
+    if root is not None:
+        walk(root, ())
+    return index
+
+
+def _line_for(index: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | None:
+    loc = tuple(loc)
+    while loc:
+        if loc in index:
+            return index[loc]
+        loc = loc[:-1]
+    return index.get(())
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _problems_from(error: ValidationError, file: str, index: dict[tuple[Any, ...], int], prefix: tuple[Any, ...] = ()) -> list[Problem]:
+    problems = []
+    for item in error.errors():
+        loc = prefix + tuple(p for p in item["loc"] if not (isinstance(p, str) and p in ("function-after[_references(), Config]",)))
+        # pydantic puts union member names (bool, Grace) into loc; drop them for a readable path
+        loc = tuple(p for p in loc if not (isinstance(p, str) and (p[:1].isupper() or "[" in p)))
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append(Problem(file, _line_for(index, loc), _format_loc(loc), message, _HINTS.get(item["type"], "")))
+    return problems
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read and validate the generic part of setpoint.yaml. Raises ConfigProblems with every problem."""
+    config_path = Path(path or os.environ.get("SETPOINT_CONFIG") or DEFAULT_CONFIG)
+    if not config_path.exists():
+        raise ConfigError(
+            f"{config_path}: no such file. Pass -c FILE, set SETPOINT_CONFIG, or run 'setpoint demo' for a working example"
+        )
+    text = config_path.read_text()
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        raise ConfigProblems([Problem(str(config_path), line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
+    if not isinstance(raw, dict):
+        raise ConfigProblems([Problem(str(config_path), 1, "", "the file must be a mapping with sources and targets")])
+    index = _line_index(text)
+    try:
+        return Config.model_validate({**raw, "base_dir": config_path.resolve().parent})
+    except ValidationError as exc:
+        raise ConfigProblems(_problems_from(exc, str(config_path), index)) from None
+
+
+def config_line_index(path: Path) -> dict[tuple[Any, ...], int]:
+    return _line_index(path.read_text()) if path.exists() else {}
+
+
+def validate_block(model: type[BaseModel] | None, block: dict[str, Any], file: str,
+                   index: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> tuple[Any, list[Problem]]:
+    """Validate a plugin-owned block (a kind's settings or a decryptor's secrets block)."""
+    if model is None:
+        if block:
+            return None, [Problem(file, _line_for(index, loc), _format_loc(loc), "this kind takes no settings", "remove the block")]
+        return None, []
+    try:
+        return model.model_validate(block), []
+    except ValidationError as exc:
+        return None, _problems_from(exc, file, index, loc)
+
+
+LogFormat = Literal["plain", "json"]

@@ -1,0 +1,239 @@
+"""Git as the source of desired state: cheap polls, immutable per-commit trees, path-scoped changes.
+
+A poll is one ``git ls-remote`` of the branch; only when the head moved is anything fetched, into
+a bare cache repository per source. Each revision a target needs is exported once into
+``trees/<sha>`` (read-only files) and shared by every target that uses it. A failed poll keeps the
+last good revision: an unreachable remote never means "desired state is empty".
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from setpoint.api import Revision
+from setpoint.config import SourceConfig
+from setpoint.errors import SourceError
+from setpoint.secrets import register_known_values, scrub
+
+log = logging.getLogger("setpoint.source")
+
+GIT_TIMEOUT = 120
+
+
+@dataclass(frozen=True)
+class PollResult:
+    head: str
+    moved: bool
+    forced: bool = False
+    previous: str | None = None
+
+
+class GitSource:
+    """One configured source (URL + branch). Thread-safe: a lock serialises Git operations."""
+
+    def __init__(self, name: str, config: SourceConfig, cache_dir: Path, base_dir: Path = Path(".")) -> None:
+        self.name = name
+        self.config = config
+        self.cache_dir = cache_dir
+        self.repo = cache_dir / "git" / f"{name}.git"
+        self.trees = cache_dir / "trees" / name
+        self.base_dir = base_dir
+        self._lock = threading.RLock()
+        self._head: str | None = None
+        self._revisions: dict[str, Revision] = {}
+        self._last_commit_cache: dict[tuple[str, tuple[str, ...]], str] = {}
+        self.last_error: str | None = None
+        self.last_poll_at: float | None = None
+        self._env = self._git_env()
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def url(self) -> str:
+        url = self.config.url
+        if "://" not in url and not _is_scp_like(url):
+            path = Path(os.path.expanduser(url))
+            return str(path if path.is_absolute() else (self.base_dir / path).resolve())
+        return url
+
+    def _git_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+        env.update({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "GIT_CONFIG_NOSYSTEM": "1"})
+        creds = self.config.credentials
+        if creds is not None:
+            if creds.ssh_key_file:
+                known = f" -o UserKnownHostsFile={creds.ssh_known_hosts_file}" if creds.ssh_known_hosts_file else ""
+                env["GIT_SSH_COMMAND"] = f"ssh -i {creds.ssh_key_file} -o IdentitiesOnly=yes -o BatchMode=yes{known}"
+            password = None
+            if creds.password_file:
+                password = Path(creds.password_file).read_text().strip()
+            elif creds.password_env:
+                password = os.environ.get(creds.password_env)
+            if password:
+                # Handed to git through an askpass helper reading the environment: never on a command line.
+                register_known_values([password])
+                env["SETPOINT_GIT_PASSWORD"] = password
+                env["SETPOINT_GIT_USERNAME"] = creds.username or "git"
+                env["GIT_ASKPASS"] = str(_askpass_script(self.cache_dir))
+        return env
+
+    def _git(self, *args: str, input: bytes | None = None, check: bool = True, git_dir: bool = True) -> bytes:
+        cmd = ["git"] + (["--git-dir", str(self.repo)] if git_dir else []) + list(args)
+        try:
+            proc = subprocess.run(cmd, input=input, capture_output=True, env=self._env, timeout=GIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise SourceError(f"source {self.name}: git {args[0]} timed out after {GIT_TIMEOUT}s") from None
+        if check and proc.returncode != 0:
+            message = scrub(proc.stderr.decode(errors="replace").strip().splitlines()[-1] if proc.stderr.strip() else "")
+            raise SourceError(f"source {self.name}: git {args[0]} failed: {message or f'exit {proc.returncode}'}")
+        return proc.stdout
+
+    def _ensure_repo(self) -> None:
+        if not (self.repo / "HEAD").exists():
+            self.repo.parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["git", "init", "--quiet", "--bare", str(self.repo)], check=True, env=self._env)
+
+    # ------------------------------------------------------------------ polling
+
+    @property
+    def head(self) -> str | None:
+        return self._head
+
+    def poll(self) -> PollResult:
+        """Resolve the branch head; fetch only when it moved. Raises SourceError (last head is kept)."""
+        with self._lock:
+            self._ensure_repo()
+            ref = f"refs/heads/{self.config.branch}"
+            try:
+                out = self._git("ls-remote", "--", self.url, ref, git_dir=False)
+            except SourceError as exc:
+                self.last_error = str(exc)
+                raise
+            self.last_poll_at = time.time()
+            line = next((l for l in out.decode().splitlines() if l.endswith("\t" + ref)), None)
+            if line is None:
+                self.last_error = f"source {self.name}: branch {self.config.branch!r} not found at {self.config.url}"
+                raise SourceError(self.last_error)
+            head = line.split("\t", 1)[0]
+            previous = self._head or self._stored_head()
+            if head == previous and self._has_commit(head):
+                self._head = head
+                self.last_error = None
+                return PollResult(head, moved=False, previous=previous)
+            self._git("fetch", "--quiet", "--force", "--no-tags", "--", self.url, f"+{ref}:refs/setpoint/head")
+            forced = bool(previous) and self._has_commit(previous or "") and not self._is_ancestor(previous or "", head)
+            self._head = head
+            self.last_error = None
+            return PollResult(head, moved=head != previous, forced=forced, previous=previous)
+
+    def _stored_head(self) -> str | None:
+        try:
+            return self._git("rev-parse", "--verify", "--quiet", "refs/setpoint/head").decode().strip() or None
+        except SourceError:
+            return None
+
+    def _has_commit(self, sha: str) -> bool:
+        if not sha:
+            return False
+        return subprocess.run(["git", "--git-dir", str(self.repo), "cat-file", "-e", f"{sha}^{{commit}}"],
+                              capture_output=True, env=self._env).returncode == 0
+
+    def _is_ancestor(self, old: str, new: str) -> bool:
+        proc = subprocess.run(["git", "--git-dir", str(self.repo), "merge-base", "--is-ancestor", old, new],
+                              capture_output=True, env=self._env)
+        return proc.returncode == 0
+
+    # ------------------------------------------------------------------ revisions and trees
+
+    def revision(self, sha: str) -> Revision:
+        with self._lock:
+            if sha in self._revisions:
+                return self._revisions[sha]
+            out = self._git("show", "-s", "--format=%H%x00%an%x00%ae%x00%cn%x00%ct%x00%B", sha)
+            full, author, email, committer, stamp, message = out.decode(errors="replace").split("\x00", 5)
+            revision = Revision(full.strip(), author, email, committer,
+                                datetime.fromtimestamp(int(stamp), UTC), message.strip())
+            self._revisions[sha] = revision
+            return revision
+
+    def last_change(self, head: str, paths: Iterable[str]) -> str | None:
+        """The newest commit at or before ``head`` that touched any of ``paths`` (None: never touched)."""
+        key = (head, tuple(sorted(set(paths))))
+        with self._lock:
+            if key not in self._last_commit_cache:
+                pathspec = [p if p not in ("", ".") else ":/" for p in key[1]]
+                out = self._git("log", "-1", "--format=%H", head, "--", *pathspec).decode().strip()
+                if len(self._last_commit_cache) > 10000:
+                    self._last_commit_cache.clear()
+                self._last_commit_cache[key] = out or ""
+            return self._last_commit_cache[key] or None
+
+    def changed(self, old: str, new: str, paths: Iterable[str]) -> bool:
+        pathspec = [p if p not in ("", ".") else ":/" for p in paths]
+        out = self._git("diff", "--name-only", old, new, "--", *pathspec)
+        return bool(out.strip())
+
+    def checkout(self, sha: str) -> Path:
+        """The whole tree of ``sha``, exported once, read-only, shared by every target."""
+        dest = self.trees / sha
+        if dest.exists():
+            return dest
+        with self._lock:
+            if dest.exists():
+                return dest
+            self.trees.mkdir(parents=True, exist_ok=True)
+            archive = self._git("archive", "--format=tar", sha)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{sha[:12]}-", dir=self.trees))
+            try:
+                with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+                    tar.extractall(tmp, filter="data")
+                for root, _dirs, files in os.walk(tmp):
+                    for name in files:
+                        path = Path(root, name)
+                        if not path.is_symlink():
+                            path.chmod(path.stat().st_mode & ~0o222)
+                tmp.rename(dest)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            return dest
+
+    def prune_trees(self, keep: Iterable[str]) -> int:
+        """Remove exported trees no target needs any more; returns how many were removed."""
+        keep_set = set(keep)
+        removed = 0
+        if not self.trees.exists():
+            return 0
+        with self._lock:
+            for entry in self.trees.iterdir():
+                if entry.name not in keep_set and not entry.name.startswith("."):
+                    shutil.rmtree(entry, ignore_errors=True)
+                    removed += 1
+        return removed
+
+
+def _is_scp_like(url: str) -> bool:
+    # git@host:path (but not C:\path)
+    head = url.split("/", 1)[0]
+    return "@" in head and ":" in head
+
+
+def _askpass_script(cache_dir: Path) -> Path:
+    path = cache_dir / "git-askpass.sh"
+    if not path.exists():
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text('#!/bin/sh\ncase "$1" in Username*) echo "$SETPOINT_GIT_USERNAME";; *) echo "$SETPOINT_GIT_PASSWORD";; esac\n')
+        path.chmod(0o700)
+    return path

@@ -1,0 +1,382 @@
+"""The state store and audit log, in SQLite (WAL, synchronous=FULL, numbered migrations).
+
+Everything that must survive a restart lives here: per-target status, pauses, the inventory of
+what setpoint applied (for safe prune and drift attribution), open drift, held plans, revisions
+seen and the append-only audit log. No secret value is ever written: records are built with
+:func:`setpoint.secrets.to_jsonable`, which turns secrets into salted fingerprints.
+
+The :class:`StateStore` interface is what the engine and CLI use; a PostgreSQL store can implement
+the same methods later.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from setpoint.api import Revision
+from setpoint.secrets import set_fingerprint_salt, to_jsonable
+
+MIGRATIONS: list[str] = [
+    # 1: initial schema
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB);
+    CREATE TABLE revisions (
+        sha TEXT PRIMARY KEY, source TEXT, author TEXT, author_email TEXT, committer TEXT,
+        time REAL, message TEXT
+    );
+    CREATE TABLE target_state (
+        target TEXT PRIMARY KEY, kind TEXT, data TEXT NOT NULL, updated_at REAL
+    );
+    CREATE TABLE pauses (
+        target TEXT PRIMARY KEY, reason TEXT NOT NULL, paused_by TEXT, paused_at REAL, until REAL
+    );
+    CREATE TABLE inventory (
+        target TEXT, key TEXT, kind TEXT, name TEXT, namespace TEXT, digest TEXT, revision TEXT,
+        applied_at REAL, PRIMARY KEY (target, key)
+    );
+    CREATE TABLE drift (
+        target TEXT, key TEXT, first_seen REAL, live_digest TEXT, details TEXT,
+        PRIMARY KEY (target, key)
+    );
+    CREATE TABLE held_plans (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, target TEXT, plan_id TEXT, revision TEXT,
+        created_at REAL, reason TEXT, changes TEXT, status TEXT, decided_by TEXT, decided_at REAL
+    );
+    CREATE INDEX held_plans_target ON held_plans (target, status);
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, target TEXT, kind TEXT,
+        revision TEXT, author TEXT, subject TEXT, trigger TEXT, action TEXT NOT NULL,
+        result TEXT, duration REAL, actor TEXT, details TEXT
+    );
+    CREATE INDEX audit_time ON audit (time);
+    CREATE INDEX audit_target_time ON audit (target, time);
+    CREATE TABLE wakeups (id INTEGER PRIMARY KEY AUTOINCREMENT, target TEXT, reason TEXT, time REAL);
+    CREATE TABLE outputs (target TEXT PRIMARY KEY, data TEXT, updated_at REAL);
+    """,
+]
+
+
+@dataclass
+class InventoryItem:
+    key: str
+    kind: str
+    name: str
+    namespace: str | None
+    digest: str
+    revision: str
+    applied_at: float
+
+
+@dataclass
+class Pause:
+    target: str
+    reason: str
+    paused_by: str
+    paused_at: float
+    until: float | None
+
+    def expired(self, now: float | None = None) -> bool:
+        return self.until is not None and (now or time.time()) >= self.until
+
+
+@dataclass
+class HeldPlan:
+    id: int
+    target: str
+    plan_id: str
+    revision: str
+    created_at: float
+    reason: str
+    changes: list[dict[str, Any]]
+    status: str
+    decided_by: str | None = None
+    decided_at: float | None = None
+
+
+@dataclass
+class DriftRecord:
+    key: str
+    first_seen: float
+    live_digest: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AuditEntry:
+    id: int
+    time: float
+    target: str | None
+    kind: str | None
+    revision: str | None
+    author: str | None
+    subject: str | None
+    trigger: str | None
+    action: str
+    result: str | None
+    duration: float | None
+    actor: str | None
+    details: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+class StateStore:
+    """SQLite-backed state. One connection guarded by a lock; safe across threads and processes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.path.parent, 0o700)
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn.execute("PRAGMA busy_timeout=30000")
+        os.chmod(self.path, 0o600)
+        self._migrate()
+        set_fingerprint_salt(self._salt())
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, args).fetchall()
+
+    def _migrate(self) -> None:
+        with self._tx() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in script.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number}")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._query("PRAGMA user_version")[0][0])
+
+    def _salt(self) -> bytes:
+        with self._tx() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'fingerprint_salt'").fetchone()
+            if row:
+                return bytes(row[0])
+            salt = os.urandom(32)
+            db.execute("INSERT INTO meta (key, value) VALUES ('fingerprint_salt', ?)", (salt,))
+            return salt
+
+    def ping(self) -> bool:
+        try:
+            self._query("SELECT 1")
+            return True
+        except sqlite3.Error:
+            return False
+
+    # ------------------------------------------------------------------ revisions
+
+    def record_revision(self, source: str, revision: Revision) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO revisions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (revision.sha, source, revision.author, revision.author_email, revision.committer,
+                 revision.time.timestamp(), revision.message),
+            )
+
+    # ------------------------------------------------------------------ target status
+
+    def save_status(self, target: str, kind: str, data: dict[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO target_state VALUES (?, ?, ?, ?) ON CONFLICT(target) DO UPDATE SET "
+                "kind = excluded.kind, data = excluded.data, updated_at = excluded.updated_at",
+                (target, kind, json.dumps(to_jsonable(data)), time.time()),
+            )
+
+    def status(self, target: str) -> dict[str, Any] | None:
+        rows = self._query("SELECT data FROM target_state WHERE target = ?", (target,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def all_status(self) -> dict[str, dict[str, Any]]:
+        return {r["target"]: json.loads(r["data"]) for r in self._query("SELECT target, data FROM target_state")}
+
+    # ------------------------------------------------------------------ pauses
+
+    def pause(self, target: str, reason: str, by: str, until: float | None) -> Pause:
+        now = time.time()
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO pauses VALUES (?, ?, ?, ?, ?)", (target, reason, by, now, until))
+        return Pause(target, reason, by, now, until)
+
+    def get_pause(self, target: str) -> Pause | None:
+        rows = self._query("SELECT * FROM pauses WHERE target = ?", (target,))
+        return Pause(**dict(rows[0])) if rows else None
+
+    def resume(self, target: str) -> Pause | None:
+        with self._tx() as db:
+            row = db.execute("SELECT * FROM pauses WHERE target = ?", (target,)).fetchone()
+            db.execute("DELETE FROM pauses WHERE target = ?", (target,))
+        return Pause(**dict(row)) if row else None
+
+    # ------------------------------------------------------------------ inventory
+
+    def inventory(self, target: str) -> dict[str, InventoryItem]:
+        rows = self._query("SELECT * FROM inventory WHERE target = ?", (target,))
+        return {r["key"]: InventoryItem(**{k: r[k] for k in r.keys() if k != "target"}) for r in rows}
+
+    def update_inventory(self, target: str, upserts: list[InventoryItem], deletes: list[str]) -> None:
+        with self._tx() as db:
+            for item in upserts:
+                db.execute(
+                    "INSERT OR REPLACE INTO inventory VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (target, item.key, item.kind, item.name, item.namespace, item.digest, item.revision, item.applied_at),
+                )
+            for key in deletes:
+                db.execute("DELETE FROM inventory WHERE target = ? AND key = ?", (target, key))
+
+    # ------------------------------------------------------------------ drift
+
+    def drift(self, target: str) -> dict[str, DriftRecord]:
+        rows = self._query("SELECT key, first_seen, live_digest, details FROM drift WHERE target = ?", (target,))
+        return {r["key"]: DriftRecord(r["key"], r["first_seen"], r["live_digest"], json.loads(r["details"] or "{}")) for r in rows}
+
+    def set_drift(self, target: str, records: list[DriftRecord], cleared: list[str]) -> None:
+        with self._tx() as db:
+            for rec in records:
+                db.execute("INSERT OR REPLACE INTO drift VALUES (?, ?, ?, ?, ?)",
+                           (target, rec.key, rec.first_seen, rec.live_digest, json.dumps(to_jsonable(rec.details))))
+            for key in cleared:
+                db.execute("DELETE FROM drift WHERE target = ? AND key = ?", (target, key))
+
+    # ------------------------------------------------------------------ held plans
+
+    def hold_plan(self, target: str, plan_id: str, revision: str, reason: str, changes: list[dict[str, Any]]) -> HeldPlan:
+        """Record a held plan; an identical pending plan is reused, older pending ones are superseded."""
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT * FROM held_plans WHERE target = ? AND plan_id = ? AND status IN ('pending', 'approved') "
+                "ORDER BY id DESC LIMIT 1", (target, plan_id)).fetchone()
+            if row:
+                return _held(row)
+            db.execute("UPDATE held_plans SET status = 'superseded', decided_at = ? WHERE target = ? AND status = 'pending'",
+                       (now, target))
+            cur = db.execute(
+                "INSERT INTO held_plans (target, plan_id, revision, created_at, reason, changes, status) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'pending')",
+                (target, plan_id, revision, now, reason, json.dumps(to_jsonable(changes))))
+            row = db.execute("SELECT * FROM held_plans WHERE id = ?", (cur.lastrowid,)).fetchone()
+            return _held(row)
+
+    def held_plans(self, target: str | None = None, statuses: tuple[str, ...] = ("pending", "approved")) -> list[HeldPlan]:
+        marks = ",".join("?" * len(statuses))
+        if target:
+            rows = self._query(f"SELECT * FROM held_plans WHERE target = ? AND status IN ({marks}) ORDER BY id",  # noqa: S608
+                               (target, *statuses))
+        else:
+            rows = self._query(f"SELECT * FROM held_plans WHERE status IN ({marks}) ORDER BY id", statuses)  # noqa: S608
+        return [_held(r) for r in rows]
+
+    def decide_plan(self, target: str, plan_id: str, status: str, by: str) -> HeldPlan | None:
+        with self._tx() as db:
+            row = db.execute("SELECT * FROM held_plans WHERE target = ? AND plan_id = ? AND status = 'pending' "
+                             "ORDER BY id DESC LIMIT 1", (target, plan_id)).fetchone()
+            if not row:
+                return None
+            db.execute("UPDATE held_plans SET status = ?, decided_by = ?, decided_at = ? WHERE id = ?",
+                       (status, by, time.time(), row["id"]))
+            return _held(db.execute("SELECT * FROM held_plans WHERE id = ?", (row["id"],)).fetchone())
+
+    def finish_plan(self, target: str, plan_id: str, status: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE held_plans SET status = ? WHERE target = ? AND plan_id = ? AND status IN ('pending', 'approved')",
+                       (status, target, plan_id))
+
+    def supersede_plans(self, target: str, keep: str | None = None) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE held_plans SET status = 'superseded', decided_at = ? WHERE target = ? "
+                       "AND status IN ('pending', 'approved') AND plan_id IS NOT ?", (time.time(), target, keep))
+
+    # ------------------------------------------------------------------ audit
+
+    def audit(self, action: str, *, target: str | None = None, kind: str | None = None, revision: Revision | None = None,
+              trigger: str | None = None, result: str | None = None, duration: float | None = None,
+              actor: str | None = None, details: dict[str, Any] | None = None, at: float | None = None) -> int:
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO audit (time, target, kind, revision, author, subject, trigger, action, result, duration, actor, details) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (at or time.time(), target, kind, revision.sha if revision else None,
+                 f"{revision.author} <{revision.author_email}>" if revision else None,
+                 revision.subject if revision else None, trigger, action, result, duration, actor,
+                 json.dumps(to_jsonable(details or {}))))
+            return int(cur.lastrowid or 0)
+
+    def audit_entries(self, since: float | None = None, until: float | None = None, target: str | None = None,
+                      actions: tuple[str, ...] | None = None, limit: int | None = None) -> list[AuditEntry]:
+        sql, args = "SELECT * FROM audit WHERE 1=1", []
+        if since is not None:
+            sql += " AND time >= ?"
+            args.append(since)
+        if until is not None:
+            sql += " AND time < ?"
+            args.append(until)
+        if target:
+            sql += " AND target = ?"
+            args.append(target)
+        if actions:
+            sql += f" AND action IN ({','.join('?' * len(actions))})"
+            args.extend(actions)
+        sql += " ORDER BY time, id"
+        if limit:
+            sql = f"SELECT * FROM ({sql.replace('ORDER BY time, id', 'ORDER BY time DESC, id DESC')} LIMIT {int(limit)}) ORDER BY time, id"
+        rows = self._query(sql, tuple(args))
+        return [AuditEntry(**{**dict(r), "details": json.loads(r["details"] or "{}")}) for r in rows]
+
+    # ------------------------------------------------------------------ wakeups (CLI -> running daemon)
+
+    def request_wakeup(self, target: str, reason: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO wakeups (target, reason, time) VALUES (?, ?, ?)", (target, reason, time.time()))
+
+    def take_wakeups(self) -> list[tuple[str, str]]:
+        with self._tx() as db:
+            rows = db.execute("SELECT id, target, reason FROM wakeups ORDER BY id").fetchall()
+            if rows:
+                db.execute("DELETE FROM wakeups WHERE id <= ?", (rows[-1]["id"],))
+        return [(r["target"], r["reason"]) for r in rows]
+
+    # ------------------------------------------------------------------ outputs of targets (for dependants)
+
+    def save_outputs(self, target: str, outputs: dict[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO outputs VALUES (?, ?, ?)", (target, json.dumps(to_jsonable(outputs)), time.time()))
+
+
+def _held(row: sqlite3.Row) -> HeldPlan:
+    data = dict(row)
+    data["changes"] = json.loads(data["changes"] or "[]")
+    return HeldPlan(**data)
