@@ -393,6 +393,13 @@ class TargetContext:
     trigger: Callable[[str], None]
     #: Outputs published by the targets this one depends on: ``{target_name: {output: value}}``.
     dependency_outputs: Callable[[], Mapping[str, Mapping[str, Any]]] = lambda: {}
+    #: The folder of setpoint.yaml: relative paths in settings resolve against it.
+    config_dir: Path = Path(".")
+
+    def resolve(self, path: str | Path) -> Path:
+        """An absolute path for a path from the settings (``~`` expanded, relative to ``config_dir``)."""
+        expanded = Path(os.path.expanduser(str(path)))
+        return expanded if expanded.is_absolute() else (self.config_dir / expanded).resolve()
 
 
 class TargetDriver(ABC):

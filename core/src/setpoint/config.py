@@ -127,22 +127,15 @@ class TargetConfig(BaseModel):
         return dict((self.model_extra or {}).get(self.kind) or {})
 
 
-class ServerConfig(Strict):
-    """The HTTP server inside ``setpoint run`` (webhooks, metrics, health, status API)."""
-
-    listen: str = "127.0.0.1:9464"
-    enabled: bool = False
-
-
 class Config(Strict):
     sources: dict[str, SourceConfig]
     targets: list[TargetConfig]
     secrets: dict[str, dict[str, Any]] = {}
     state: str = "sqlite:///.setpoint/state.db"
     defaults: Defaults = Defaults()
-    server: ServerConfig = ServerConfig()
     #: Where the file was read from; relative paths in it resolve against its folder.
     base_dir: Path = Path(".")
+    file: Path = Path("setpoint.yaml")
 
     @field_validator("sources")
     @classmethod
@@ -328,7 +321,7 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigProblems([Problem(str(config_path), 1, "", "the file must be a mapping with sources and targets")])
     index = _line_index(text)
     try:
-        return Config.model_validate({**raw, "base_dir": config_path.resolve().parent})
+        return Config.model_validate({**raw, "base_dir": config_path.resolve().parent, "file": config_path})
     except ValidationError as exc:
         raise ConfigProblems(_problems_from(exc, str(config_path), index)) from None
 

@@ -239,3 +239,16 @@ def register_known_values(values: Iterable[str]) -> None:
     (for example environment variables a plugin reads)."""
     for value in values:
         _registry.add(value)
+
+
+def wrap_like(value: Any, template: Any) -> Any:
+    """Wrap the leaves of ``value`` (e.g. a live object read from an API) in :class:`Secret`
+    wherever ``template`` (the desired object) holds a secret, so the two compare by value and
+    the live value is protected from then on."""
+    if isinstance(template, Secret):
+        return value if isinstance(value, Secret) else Secret(value)
+    if isinstance(template, Mapping) and isinstance(value, Mapping):
+        return {k: wrap_like(v, template[k]) if k in template else v for k, v in value.items()}
+    if isinstance(template, list) and isinstance(value, list) and len(template) == len(value):
+        return [wrap_like(v, t) for v, t in zip(value, template, strict=True)]
+    return value

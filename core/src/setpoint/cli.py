@@ -1,0 +1,553 @@
+"""The ``setpoint`` command line. Exit codes (docs/cli.md):
+
+0  success (for ``sync``: every named target ended Synced)
+1  a target failed, is out of sync, or a plan is held; ``secrets check`` found a bad file
+2  usage or configuration error
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from setpoint import __version__
+from setpoint.api import Outcome, SyncStatus
+from setpoint.config import ConfigProblems, load_config
+from setpoint.durations import format_duration, parse_duration
+from setpoint.errors import SetpointError
+from setpoint.logs import setup_logging
+from setpoint.secrets import safe_error, to_jsonable
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+# Not a terminal (a pipe, CI logs): wide enough that tables never truncate names.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+
+
+def _actor() -> str:
+    explicit = os.environ.get("SETPOINT_ACTOR")
+    if explicit:
+        return explicit
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(json.dumps(to_jsonable(data), indent=2, sort_keys=False))
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+class Context:
+    def __init__(self, config_path: str | None) -> None:
+        # -c may come before the command (setpoint -c F status) or after it (setpoint status -c F)
+        root = click.get_current_context(silent=True)
+        self.config_path = config_path or (root.find_root().params.get("config_path") if root else None)
+        self._engine: Any = None
+
+    def config(self) -> Any:
+        try:
+            return load_config(self.config_path)
+        except ConfigProblems as exc:
+            click.echo(f"{len(exc.problems)} problem(s) in the configuration:", err=True)
+            for problem in exc.problems:
+                click.echo(f"  {problem}", err=True)
+            sys.exit(EXIT_USAGE)
+        except SetpointError as exc:
+            _fail(str(exc))
+
+    def engine(self) -> Any:
+        if self._engine is None:
+            from setpoint.engine import Engine
+
+            try:
+                self._engine = Engine(self.config())
+            except SetpointError as exc:
+                _fail(safe_error(exc))
+        return self._engine
+
+    def store(self) -> Any:
+        from setpoint.state import StateStore
+
+        return StateStore(self.config().state_path)
+
+
+def common(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("-c", "--config", "config_path", envvar="SETPOINT_CONFIG", default=None,
+                      help="Configuration file (default ./setpoint.yaml, or $SETPOINT_CONFIG).")(fn)
+    return fn
+
+
+def output_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True,
+                        help="Output format.")(fn)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="setpoint")
+@click.option("--log-format", type=click.Choice(["plain", "json"]), default=None, envvar="SETPOINT_LOG_FORMAT",
+              help="Log lines as plain text or JSON (default: plain).")
+@click.option("--log-level", default=None, envvar="SETPOINT_LOG_LEVEL", help="DEBUG, INFO, WARNING or ERROR.")
+@click.option("-c", "--config", "config_path", envvar="SETPOINT_CONFIG", default=None,
+              help="Configuration file (default ./setpoint.yaml, or $SETPOINT_CONFIG).")
+def main(log_format: str | None, log_level: str | None, config_path: str | None) -> None:
+    """setpoint: Git is the desired state; setpoint makes the live state match and records every change."""
+    setup_logging(log_format or "plain", log_level or "INFO")
+
+
+# --------------------------------------------------------------------------- run / sync / diff
+
+
+@main.command()
+@common
+def run(config_path: str | None) -> None:
+    """Reconcile continuously until SIGTERM/SIGINT (finishes in-flight applies, then exits)."""
+    from setpoint.engine.scheduler import Scheduler
+
+    ctx = Context(config_path)
+    engine = ctx.engine()
+    scheduler = Scheduler(engine)
+
+    def stop(signum: int, _frame: Any) -> None:
+        logging.getLogger("setpoint").info("received %s, stopping", signal.Signals(signum).name)
+        scheduler.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    logging.getLogger("setpoint").info("setpoint %s running %d target(s) from %s", __version__, len(engine.runners),
+                                       engine.config.base_dir)
+    try:
+        scheduler.run()
+    finally:
+        engine.close()
+
+
+def _print_outcomes(outcomes: list[Outcome], output: str) -> None:
+    if output == "json":
+        _emit_json([_outcome_dict(o) for o in outcomes])
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("TARGET", "SYNC", "HEALTH", "REVISION", "ACTIONS", "MESSAGE"):
+        table.add_column(column)
+    for o in outcomes:
+        actions = ", ".join(f"{a['action']}" + (f" x{a['count']}" if "count" in a else "") for a in o.actions) or "-"
+        message = o.error or ""
+        if o.held_plan_id:
+            message = f"plan {o.held_plan_id} held: setpoint approve {o.target.name} {o.held_plan_id}"
+        table.add_row(o.target.name, _sync_style(o.sync.value), o.health.value,
+                      o.revision.short if o.revision else "-", actions, message)
+    console.print(table)
+
+
+def _outcome_dict(o: Outcome) -> dict[str, Any]:
+    return {
+        "target": o.target.name, "kind": o.target.kind, "sync": o.sync.value, "health": o.health.value,
+        "revision": o.revision.sha if o.revision else None, "trigger": o.trigger, "actions": list(o.actions),
+        "drift": [c.to_record() for c in o.drift], "error_stage": o.error_stage, "error": o.error,
+        "held_plan": o.held_plan_id, "paused": o.paused, "duration_seconds": round(o.duration_seconds, 4),
+    }
+
+
+def _sync_style(value: str) -> str:
+    return {"Synced": "[green]Synced[/]", "OutOfSync": "[yellow]OutOfSync[/]"}.get(value, value)
+
+
+@main.command()
+@common
+@click.argument("targets", nargs=-1)
+@click.option("--dry-run", is_flag=True, help="Compute and show the plan; apply nothing.")
+@output_option
+def sync(config_path: str | None, targets: tuple[str, ...], dry_run: bool, output: str) -> None:
+    """Reconcile TARGETS (default: all) once. Exit 0 only if every one ends Synced."""
+    engine = Context(config_path).engine()
+    try:
+        with console.status("reconciling...") if output == "table" and sys.stdout.isatty() else _null():
+            outcomes = engine.sync(targets or None, dry_run=dry_run)
+    except SetpointError as exc:
+        _fail(safe_error(exc))
+    finally:
+        engine.close()
+    _print_outcomes(outcomes, output)
+    ok = all(o.sync == SyncStatus.SYNCED and not o.failed for o in outcomes)
+    if dry_run:
+        ok = all(not o.failed for o in outcomes)
+    sys.exit(EXIT_OK if ok else EXIT_FAILED)
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *args: object) -> None:
+        return None
+
+
+@main.command()
+@common
+@click.argument("target")
+@output_option
+def diff(config_path: str | None, target: str, output: str) -> None:
+    """Show what a sync of TARGET would change (drift marked). Exit 1 if anything differs."""
+    engine = Context(config_path).engine()
+    try:
+        outcome = engine.reconcile(target, trigger="diff", dry_run=True)
+    except SetpointError as exc:
+        _fail(safe_error(exc))
+    finally:
+        engine.close()
+    if outcome.failed:
+        _fail(f"{outcome.error_stage}: {outcome.error}", EXIT_FAILED)
+    plan = engine.runners[target].last_plan
+    changes = plan.to_record() if plan is not None else []
+    if output == "json":
+        _emit_json({"target": target, "revision": outcome.revision.sha if outcome.revision else None, "changes": changes})
+    else:
+        if not changes:
+            console.print(f"{target}: no differences at {outcome.revision.short if outcome.revision else '-'}")
+        for change in changes:
+            tag = " (drift)" if change["drift"] else ""
+            console.print(f"[bold]{change['action']}[/] {change['key']}{tag}")
+            for line in _field_lines(change["fields"]):
+                console.print("    " + line, markup=False)
+    sys.exit(EXIT_FAILED if changes else EXIT_OK)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict) and set(value) == {"secret"}:
+        return f"<secret {value['secret']}>"
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+# --------------------------------------------------------------------------- status / history / audit
+
+
+@main.command()
+@common
+@output_option
+def status(config_path: str | None, output: str) -> None:
+    """Sync and health of every target, with revision, last error, pause and held plans."""
+    ctx = Context(config_path)
+    config = ctx.config()
+    store = ctx.store()
+    states = store.all_status()
+    rows = []
+    for target in config.targets:
+        st = states.get(target.name, {})
+        pause = store.get_pause(target.name)
+        held = store.held_plans(target.name, ("pending",))
+        rows.append({
+            "target": target.name, "kind": target.kind, "sync": st.get("sync", "Unknown"),
+            "health": st.get("health", "Unknown"), "revision": st.get("revision"),
+            "applied_revision": st.get("applied_revision"), "last_run": st.get("last_run"),
+            "last_error": st.get("last_error"), "error_stage": st.get("error_stage"), "message": st.get("message"),
+            "drift": st.get("drift", []),
+            "paused": {"reason": pause.reason, "by": pause.paused_by, "since": pause.paused_at, "until": pause.until}
+            if pause and not pause.expired() else None,
+            "held_plans": [{"plan_id": h.plan_id, "reason": h.reason, "created_at": h.created_at} for h in held],
+        })
+    if output == "json":
+        _emit_json(rows)
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("TARGET", "KIND", "SYNC", "HEALTH", "REVISION", "LAST RUN", "NOTE"):
+        table.add_column(column)
+    for r in rows:
+        note = ""
+        if r["last_error"]:
+            note = f"[red]{r['error_stage']}: {r['last_error']}[/]"
+        elif r["paused"]:
+            p = r["paused"]
+            until = f" until {_when(p['until'])}" if p["until"] else ""
+            note = f"paused by {p['by']}{until}: {p['reason']}"
+        elif r["held_plans"]:
+            note = f"plan {r['held_plans'][-1]['plan_id']} held: {r['held_plans'][-1]['reason']}"
+        elif r["message"]:
+            note = r["message"]
+        table.add_row(r["target"], r["kind"], _sync_style(r["sync"]), r["health"], (r["revision"] or "-")[:12],
+                      _when(r["last_run"]) if r["last_run"] else "never", note)
+    console.print(table)
+
+
+def _when(stamp: float | None) -> str:
+    return datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M:%S") if stamp else "-"
+
+
+def _parse_time(text: str) -> float:
+    """Local time ("2026-11-19 14:00", ISO 8601 with zone), or a duration meaning that long ago ("2h")."""
+    text = text.strip()
+    if text == "now":
+        return time.time()
+    try:
+        return time.time() - parse_duration(text.removesuffix(" ago").removesuffix("ago"))
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: use a time like '2026-11-19 14:00' (local), ISO 8601, or '2h' for 2 hours ago") from None
+    return moment.timestamp()  # naive = local time
+
+
+AUDIT_ACTIONS = ("apply", "revert-drift", "drift-detected", "drift-resolved", "held", "approve", "pause", "resume",
+                 "error", "recovered", "force-push", "api")
+
+
+@main.command()
+@common
+@click.option("--since", help="Start of the window: '2026-11-19 14:00' (local time), ISO 8601, or '3h' (ago).")
+@click.option("--until", help="End of the window (exclusive); default now.")
+@click.option("--target", "target", help="Only this target.")
+@click.option("--action", "actions", multiple=True, type=click.Choice(AUDIT_ACTIONS), help="Only these actions.")
+@output_option
+def audit(config_path: str | None, since: str | None, until: str | None, target: str | None,
+          actions: tuple[str, ...], output: str) -> None:
+    """What changed, who changed it in Git, and every drift seen, in a time window."""
+    store = Context(config_path).store()
+    entries = store.audit_entries(_parse_time(since) if since else None, _parse_time(until) if until else None,
+                                  target, actions or None)
+    if output == "json":
+        _emit_json([{**e.to_dict(), "time_iso": datetime.fromtimestamp(e.time).astimezone().isoformat()} for e in entries])
+        return
+    if not entries:
+        console.print("no audit entries in this window")
+        return
+    for e in entries:
+        head = f"[bold]{_when(e.time)}[/] {e.target or '-'} [cyan]{e.action}[/]"
+        if e.result and e.result != "ok":
+            head += f" [red]{e.result}[/]"
+        if e.revision:
+            head += f" at {e.revision[:12]} by {e.author}: {e.subject}"
+        if e.actor:
+            head += f" (by {e.actor})"
+        if e.trigger:
+            head += f" [dim]trigger={e.trigger}[/]"
+        console.print(head)
+        for line in _audit_lines(e.details):
+            console.print("    " + line, markup=False)
+
+
+def _audit_lines(details: dict[str, Any]) -> list[str]:
+    lines = []
+    for key in ("reason", "error", "how", "plan_id", "note", "stage"):
+        if details.get(key):
+            lines.append(f"{key}: {details[key]}")
+    changes = details.get("changes") or ([details["change"]] if "change" in details else [])
+    for change in changes:
+        tag = " (drift)" if change.get("drift") else ""
+        lines.append(f"{change['action']} {change['key']}{tag}")
+        lines.extend("    " + line for line in _field_lines(change.get("fields", [])[:50]))
+    return lines
+
+
+def _field_lines(fields: list[dict[str, Any]]) -> list[str]:
+    """One line per changed field; multi-line text as a unified diff."""
+    import difflib
+
+    lines = []
+    for f in fields:
+        before, after = f["before"], f["after"]
+        if isinstance(before, str) and isinstance(after, str) and ("\n" in before or "\n" in after):
+            lines.append(f"{f['path']}:")
+            diff = difflib.unified_diff(before.splitlines(), after.splitlines(), "live", "git", lineterm="", n=1)
+            lines.extend("  " + d for d in list(diff)[2:])
+        else:
+            lines.append(f"{f['path']}: {_show(before)} -> {_show(after)}")
+    return lines
+
+
+@main.command()
+@common
+@click.argument("target")
+@click.option("--limit", default=20, show_default=True)
+@output_option
+def history(config_path: str | None, target: str, limit: int, output: str) -> None:
+    """Revisions applied to TARGET, newest first."""
+    store = Context(config_path).store()
+    entries = [e for e in store.audit_entries(target=target, actions=("apply",)) if e.result == "ok"]
+    entries = list(reversed(entries))[:limit]
+    if output == "json":
+        _emit_json([{"time": e.time, "revision": e.revision, "author": e.author, "subject": e.subject,
+                     "trigger": e.trigger, "changes": len(e.details.get("changes", []))} for e in entries])
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("APPLIED", "REVISION", "AUTHOR", "SUBJECT", "CHANGES"):
+        table.add_column(column)
+    for e in entries:
+        table.add_row(_when(e.time), (e.revision or "-")[:12], e.author or "-", e.subject or "-",
+                      str(len(e.details.get("changes", []))))
+    console.print(table)
+
+
+# --------------------------------------------------------------------------- operator actions
+
+
+@main.command()
+@common
+@click.argument("target")
+@click.option("--reason", required=True, help="Why (recorded in status and the audit log).")
+@click.option("--for", "duration", help="Resume by itself after this long (e.g. 2h).")
+@click.option("--by", default=None, help="Who pauses (default $SETPOINT_ACTOR or user@host).")
+def pause(config_path: str | None, target: str, reason: str, duration: str | None, by: str | None) -> None:
+    """Stop applying to TARGET (drift is still detected and recorded)."""
+    engine = Context(config_path).engine()
+    try:
+        seconds = parse_duration(duration) if duration else None
+        p = engine.pause(target, reason, by or _actor(), seconds)
+    except (SetpointError, ValueError) as exc:
+        _fail(safe_error(exc))
+    finally:
+        engine.close()
+    until = f" until {_when(p.until)} ({format_duration(p.until - time.time())})" if p.until else " until resumed"
+    click.echo(f"{target} paused by {p.paused_by}{until}: {p.reason}")
+
+
+@main.command()
+@common
+@click.argument("target")
+@click.option("--by", default=None, help="Who resumes (default $SETPOINT_ACTOR or user@host).")
+def resume(config_path: str | None, target: str, by: str | None) -> None:
+    """Resume applying to TARGET."""
+    engine = Context(config_path).engine()
+    try:
+        p = engine.resume(target, by or _actor())
+    except SetpointError as exc:
+        _fail(safe_error(exc))
+    finally:
+        engine.close()
+    click.echo(f"{target} resumed" if p else f"{target} was not paused")
+
+
+@main.command()
+@common
+@click.argument("target")
+@click.argument("plan_id")
+@click.option("--by", default=None, help="Who approves (default $SETPOINT_ACTOR or user@host).")
+@click.option("--now", "apply_now", is_flag=True, help="Reconcile TARGET right away in this process.")
+def approve(config_path: str | None, target: str, plan_id: str, by: str | None, apply_now: bool) -> None:
+    """Approve a held plan; it is applied at the next reconcile if Git and live state still give that plan."""
+    engine = Context(config_path).engine()
+    try:
+        engine.approve(target, plan_id, by or _actor())
+        click.echo(f"plan {plan_id} of {target} approved")
+        if apply_now:
+            outcome = engine.reconcile(target, trigger="approve")
+            _print_outcomes([outcome], "table")
+            if outcome.failed or outcome.sync != SyncStatus.SYNCED:
+                sys.exit(EXIT_FAILED)
+    except SetpointError as exc:
+        _fail(safe_error(exc), EXIT_FAILED)
+    finally:
+        engine.close()
+
+
+# --------------------------------------------------------------------------- plugins / validate / secrets / demo
+
+
+@main.command()
+@output_option
+def plugins(output: str) -> None:
+    """Installed plugins: distribution, version, kinds, decryptors, hooks and load errors."""
+    from setpoint.plugins import get_plugin_manager
+
+    registry = get_plugin_manager()
+    records = [p.to_dict() for p in registry.plugins]
+    if output == "json":
+        _emit_json(records)
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("PLUGIN", "DISTRIBUTION", "VERSION", "PROVIDES", "HOOKS", "STATUS"):
+        table.add_column(column)
+    for p in records:
+        provides = ", ".join([f"kind:{k}" for k in p["kinds"]] + [f"decryptor:{d}" for d in p["decryptors"]]) or "-"
+        state = f"[red]failed: {p['error']}[/]" if p["error"] else ("built-in" if p["builtin"] else "loaded")
+        table.add_row(p["name"], p["distribution"], p["version"], provides, ", ".join(p["hooks"]) or "-", state)
+    console.print(table)
+    if any(p["error"] for p in records):
+        sys.exit(EXIT_FAILED)
+
+
+@main.command()
+@common
+def validate(config_path: str | None) -> None:
+    """Check the configuration, kind blocks included; report every problem at once."""
+    from setpoint.validation import validate_all
+
+    problems = validate_all(config_path)
+    if problems:
+        click.echo(f"{len(problems)} problem(s) in the configuration:", err=True)
+        for problem in problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(EXIT_USAGE)
+    click.echo("configuration is valid")
+
+
+@main.group()
+def secrets() -> None:
+    """Encrypted files in the repository."""
+
+
+@secrets.command("check")
+@common
+@click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
+@output_option
+def secrets_check(config_path: str | None, path: Path | None, output: str) -> None:
+    """Verify that every encrypted file under PATH decrypts with the configured keys (values never shown)."""
+    from setpoint.secret_check import check_path
+
+    config = None
+    if config_path or os.path.exists("setpoint.yaml") or os.environ.get("SETPOINT_CONFIG"):
+        config = Context(config_path).config()
+    results = check_path(path or Path("."), config)
+    if output == "json":
+        _emit_json([r.__dict__ for r in results])
+    else:
+        for r in results:
+            mark = "[green]ok[/]" if r.ok else "[red]FAILED[/]"
+            keys = f" keys: {', '.join(r.keys_used)}" if r.keys_used else ""
+            console.print(f"{mark} {r.path} ({r.decryptor}){keys}" + (f": {r.reason}" if r.reason else ""))
+        if not results:
+            console.print("no encrypted files found")
+    sys.exit(EXIT_FAILED if any(not r.ok for r in results) else EXIT_OK)
+
+
+@main.command()
+@click.argument("directory", default="setpoint-demo", type=click.Path(path_type=Path))
+@click.option("--once", is_flag=True, help="Reconcile once and exit instead of running continuously.")
+def demo(directory: Path, once: bool) -> None:
+    """Create (if needed) a demo Git repo + setpoint.yaml in DIRECTORY with a `files` target, and run it."""
+    from setpoint.demo import create_demo
+
+    config_path = create_demo(directory)
+    click.echo(f"demo ready in {directory}/: repository {directory}/repo, config {config_path}")
+    click.echo(f"  live files are written to {directory}/live; edit one by hand and watch it revert")
+    click.echo(f"  commit to {directory}/repo to deploy; 'setpoint -c {config_path} audit' shows what happened")
+    ctx = click.get_current_context()
+    if once:
+        ctx.invoke(sync, config_path=str(config_path), targets=(), dry_run=False, output="table")
+    else:
+        ctx.invoke(run, config_path=str(config_path))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

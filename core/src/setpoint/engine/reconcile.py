@@ -1,0 +1,449 @@
+"""One reconcile of one target: resolve revision, render, decrypt, observe, diff, review, apply,
+check health, record. Every safety rule of the core lives here:
+
+* fail closed: an error in source, decrypt or render applies and prunes nothing;
+* drift attribution: a change to an object whose desired state Git did not change is drift;
+* self-heal policy: revert now, after a grace period, or report only; paused targets never apply;
+* prune safety: only objects setpoint applied are pruned, never on an empty render unless allowed,
+  and deletions over the budget are held for approval;
+* audit: every apply, revert, hold and newly seen drift is recorded with revision and diff.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from setpoint.api import (
+    Action,
+    Desired,
+    Health,
+    HealthStatus,
+    Live,
+    Outcome,
+    Plan,
+    ResourceChange,
+    Revision,
+    SourceTree,
+    SyncStatus,
+)
+from setpoint.config import Grace
+from setpoint.engine.decrypt import decrypt_tree
+from setpoint.engine.runner import RenderCache
+from setpoint.errors import RenderError, SetpointError
+from setpoint.secrets import safe_error
+from setpoint.state import DriftRecord, InventoryItem
+
+if TYPE_CHECKING:
+    from setpoint.engine.engine import Engine
+    from setpoint.engine.runner import TargetRunner
+
+#: How soon to look again at a target whose rollout is still progressing.
+PROGRESS_RECHECK = 2.0
+
+
+class StageError(Exception):
+    def __init__(self, stage: str, error: BaseException) -> None:
+        super().__init__(f"{stage}: {safe_error(error)}")
+        self.stage = stage
+        self.error = error
+
+
+@dataclass
+class Run:
+    """Mutable state of one reconcile, turned into an :class:`Outcome` at the end."""
+
+    trigger: str
+    dry_run: bool
+    started: float = field(default_factory=time.monotonic)
+    revision: Revision | None = None
+    head: str | None = None
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    drift: list[ResourceChange] = field(default_factory=list)
+    plan: Plan | None = None
+    held_plan_id: str | None = None
+    message: str = ""
+    paused: bool = False
+    sync: SyncStatus = SyncStatus.UNKNOWN
+    health: Health = field(default_factory=lambda: Health(HealthStatus.UNKNOWN))
+
+
+def _stage(name: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(*args, **kwargs)
+    except StageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every stage failure is reported, never crashes the loop
+        raise StageError(name, exc) from exc
+
+
+class Reconciler:
+    def __init__(self, engine: Engine, runner: TargetRunner) -> None:
+        self.engine = engine
+        self.store = engine.store
+        self.runner = runner
+        self.name = runner.name
+        self.log = runner.logger
+
+    # ------------------------------------------------------------------ entry point
+
+    def run(self, trigger: str, dry_run: bool = False) -> Outcome:
+        run = Run(trigger, dry_run)
+        previous = self.store.status(self.name) or {}
+        try:
+            self._reconcile(run, previous)
+        except StageError as exc:
+            self.runner.last_plan = run.plan
+            return self._failed(run, previous, exc.stage, exc.error)
+        self.runner.last_plan = run.plan
+        return self._finished(run, previous)
+
+    # ------------------------------------------------------------------ the stages
+
+    def _reconcile(self, run: Run, previous: dict[str, Any]) -> None:
+        runner, store = self.runner, self.store
+        if runner.driver is None:
+            raise StageError("plugin", SetpointError(runner.driver_error or "no driver"))
+        driver = runner.driver
+        pause = store.get_pause(self.name)
+        if pause and pause.expired():
+            store.resume(self.name)
+            if not run.dry_run:
+                store.audit("resume", target=self.name, kind=runner.target.kind, actor="setpoint (pause expired)",
+                            details={"reason": pause.reason, "paused_by": pause.paused_by})
+                self.engine.emit("resumed", runner.info, {"reason": "pause expired", "paused_by": pause.paused_by})
+            pause = None
+        run.paused = pause is not None
+        if pause and pause.until:
+            runner.wake_at = pause.until
+
+        # 1. source: which revision does this target want?
+        source = self.engine.sources[runner.target.source]
+        head = _stage("source", self.engine.current_head, source.name)
+        run.head = head
+        paths = [runner.target.path, *runner.watched_paths]
+        rev_sha = _stage("source", source.last_change, head, paths) or head
+        run.revision = _stage("source", source.revision, rev_sha)
+
+        # dependencies: wait until each is Synced and Healthy at the same source head
+        waiting = self.engine.unmet_dependencies(runner, head)
+        if waiting and not run.dry_run:
+            run.sync = SyncStatus(previous.get("sync", SyncStatus.UNKNOWN))
+            run.health = Health(HealthStatus.PROGRESSING, f"waiting for {', '.join(waiting)}")
+            run.message = f"waiting for dependencies: {', '.join(waiting)}"
+            runner.wake_at = time.time() + PROGRESS_RECHECK * 2
+            return
+
+        # 2+3. decrypt and render, cached while the target's files are unchanged
+        cache = runner.render_cache
+        if cache is not None and cache.revision == rev_sha:
+            desired = cache.desired
+        else:
+            checkout = _stage("source", source.checkout, rev_sha)
+            root = checkout / runner.target.path
+            if not root.is_dir():
+                raise StageError("render", RenderError(
+                    f"path {runner.target.path!r} does not exist at revision {rev_sha[:12]}"))
+            decrypted = _stage("decrypt", decrypt_tree, root, self.engine.decryptors)
+            tree = SourceTree(root, checkout, run.revision, decrypted)
+            desired = _stage("render", driver.render, tree)
+            runner.watched_paths = list(_stage("render", driver.watched_paths, tree))
+            runner.render_cache = RenderCache(rev_sha, desired)
+
+        # 4. observe and 5. diff
+        inventory = store.inventory(self.name)
+        live: Live = _stage("observe", driver.observe, desired, list(inventory))
+        plan: Plan = _stage("diff", driver.diff, desired, live)
+        plan, orphans = self._scope(plan, inventory)
+        self._attribute_drift(plan, desired, inventory)
+        run.plan = plan
+
+        # empty-render guard: never prune a whole target because a render came out empty
+        if not desired.resources and inventory and not self.runner.allow_empty:
+            raise StageError("review", RenderError(
+                f"the render at {rev_sha[:12]} produced no resources while setpoint manages {len(inventory)}; "
+                "refusing to apply or prune anything (set allow_empty: true if the target should really be empty)"))
+
+        drift = [c for c in plan.changes if c.drift]
+        run.drift = drift
+        revert, pending_grace = self._drift_policy(run, drift, live)
+        deploy = [c for c in plan.changes if not c.drift]
+        to_apply = deploy + revert
+        if run.dry_run:
+            run.sync = SyncStatus.SYNCED if plan.empty else SyncStatus.OUT_OF_SYNC
+            run.health = driver.health(desired, live)
+            return
+
+        applied_any = False
+        if to_apply and not run.paused:
+            apply_plan = plan if len(to_apply) == len(plan.changes) else Plan(to_apply, dict(plan.extra))
+            if self._review(run, apply_plan, inventory, only_drift=not deploy):
+                applied_any = self._apply(run, apply_plan, desired, inventory, revert)
+        elif not plan.changes and store.held_plans(self.name):
+            store.supersede_plans(self.name)  # Git or live state moved: a held plan no longer applies
+
+        # 6. health and final sync state
+        if applied_any:
+            live = _stage("observe", driver.observe, desired, list(store.inventory(self.name)))
+            after, _ = self._scope(_stage("diff", driver.diff, desired, live), store.inventory(self.name))
+            remaining = after.changes
+        else:
+            remaining = plan.changes
+        run.sync = SyncStatus.SYNCED if not remaining else SyncStatus.OUT_OF_SYNC
+        run.health = _stage("health", driver.health, desired, live)
+        if run.health.status == HealthStatus.PROGRESSING:
+            runner_wake = time.time() + PROGRESS_RECHECK
+            self.runner.wake_at = min(self.runner.wake_at or runner_wake, runner_wake)
+        if run.sync == SyncStatus.SYNCED and not run.paused:
+            # everything desired is live and equal: it is managed from now on
+            self._adopt(desired, inventory, run.revision)
+            outputs = driver.outputs()
+            if outputs or self.engine.outputs.get(self.name):
+                self.engine.outputs[self.name] = dict(outputs)
+                store.save_outputs(self.name, dict(outputs))
+        notes = []
+        if orphans:
+            notes.append(f"{len(orphans)} object(s) removed from Git are kept because prune is off")
+        if pending_grace:
+            notes.append(f"{len(pending_grace)} drifted object(s) within their grace period")
+        if run.paused and pause is not None:
+            until = f" until {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(pause.until))}" if pause.until else ""
+            notes.append(f"paused by {pause.paused_by}{until}: {pause.reason}")
+        run.message = "; ".join(notes) or run.message
+
+    # ------------------------------------------------------------------ helpers
+
+    def _scope(self, plan: Plan, inventory: dict[str, InventoryItem]) -> tuple[Plan, list[str]]:
+        """Drop deletions of objects setpoint never applied, and all deletions when prune is off."""
+        kept, orphans = [], []
+        for change in plan.changes:
+            if change.action == Action.DELETE:
+                if change.key not in inventory:
+                    continue
+                if not self.runner.prune:
+                    orphans.append(change.key)
+                    continue
+            kept.append(change)
+        return Plan(kept, plan.extra, plan.fixed_id if len(kept) == len(plan.changes) else None), orphans
+
+    def _attribute_drift(self, plan: Plan, desired: Desired, inventory: dict[str, InventoryItem]) -> None:
+        """A change is drift when the object's desired state is what setpoint last applied."""
+        for change in plan.changes:
+            if change.drift or change.action == Action.DELETE:
+                continue
+            item = inventory.get(change.key)
+            want = desired.resources.get(change.key)
+            if item is not None and want is not None and item.digest == want.digest():
+                change.drift = True
+
+    def _drift_policy(self, run: Run, drift: list[ResourceChange], live: Live) -> tuple[list[ResourceChange], list[str]]:
+        """Record drift (newly seen drift is audited) and pick what to revert now."""
+        store, now = self.store, time.time()
+        known = store.drift(self.name)
+        records, seen_keys = [], set()
+        for change in drift:
+            seen_keys.add(change.key)
+            have = live.resources.get(change.key)
+            live_digest = have.digest() if have is not None else "absent"
+            record = known.get(change.key)
+            if record is None or record.live_digest != live_digest:
+                first_seen = record.first_seen if record else now
+                details = {"change": change.to_record()}
+                records.append(DriftRecord(change.key, first_seen, live_digest, details))
+                if not run.dry_run:
+                    store.audit("drift-detected", target=self.name, kind=self.runner.target.kind, revision=run.revision,
+                                trigger=run.trigger, details={"changes": [change.to_record()],
+                                                              "policy": self._policy_name(run)})
+                    run.actions.append({"action": "drift-detected", "key": change.key})
+        cleared = [key for key in known if key not in seen_keys]
+        if not run.dry_run:
+            if records or cleared:
+                store.set_drift(self.name, records, cleared)
+            for key in cleared:
+                store.audit("drift-resolved", target=self.name, kind=self.runner.target.kind, revision=run.revision,
+                            trigger=run.trigger, details={"key": key, "how": "live state matches Git again"})
+        if run.paused or not drift:
+            return [], []
+        policy = self.runner.self_heal
+        if policy is True:
+            return drift, []
+        if isinstance(policy, Grace):
+            first = {k: r.first_seen for k, r in known.items()} | {r.key: r.first_seen for r in records}
+            due = [c for c in drift if now - first.get(c.key, now) >= policy.grace]
+            pending = [c.key for c in drift if c not in due]
+            if pending:
+                expiry = min(first.get(k, now) + policy.grace for k in pending)
+                self.runner.wake_at = min(self.runner.wake_at or expiry, expiry)
+            return due, pending
+        return [], []
+
+    def _policy_name(self, run: Run) -> str:
+        if run.paused:
+            return "paused: report only"
+        policy = self.runner.self_heal
+        if policy is True:
+            return "self-heal: revert"
+        if isinstance(policy, Grace):
+            return f"self-heal after grace {policy.grace:g}s"
+        return "report only"
+
+    def _review(self, run: Run, plan: Plan, inventory: dict[str, InventoryItem], only_drift: bool) -> bool:
+        """Core safety checks, then plugins' review hook. False: the plan is held."""
+        cfg = self.engine.config
+        budget = cfg.effective(self.runner.target, "deletion_budget")
+        hold_all = cfg.effective(self.runner.target, "hold_deletions")
+        deletions = plan.deletions
+        reason = None
+        if deletions and hold_all:
+            reason = f"the plan deletes {len(deletions)} object(s) and this target holds every deletion for approval"
+        elif deletions and (len(deletions) > budget.max_count
+                            or (inventory and 100.0 * len(deletions) / len(inventory) > budget.max_percent)):
+            reason = (f"the plan deletes {len(deletions)} of {len(inventory)} managed object(s), over the deletion budget "
+                      f"(at most {budget.max_count} and {budget.max_percent:g}%)")
+        if reason is None:
+            denial = self.engine.registry.hook.setpoint_review_plan(target=self.runner.info, plan=plan, drift=only_drift)
+            if denial is not None:
+                reason = f"denied by {denial.plugin or 'a review plugin'}: {denial.reason}"
+        if reason is None:
+            if self.store.held_plans(self.name, ("pending",)):
+                self.store.supersede_plans(self.name)
+            return True
+        approved = [h for h in self.store.held_plans(self.name, ("approved",)) if h.plan_id == plan.id]
+        if approved:
+            run.actions.append({"action": "approved-plan", "plan_id": plan.id, "approved_by": approved[0].decided_by})
+            return True
+        already = {h.plan_id for h in self.store.held_plans(self.name, ("pending",))}
+        held = self.store.hold_plan(self.name, plan.id, run.revision.sha if run.revision else "", reason, plan.to_record())
+        run.held_plan_id = held.plan_id
+        run.message = f"plan {held.plan_id} held for approval: {reason}. Approve with: setpoint approve {self.name} {held.plan_id}"
+        if held.plan_id not in already:
+            self.store.audit("held", target=self.name, kind=self.runner.target.kind, revision=run.revision,
+                             trigger=run.trigger, details={"plan_id": held.plan_id, "reason": reason,
+                                                           "changes": plan.to_record()})
+            run.actions.append({"action": "held", "plan_id": held.plan_id, "reason": reason})
+        return False
+
+    def _apply(self, run: Run, plan: Plan, desired: Desired, inventory: dict[str, InventoryItem],
+               revert: list[ResourceChange]) -> bool:
+        driver = self.runner.driver
+        assert driver is not None
+        started = time.monotonic()
+        try:
+            result = driver.apply(plan, desired)
+        except Exception as exc:  # noqa: BLE001
+            self._record_apply(run, plan, [], {c.key: safe_error(exc) for c in plan.changes}, time.monotonic() - started)
+            raise StageError("apply", exc) from exc
+        applied = set(result.applied) if result.applied or result.failed else {c.key for c in plan.changes}
+        now = time.time()
+        upserts, deletes = [], []
+        for change in plan.changes:
+            if change.key not in applied:
+                continue
+            if change.action == Action.DELETE:
+                deletes.append(change.key)
+            else:
+                want = desired.resources[change.key]
+                upserts.append(InventoryItem(change.key, want.kind, want.name, want.namespace, want.digest(),
+                                             run.revision.sha if run.revision else "", now))
+        self.store.update_inventory(self.name, upserts, deletes)
+        reverted = [c.key for c in revert if c.key in applied]
+        if reverted:
+            self.store.set_drift(self.name, [], reverted)
+        if plan.id and any(a.get("action") == "approved-plan" for a in run.actions):
+            self.store.finish_plan(self.name, plan.id, "applied" if result.ok else "failed")
+        self._record_apply(run, plan, sorted(applied), result.failed, time.monotonic() - started)
+        if result.failed:
+            raise StageError("apply", SetpointError(
+                "; ".join(f"{k}: {v}" for k, v in sorted(result.failed.items()))))
+        return True
+
+    def _record_apply(self, run: Run, plan: Plan, applied: list[str], failed: dict[str, str], duration: float) -> None:
+        deploy = [c.to_record() for c in plan.changes if not c.drift]
+        reverts = [c.to_record() for c in plan.changes if c.drift]
+        result = "failed" if failed else "ok"
+        common = {"target": self.name, "kind": self.runner.target.kind, "revision": run.revision, "trigger": run.trigger,
+                  "duration": duration, "result": result}
+        if deploy:
+            self.store.audit("apply", details={"changes": deploy, "failed": failed, "plan_id": plan.id}, **common)
+            run.actions.append({"action": "apply", "count": len(deploy), "result": result})
+        if reverts:
+            self.store.audit("revert-drift", details={"changes": reverts, "failed": failed, "plan_id": plan.id}, **common)
+            run.actions.append({"action": "revert-drift", "count": len(reverts), "result": result})
+
+    def _adopt(self, desired: Desired, inventory: dict[str, InventoryItem], revision: Revision | None) -> None:
+        upserts = []
+        now = time.time()
+        for key, want in desired.resources.items():
+            item = inventory.get(key)
+            digest = want.digest()
+            if item is None or item.digest != digest:
+                upserts.append(InventoryItem(key, want.kind, want.name, want.namespace, digest,
+                                             revision.sha if revision else "", now))
+        if upserts:
+            self.store.update_inventory(self.name, upserts, [])
+
+    # ------------------------------------------------------------------ results
+
+    def _outcome(self, run: Run, error_stage: str | None = None, error: str | None = None) -> Outcome:
+        return Outcome(
+            target=self.runner.info, trigger=run.trigger, revision=run.revision, sync=run.sync,
+            health=run.health.status, actions=tuple(run.actions), drift=tuple(run.drift), error_stage=error_stage,
+            error=error, held_plan_id=run.held_plan_id, duration_seconds=time.monotonic() - run.started,
+            paused=run.paused,
+        )
+
+    def _finished(self, run: Run, previous: dict[str, Any]) -> Outcome:
+        outcome = self._outcome(run)
+        if not run.dry_run:
+            self.runner.consecutive_failures = 0
+            if previous.get("last_error"):
+                self.store.audit("recovered", target=self.name, kind=self.runner.target.kind, revision=run.revision,
+                                 trigger=run.trigger, details={"previous_error": previous.get("last_error")})
+            self._save(run, outcome, previous, None, None)
+        return outcome
+
+    def _failed(self, run: Run, previous: dict[str, Any], stage: str, error: BaseException) -> Outcome:
+        message = safe_error(error)
+        self.runner.consecutive_failures += 1
+        run.sync = SyncStatus(previous.get("sync", SyncStatus.UNKNOWN.value)) if stage != "plugin" else SyncStatus.UNKNOWN
+        run.health = Health(HealthStatus(previous.get("health", HealthStatus.UNKNOWN.value))
+                            if stage not in ("plugin", "apply") else HealthStatus.DEGRADED, message)
+        outcome = self._outcome(run, stage, message)
+        if not run.dry_run:
+            if previous.get("last_error") != message:
+                self.store.audit("error", target=self.name, kind=self.runner.target.kind, revision=run.revision,
+                                 trigger=run.trigger, result="failed", details={"stage": stage, "error": message})
+            self._save(run, outcome, previous, stage, message)
+        self.log.warning("reconcile failed at %s: %s", stage, message)
+        return outcome
+
+    def _save(self, run: Run, outcome: Outcome, previous: dict[str, Any], stage: str | None, error: str | None) -> None:
+        pause = self.store.get_pause(self.name)
+        synced = outcome.sync == SyncStatus.SYNCED and error is None
+        data = {
+            "target": self.name,
+            "kind": self.runner.target.kind,
+            "sync": outcome.sync.value,
+            "health": outcome.health.value,
+            "health_message": run.health.message,
+            "message": run.message,
+            "head": run.head or previous.get("head"),
+            "revision": run.revision.sha if run.revision else previous.get("revision"),
+            "revision_author": run.revision.author if run.revision else previous.get("revision_author"),
+            "revision_subject": run.revision.subject if run.revision else previous.get("revision_subject"),
+            "applied_revision": (run.revision.sha if synced and run.revision else previous.get("applied_revision")),
+            "applied_head": (run.head if synced else previous.get("applied_head")),
+            "last_error": error,
+            "error_stage": stage,
+            "consecutive_failures": self.runner.consecutive_failures,
+            "drift": [c.key for c in run.drift],
+            "held_plan": run.held_plan_id,
+            "paused": ({"reason": pause.reason, "by": pause.paused_by, "since": pause.paused_at, "until": pause.until}
+                       if pause else None),
+            "last_run": time.time(),
+            "last_trigger": run.trigger,
+            "duration": outcome.duration_seconds,
+        }
+        self.store.save_status(self.name, self.runner.target.kind, data)
+

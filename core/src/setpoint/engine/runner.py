@@ -1,0 +1,104 @@
+"""One configured target at run time: its driver, its render cache and its run lock."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from setpoint.api import Desired, Outcome, Plan, TargetContext, TargetDriver, TargetInfo, TargetSpec
+from setpoint.config import Config, Grace, TargetConfig
+from setpoint.errors import SetpointError
+
+
+@dataclass
+class RenderCache:
+    """The desired state rendered for one revision; reused while the target's files are unchanged."""
+
+    revision: str
+    desired: Desired
+
+
+class TargetRunner:
+    """Holds what persists between reconciles of one target inside one process."""
+
+    def __init__(self, config: Config, target: TargetConfig) -> None:
+        self.config = config
+        self.target = target
+        self.name = target.name
+        self.driver: TargetDriver | None = None
+        self.driver_error: str | None = None
+        self.render_cache: RenderCache | None = None
+        self.watched_paths: list[str] = []
+        self.last_outcome: Outcome | None = None
+        self.last_plan: Plan | None = None
+        #: A time (epoch) at which the target must run again regardless of its interval
+        #: (a grace period or a pause expiring, a rollout to re-check).
+        self.wake_at: float | None = None
+        self.consecutive_failures = 0
+        self._thread_lock = threading.Lock()
+        self.info = TargetInfo(target.name, target.kind, target.source, target.path)
+        self.logger = logging.LoggerAdapter(logging.getLogger(f"setpoint.target.{target.name}"),
+                                            {"target": target.name})
+
+    # Effective settings (target value, else the defaults block)
+    @property
+    def interval(self) -> float:
+        return float(self.config.effective(self.target, "interval"))
+
+    @property
+    def prune(self) -> bool:
+        return bool(self.config.effective(self.target, "prune"))
+
+    @property
+    def allow_empty(self) -> bool:
+        return bool(self.config.effective(self.target, "allow_empty"))
+
+    @property
+    def self_heal(self) -> bool | Grace:
+        value = self.config.effective(self.target, "self_heal")
+        return value  # type: ignore[no-any-return]
+
+    def spec(self) -> TargetSpec:
+        return TargetSpec(self.name, self.target.kind, self.target.source, self.target.path, self.prune,
+                          self.allow_empty, self.interval)
+
+    def create_driver(self, cls: type[TargetDriver], settings: object, state_dir: Path,
+                      trigger: object, outputs: object) -> None:
+        driver_dir = state_dir / "targets" / self.name
+        driver_dir.mkdir(parents=True, exist_ok=True)
+        context = TargetContext(self.spec(), settings, driver_dir, logging.getLogger(f"setpoint.target.{self.name}"),
+                                trigger, outputs, self.config.base_dir)  # type: ignore[arg-type]
+        self.driver = cls(context)
+
+    @contextmanager
+    def exclusive(self, lock_dir: Path, timeout: float) -> Iterator[None]:
+        """One run of this target at a time: within this process (a lock) and across processes
+        (``flock`` on a per-target file, released by the kernel if the process dies)."""
+        if not self._thread_lock.acquire(timeout=timeout):
+            raise SetpointError(f"target {self.name} is busy: another reconcile is running in this process")
+        try:
+            lock_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock_dir / f"{self.name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                deadline = time.monotonic() + timeout
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() >= deadline:
+                            raise SetpointError(
+                                f"target {self.name} is busy: another setpoint process is reconciling it") from None
+                        time.sleep(0.05)
+                yield
+            finally:
+                os.close(fd)
+        finally:
+            self._thread_lock.release()

@@ -1,0 +1,202 @@
+"""The daemon's clock: when each target reconciles, on which thread, and what wakes it early.
+
+A heap of due times feeds a bounded worker pool. A target is never queued twice and never runs
+twice at once: a wake-up that arrives while it runs makes it run once more right after. Each
+source has a poller thread (``ls-remote`` every ``poll_interval``); a moved head wakes that
+source's targets. Live-state events, webhooks and other setpoint processes (through the state
+store's wake-up table) wake a target at once.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from setpoint.api import HealthStatus, Outcome, SyncStatus
+from setpoint.engine.engine import Engine
+from setpoint.errors import SourceError
+from setpoint.secrets import safe_error
+
+log = logging.getLogger("setpoint.scheduler")
+
+#: How often other processes' wake-up requests (setpoint sync/approve/resume) are picked up.
+WAKEUP_POLL = 0.5
+
+
+class Scheduler:
+    def __init__(self, engine: Engine, concurrency: int | None = None) -> None:
+        self.engine = engine
+        self.concurrency = concurrency or engine.config.defaults.concurrency
+        self._heap: list[tuple[float, int, str]] = []
+        self._due: dict[str, float] = {}
+        self._reason: dict[str, str] = {}
+        self._running: set[str] = set()
+        self._again: dict[str, str] = {}
+        self._watching: set[str] = set()
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._source_wake = {name: threading.Event() for name in engine.sources}
+        self._source_reason: dict[str, str] = {}
+        self._threads: list[threading.Thread] = []
+        self.first_pass_done = threading.Event()
+        self._first_pending = set(engine.runners)
+        engine.poll_on_demand = False
+        engine.set_waker(self.wake)
+
+    # ------------------------------------------------------------------ public
+
+    def wake(self, name: str, reason: str) -> None:
+        if name not in self.engine.runners:
+            return
+        with self._cond:
+            if name in self._running:
+                self._again.setdefault(name, reason)
+            else:
+                self._schedule(name, time.monotonic(), reason)
+            self._cond.notify_all()
+
+    def wake_source(self, source: str, reason: str = "webhook") -> None:
+        """Poll ``source`` now (a webhook said it moved)."""
+        if source in self._source_wake:
+            self._source_reason[source] = reason
+            self._source_wake[source].set()
+
+    @property
+    def running(self) -> bool:
+        return not self._stop.is_set() and all(t.is_alive() for t in self._threads)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for event in self._source_wake.values():
+            event.set()
+        with self._cond:
+            self._cond.notify_all()
+
+    def run(self) -> None:
+        """Run until :meth:`stop`; in-flight reconciles finish before it returns."""
+        for name in self.engine.sources:
+            thread = threading.Thread(target=self._poll_loop, args=(name,), name=f"setpoint-poll-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        now = time.monotonic()
+        with self._cond:
+            for name in self.engine.runners:
+                self._schedule(name, now, "startup")
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="setpoint-worker") as pool:
+            next_wakeup_check = 0.0
+            while not self._stop.is_set():
+                if time.monotonic() >= next_wakeup_check:
+                    self._take_wakeups()
+                    next_wakeup_check = time.monotonic() + WAKEUP_POLL
+                with self._cond:
+                    ready = self._pop_ready()
+                    if not ready:
+                        timeout = WAKEUP_POLL
+                        if self._heap:
+                            timeout = max(0.0, min(timeout, self._heap[0][0] - time.monotonic()))
+                        self._cond.wait(timeout)
+                        continue
+                    for name in ready:
+                        self._running.add(name)
+                for name in ready:
+                    pool.submit(self._work, name, self._reason.pop(name, "poll"))
+            log.info("stopping: waiting for running reconciles to finish")
+
+    # ------------------------------------------------------------------ internals
+
+    def _schedule(self, name: str, due: float, reason: str) -> None:
+        current = self._due.get(name)
+        if current is not None and current <= due:
+            return
+        self._due[name] = due
+        self._reason[name] = reason
+        heapq.heappush(self._heap, (due, next(self._seq), name))
+
+    def _pop_ready(self) -> list[str]:
+        now, ready = time.monotonic(), []
+        while self._heap and self._heap[0][0] <= now:
+            due, _, name = heapq.heappop(self._heap)
+            if self._due.get(name) != due:
+                continue  # superseded by an earlier wake-up
+            del self._due[name]
+            if name in self._running:
+                self._again.setdefault(name, self._reason.get(name, "poll"))
+                continue
+            ready.append(name)
+        return ready
+
+    def _work(self, name: str, reason: str) -> None:
+        outcome: Outcome | None = None
+        try:
+            outcome = self.engine.reconcile(name, trigger=reason, lock_timeout=5.0)
+        except Exception as exc:  # noqa: BLE001 - the loop survives anything a target does
+            log.error("target %s: %s", name, safe_error(exc))
+        finally:
+            self._after(name, outcome)
+
+    def _after(self, name: str, outcome: Outcome | None) -> None:
+        runner = self.engine.runners[name]
+        if runner.driver is not None and name not in self._watching and not self._stop.is_set():
+            self._watching.add(name)
+            try:
+                runner.driver.start_watching()
+            except Exception as exc:  # noqa: BLE001
+                log.warning("target %s: live-state watch could not start (%s); relying on the interval",
+                            name, safe_error(exc))
+        now_wall, now = time.time(), time.monotonic()
+        if outcome is not None and outcome.failed:
+            failures = max(1, runner.consecutive_failures)
+            delay = min(self.engine.config.defaults.backoff * 2 ** (failures - 1), self.engine.config.defaults.max_backoff)
+        else:
+            jitter = self.engine.config.defaults.jitter
+            delay = runner.interval * (1 + random.uniform(-jitter, jitter))
+        if runner.wake_at is not None:
+            delay = max(0.0, min(delay, runner.wake_at - now_wall))
+            runner.wake_at = None
+        with self._cond:
+            self._running.discard(name)
+            again = self._again.pop(name, None)
+            if again is not None:
+                self._schedule(name, now, again)
+            else:
+                self._schedule(name, now + delay, "poll")
+            self._cond.notify_all()
+        if outcome is not None and outcome.sync == SyncStatus.SYNCED and outcome.health == HealthStatus.HEALTHY:
+            for dependant in self.engine.dependants(name):
+                self.wake(dependant, f"dependency:{name}")
+        self._first_pending.discard(name)
+        if not self._first_pending:
+            self.first_pass_done.set()
+
+    def _poll_loop(self, source: str) -> None:
+        interval = self.engine.config.sources[source].poll_interval
+        wake = self._source_wake[source]
+        while not self._stop.is_set():
+            reason = "git"
+            try:
+                result = self.engine.poll(source)
+                if result.moved:
+                    reason = self._source_reason.pop(source, "git")
+                    for name, runner in self.engine.runners.items():
+                        if runner.target.source == source:
+                            self.wake(name, reason)
+            except SourceError as exc:
+                log.warning("%s", safe_error(exc))
+            except Exception:  # noqa: BLE001
+                log.exception("source %s: poll failed", source)
+            wake.wait(interval)
+            wake.clear()
+
+    def _take_wakeups(self) -> None:
+        try:
+            for name, reason in self.engine.store.take_wakeups():
+                if name in self.engine.runners:
+                    self.wake(name, reason)
+        except Exception:  # noqa: BLE001
+            log.exception("reading wake-up requests failed")
