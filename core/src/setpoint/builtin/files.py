@@ -130,7 +130,10 @@ class FilesTarget(TargetDriver):
         return Resource(key, "File", key, _body(content, stat.S_IMODE(info.st_mode)))
 
     def observe(self, desired: Desired, managed: Collection[str]) -> Live:
-        keys = set(desired.resources) | set(managed)
+        # Every file in the destination: ones not from Git are reported (the core never removes them).
+        present = {str(p.relative_to(self.destination)) for p in self.destination.rglob("*")
+                   if not p.is_dir() and not p.name.endswith(".setpoint-tmp")} if self.destination.is_dir() else set()
+        keys = set(desired.resources) | set(managed) | present
         found = [r for r in (self._read(key) for key in sorted(keys)) if r is not None]
         self._watched = {key: _fingerprint(self.destination / key) for key in keys}
         return Live.of(found)

@@ -80,6 +80,7 @@ def _stage(name: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 class Reconciler:
     def __init__(self, engine: Engine, runner: TargetRunner) -> None:
+        self._drift_first_seen: dict[str, float] = {}
         self.engine = engine
         self.store = engine.store
         self.runner = runner
@@ -155,7 +156,7 @@ class Reconciler:
         inventory = store.inventory(self.name)
         live: Live = _stage("observe", driver.observe, desired, list(inventory))
         plan: Plan = _stage("diff", driver.diff, desired, live)
-        plan, orphans = self._scope(plan, inventory)
+        plan, orphans, unmanaged = self._scope(plan, inventory)
         self._attribute_drift(plan, desired, inventory)
         run.plan = plan
 
@@ -166,8 +167,9 @@ class Reconciler:
                 "refusing to apply or prune anything (set allow_empty: true if the target should really be empty)"))
 
         drift = [c for c in plan.changes if c.drift]
-        run.drift = drift
-        revert, pending_grace = self._drift_policy(run, drift, live)
+        run.drift = drift + unmanaged
+        self._record_drift(run, run.drift, live)
+        revert, pending_grace = self._drift_policy(run, drift)
         deploy = [c for c in plan.changes if not c.drift]
         to_apply = deploy + revert
         if run.dry_run:
@@ -186,7 +188,7 @@ class Reconciler:
         # 6. health and final sync state
         if applied_any:
             live = _stage("observe", driver.observe, desired, list(store.inventory(self.name)))
-            after, _ = self._scope(_stage("diff", driver.diff, desired, live), store.inventory(self.name))
+            after, _, _ = self._scope(_stage("diff", driver.diff, desired, live), store.inventory(self.name))
             remaining = after.changes
         else:
             remaining = plan.changes
@@ -203,6 +205,8 @@ class Reconciler:
                 self.engine.outputs[self.name] = dict(outputs)
                 store.save_outputs(self.name, dict(outputs))
         notes = []
+        if unmanaged:
+            notes.append(f"{len(unmanaged)} object(s) not from Git found (reported, never removed: setpoint did not create them)")
         if orphans:
             notes.append(f"{len(orphans)} object(s) removed from Git are kept because prune is off")
         if pending_grace:
@@ -214,18 +218,22 @@ class Reconciler:
 
     # ------------------------------------------------------------------ helpers
 
-    def _scope(self, plan: Plan, inventory: dict[str, InventoryItem]) -> tuple[Plan, list[str]]:
-        """Drop deletions of objects setpoint never applied, and all deletions when prune is off."""
-        kept, orphans = [], []
+    def _scope(self, plan: Plan, inventory: dict[str, InventoryItem]) -> tuple[Plan, list[str], list[ResourceChange]]:
+        """Split off deletions setpoint must not make: objects it never applied (returned as
+        unmanaged, reported as drift, never removed) and, with prune off, objects that left Git."""
+        kept, orphans, unmanaged = [], [], []
         for change in plan.changes:
             if change.action == Action.DELETE:
                 if change.key not in inventory:
+                    change.drift = True
+                    unmanaged.append(change)
                     continue
                 if not self.runner.prune:
                     orphans.append(change.key)
                     continue
             kept.append(change)
-        return Plan(kept, plan.extra, plan.fixed_id if len(kept) == len(plan.changes) else None), orphans
+        fixed = plan.fixed_id if len(kept) == len(plan.changes) else None
+        return Plan(kept, plan.extra, fixed), orphans, unmanaged
 
     def _attribute_drift(self, plan: Plan, desired: Desired, inventory: dict[str, InventoryItem]) -> None:
         """A change is drift when the object's desired state is what setpoint last applied."""
@@ -237,8 +245,8 @@ class Reconciler:
             if item is not None and want is not None and item.digest == want.digest():
                 change.drift = True
 
-    def _drift_policy(self, run: Run, drift: list[ResourceChange], live: Live) -> tuple[list[ResourceChange], list[str]]:
-        """Record drift (newly seen drift is audited) and pick what to revert now."""
+    def _record_drift(self, run: Run, drift: list[ResourceChange], live: Live) -> None:
+        """Keep one record per drifted object; audit drift when first seen or when it changes."""
         store, now = self.store, time.time()
         known = store.drift(self.name)
         records, seen_keys = [], set()
@@ -249,27 +257,33 @@ class Reconciler:
             record = known.get(change.key)
             if record is None or record.live_digest != live_digest:
                 first_seen = record.first_seen if record else now
-                details = {"change": change.to_record()}
-                records.append(DriftRecord(change.key, first_seen, live_digest, details))
+                records.append(DriftRecord(change.key, first_seen, live_digest, {"change": change.to_record()}))
                 if not run.dry_run:
                     store.audit("drift-detected", target=self.name, kind=self.runner.target.kind, revision=run.revision,
                                 trigger=run.trigger, details={"changes": [change.to_record()],
                                                               "policy": self._policy_name(run)})
                     run.actions.append({"action": "drift-detected", "key": change.key})
+        self._drift_first_seen = {k: r.first_seen for k, r in known.items()} | {r.key: r.first_seen for r in records}
         cleared = [key for key in known if key not in seen_keys]
-        if not run.dry_run:
-            if records or cleared:
-                store.set_drift(self.name, records, cleared)
-            for key in cleared:
-                store.audit("drift-resolved", target=self.name, kind=self.runner.target.kind, revision=run.revision,
-                            trigger=run.trigger, details={"key": key, "how": "live state matches Git again"})
+        if run.dry_run:
+            return
+        if records or cleared:
+            store.set_drift(self.name, records, cleared)
+        for key in cleared:
+            store.audit("drift-resolved", target=self.name, kind=self.runner.target.kind, revision=run.revision,
+                        trigger=run.trigger, details={"key": key, "how": "live state matches Git again"})
+
+    def _drift_policy(self, run: Run, drift: list[ResourceChange]) -> tuple[list[ResourceChange], list[str]]:
+        """Pick the drift to revert now: all (self_heal: true), none (false, or paused), or what
+        has outlived its grace period; schedule a wake-up for the next grace expiry."""
         if run.paused or not drift:
             return [], []
         policy = self.runner.self_heal
         if policy is True:
             return drift, []
         if isinstance(policy, Grace):
-            first = {k: r.first_seen for k, r in known.items()} | {r.key: r.first_seen for r in records}
+            now = time.time()
+            first = self._drift_first_seen
             due = [c for c in drift if now - first.get(c.key, now) >= policy.grace]
             pending = [c.key for c in drift if c not in due]
             if pending:
