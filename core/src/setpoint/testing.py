@@ -182,7 +182,8 @@ class FakeTarget(TargetDriver):
         with cluster.lock:
             cluster.reads += 1
             found = []
-            for key in sorted(set(desired.resources) | set(managed)):
+            # like a driver listing by its tracking label: everything in the cluster is seen
+            for key in sorted(set(desired.resources) | set(managed) | set(cluster.resources)):
                 if key in cluster.resources:
                     kind, name = key.split("/", 1)
                     body = dict(cluster.resources[key])

@@ -450,6 +450,7 @@ class Reconciler:
             "applied_head": (run.head if synced else previous.get("applied_head")),
             "last_error": error,
             "error_stage": stage,
+            "source_error": self.engine.source_error(self.runner.target.source),
             "consecutive_failures": self.runner.consecutive_failures,
             "drift": [c.key for c in run.drift],
             "held_plan": run.held_plan_id,

@@ -281,6 +281,9 @@ class StateStore:
                 "SELECT * FROM held_plans WHERE target = ? AND plan_id = ? AND status IN ('pending', 'approved') "
                 "ORDER BY id DESC LIMIT 1", (target, plan_id)).fetchone()
             if row:
+                if row["reason"] != reason:  # same plan, held now for another reason (policy changed)
+                    db.execute("UPDATE held_plans SET reason = ? WHERE id = ?", (reason, row["id"]))
+                    row = db.execute("SELECT * FROM held_plans WHERE id = ?", (row["id"],)).fetchone()
                 return _held(row)
             db.execute("UPDATE held_plans SET status = 'superseded', decided_at = ? WHERE target = ? AND status = 'pending'",
                        (now, target))
