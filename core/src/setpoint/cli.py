@@ -493,7 +493,7 @@ def validate(config_path: str | None) -> None:
     """Check the configuration, kind blocks included; report every problem at once."""
     from setpoint.validation import validate_all
 
-    problems = validate_all(config_path)
+    problems = validate_all(Context(config_path).config_path)
     if problems:
         click.echo(f"{len(problems)} problem(s) in the configuration:", err=True)
         for problem in problems:

@@ -24,10 +24,6 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$"
 DEFAULT_CONFIG = "setpoint.yaml"
-GENERIC_TARGET_KEYS = {
-    "name", "kind", "source", "path", "interval", "prune", "allow_empty", "self_heal", "depends_on",
-    "deletion_budget", "hold_deletions", "secrets", "enabled",
-}
 
 
 class Strict(BaseModel):
@@ -62,6 +58,17 @@ class Grace(Strict):
     grace: Duration
 
 
+def _self_heal(value: Any) -> Any:
+    if value is None or isinstance(value, bool | Grace):
+        return value
+    if isinstance(value, dict):
+        return Grace.model_validate(value)
+    raise ValueError("self_heal must be true, false, or {grace: DURATION} (e.g. {grace: 1h})")
+
+
+SelfHeal = Annotated[bool | Grace | None, BeforeValidator(_self_heal)]
+
+
 class DeletionBudget(Strict):
     """Plans deleting more than ``max_count`` objects or more than ``max_percent`` of the target are held."""
 
@@ -73,7 +80,7 @@ class Defaults(Strict):
     interval: Duration = 60.0
     prune: bool = False
     allow_empty: bool = False
-    self_heal: bool | Grace = True
+    self_heal: SelfHeal = True
     deletion_budget: DeletionBudget = DeletionBudget()
     hold_deletions: bool = False
     #: Random spread of each interval (0.1 = ±10 %), so many targets do not wake in step.
@@ -85,10 +92,9 @@ class Defaults(Strict):
     concurrency: int = Field(8, ge=1, le=256)
 
 
-class TargetConfig(BaseModel):
-    """One target. The kind block (key = kind name) is kept raw here and validated by its plugin."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
+class TargetConfig(Strict):
+    """One target. Its kind block (key = kind name) is moved to ``kind_block`` by :func:`load_config`
+    and validated later by the kind's plugin."""
 
     name: str = Field(pattern=NAME_PATTERN)
     kind: str
@@ -97,11 +103,12 @@ class TargetConfig(BaseModel):
     interval: Duration | None = None
     prune: bool | None = None
     allow_empty: bool | None = None
-    self_heal: bool | Grace | None = None
+    self_heal: SelfHeal = None
     depends_on: tuple[str, ...] = ()
     deletion_budget: DeletionBudget | None = None
     hold_deletions: bool | None = None
     enabled: bool = True
+    kind_block: dict[str, Any] = {}
 
     @field_validator("path")
     @classmethod
@@ -111,20 +118,9 @@ class TargetConfig(BaseModel):
             raise ValueError("path must stay inside the repository (relative, without ..)")
         return normalized
 
-    @model_validator(mode="after")
-    def _only_the_kind_block(self) -> TargetConfig:
-        extras = set(self.model_extra or {})
-        unknown = sorted(extras - {self.kind})
-        if unknown:
-            raise ValueError(
-                f"unknown key(s) {', '.join(unknown)}; a target takes {', '.join(sorted(GENERIC_TARGET_KEYS - {'secrets'}))} "
-                f"and one settings block named after its kind ({self.kind}:)"
-            )
-        return self
-
     @property
     def settings_block(self) -> dict[str, Any]:
-        return dict((self.model_extra or {}).get(self.kind) or {})
+        return dict(self.kind_block or {})
 
 
 class Config(Strict):
@@ -295,11 +291,15 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
 def _problems_from(error: ValidationError, file: str, index: dict[tuple[Any, ...], int], prefix: tuple[Any, ...] = ()) -> list[Problem]:
     problems = []
     for item in error.errors():
-        loc = prefix + tuple(p for p in item["loc"] if not (isinstance(p, str) and p in ("function-after[_references(), Config]",)))
-        # pydantic puts union member names (bool, Grace) into loc; drop them for a readable path
-        loc = tuple(p for p in loc if not (isinstance(p, str) and (p[:1].isupper() or "[" in p)))
+        loc = prefix + tuple(item["loc"])
+        # pydantic puts validator and union member names into loc; drop them for a readable path
+        loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p[:1].isupper())))
         message = item["msg"].removeprefix("Value error, ")
-        problems.append(Problem(file, _line_for(index, loc), _format_loc(loc), message, _HINTS.get(item["type"], "")))
+        hint = _HINTS.get(item["type"], "")
+        if item["type"] == "extra_forbidden" and len(loc) == 3 and loc[0] == "targets":
+            generic = ", ".join(n for n in TargetConfig.model_fields if n != "kind_block")
+            hint = f"a target takes {generic}, and one settings block named after its kind"
+        problems.append(Problem(file, _line_for(index, loc), _format_loc(loc), message, hint))
     return problems
 
 
@@ -320,6 +320,10 @@ def load_config(path: str | Path | None = None) -> Config:
     if not isinstance(raw, dict):
         raise ConfigProblems([Problem(str(config_path), 1, "", "the file must be a mapping with sources and targets")])
     index = _line_index(text)
+    for target in raw.get("targets") or []:
+        # the settings block is named after the kind (files:, kubernetes:); set it aside for its plugin
+        if isinstance(target, dict) and isinstance(target.get("kind"), str) and target["kind"] in target:
+            target["kind_block"] = target.pop(target["kind"]) or {}
     try:
         return Config.model_validate({**raw, "base_dir": config_path.resolve().parent, "file": config_path})
     except ValidationError as exc:
