@@ -1,0 +1,81 @@
+"""The five sops stores and detection of which one a file uses, by content first."""
+
+from __future__ import annotations
+
+import re
+
+from setpoint_sops_secrets.stores.base import ParsedFile, Store
+from setpoint_sops_secrets.stores.binary import BinaryStore
+from setpoint_sops_secrets.stores.dotenv import DotenvStore
+from setpoint_sops_secrets.stores.ini import IniStore
+from setpoint_sops_secrets.stores.json import JsonStore
+from setpoint_sops_secrets.stores.yaml import YamlStore
+
+FORMATS = ("yaml", "json", "dotenv", "ini", "binary")
+STORES: dict[str, Store] = {
+    "yaml": YamlStore(),
+    "json": JsonStore(),
+    "dotenv": DotenvStore(),
+    "ini": IniStore(),
+    "binary": BinaryStore(),
+}
+
+# Cheap content signatures of the metadata block, per store (a full parse confirms later).
+_YAML_META = re.compile(rb"^sops:[ \t]*(#.*)?\r?$", re.MULTILINE)
+_YAML_FIELD = re.compile(rb"^[ \t]+(lastmodified|mac|version):", re.MULTILINE)
+_JSON_META = re.compile(rb'"sops"\s*:\s*\{')
+_JSON_FIELD = re.compile(rb'"(lastmodified|mac)"\s*:')
+_DOTENV_META = re.compile(rb"^sops_(lastmodified|mac|version)=", re.MULTILINE)
+_INI_META = re.compile(rb"^[ \t]*\[sops\][ \t]*\r?$", re.MULTILINE)
+_INI_FIELD = re.compile(rb"^[ \t]*(lastmodified|mac|version)[ \t]*=", re.MULTILINE)
+_YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def detect_format(relpath: str, content: bytes) -> str | None:
+    """The store of a sops file, judged by its content (its metadata block); None if it is not one.
+
+    The name only breaks ties the content cannot: a JSON envelope is the binary store unless the
+    file is named ``*.json`` (or is YAML by name), as with sops itself.
+    """
+    head = content.lstrip()[:1]
+    name = relpath.lower()
+    if head in (b"{",) and _JSON_META.search(content) and _JSON_FIELD.search(content):
+        if name.endswith(".json"):
+            return "json"
+        if name.endswith(_YAML_SUFFIXES):
+            return "yaml"
+        return "binary" if _is_envelope(content) else "json"
+    if _YAML_META.search(content) and _YAML_FIELD.search(content):
+        return "yaml"
+    if _DOTENV_META.search(content):
+        return "dotenv"
+    if _INI_META.search(content) and _INI_FIELD.search(content):
+        return "ini"
+    return None
+
+
+def _is_envelope(content: bytes) -> bool:
+    import json
+
+    try:
+        data = json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and set(data) == {"data", "sops"}
+
+
+def format_from_name(relpath: str) -> str:
+    """sops' own choice by file extension (everything unknown is binary)."""
+    name = relpath.lower()
+    if name.endswith(_YAML_SUFFIXES):
+        return "yaml"
+    if name.endswith(".json"):
+        return "json"
+    if name.endswith(".env"):
+        return "dotenv"
+    if name.endswith(".ini"):
+        return "ini"
+    return "binary"
+
+
+__all__ = ["FORMATS", "STORES", "ParsedFile", "Store", "detect_format", "format_from_name"]
