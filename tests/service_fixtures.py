@@ -1,0 +1,500 @@
+"""pytest plugin: the real services of ``dev/services`` as session-scoped fixtures.
+
+Loaded by ``tests/conftest.py`` (``pytest_plugins = ["service_fixtures"]``; ``pythonpath`` includes ``tests``).
+
+Services and markers (declared in the root pyproject.toml):
+
+=============  ==========================================================  ===============================
+marker         fixtures                                                    start it with
+=============  ==========================================================  ===============================
+docker         docker_client, test_image, test_image_2, compose_bin,        dev/services up docker
+               compose_v5_bin, compose_project
+kubernetes     kubeconfig, k8s_api_client, k8s_dynamic, k8s_namespace      dev/services up kubernetes
+terraform      terraform_bin, terraform_env, tf_cli_config, tf_provider,   dev/services up terraform
+               tf_workdir
+sops           sops_env                                                    dev/services up sops
+=============  ==========================================================  ===============================
+
+A test that uses one of these fixtures gets the service's marker automatically, and a test that carries a
+service marker is checked before it runs. When a service is not available the test is **skipped** with a
+message naming the one command that starts it -- except under ``CI=true``, where it **fails**: CI must never
+pass by skipping the real thing.
+
+Paths and settings come from ``dev/services env`` (the environment, when it was eval'ed as dev/test does, or
+else by running it), so the fixtures work from a plain ``python -m pytest`` too.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SERVICES_SCRIPT = REPO_ROOT / "dev" / "services"
+
+SERVICES = ("docker", "kubernetes", "terraform", "sops")
+
+# fixture name -> the service it needs (used to add the marker automatically)
+FIXTURE_SERVICE = {
+    "docker_client": "docker",
+    "test_image": "docker",
+    "test_image_2": "docker",
+    "compose_bin": "docker",
+    "compose_v5_bin": "docker",
+    "compose_project": "docker",
+    "kubeconfig": "kubernetes",
+    "k8s_api_client": "kubernetes",
+    "k8s_dynamic": "kubernetes",
+    "k8s_namespace": "kubernetes",
+    "terraform_bin": "terraform",
+    "terraform_env": "terraform",
+    "tf_cli_config": "terraform",
+    "tf_provider": "terraform",
+    "tf_workdir": "terraform",
+    "sops_env": "sops",
+}
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def start_command(service: str) -> str:
+    return f"dev/services up {service}"
+
+
+def service_unavailable(service: str, reason: str) -> None:
+    """Skip (locally) or fail (under CI=true) because ``service`` is not there."""
+    msg = f"{service} is not available: {reason}. Start it with: {start_command(service)}"
+    if in_ci():
+        pytest.fail(f"{msg}  [CI=true: a missing service is a failure, not a skip]", pytrace=False)
+    pytest.skip(msg)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# environment from `dev/services env`
+
+
+_ENV_KEYS = ("SETPOINT_RUN", "SETPOINT_CACHE", "KUBECONFIG")
+_services_env_cache: dict[str, str] | None = None
+
+
+def services_env() -> dict[str, str]:
+    """The variables ``dev/services env`` exports (from os.environ when already eval'ed)."""
+    global _services_env_cache
+    if _services_env_cache is not None:
+        return _services_env_cache
+    env: dict[str, str] = {}
+    if os.environ.get("SETPOINT_RUN") and os.environ.get("SETPOINT_TF_CLI_CONFIG"):
+        env = dict(os.environ)
+    elif SERVICES_SCRIPT.exists():
+        try:
+            out = subprocess.run(
+                ["bash", "-c", 'eval "$("$0" env)" && env -0', str(SERVICES_SCRIPT)],
+                capture_output=True,
+                timeout=60,
+                check=True,
+            ).stdout
+            env = dict(kv.split("=", 1) for kv in out.decode().split("\0") if "=" in kv)
+        except (subprocess.SubprocessError, OSError):
+            env = dict(os.environ)
+    else:
+        env = dict(os.environ)
+    _services_env_cache = env
+    return env
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return services_env().get(name, default)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# availability checks (cached per session): None = available, else the reason
+
+
+_checks: dict[str, str | None] = {}
+
+
+def _check_docker() -> str | None:
+    try:
+        import docker  # noqa: F401
+    except ImportError:
+        return "the Python package 'docker' is not installed (uv sync --group dev)"
+    host = _env("DOCKER_HOST", "unix:///var/run/docker.sock")
+    try:
+        client = docker.DockerClient(base_url=host, timeout=10)
+        client.ping()
+    except Exception as e:  # noqa: BLE001
+        return f"no Docker engine answers on {host} ({type(e).__name__}: {e})"
+    try:
+        for image in (_env("SETPOINT_TEST_IMAGE"), _env("SETPOINT_TEST_IMAGE_2")):
+            if not image:
+                return "SETPOINT_TEST_IMAGE is not set"
+            client.images.get(image)
+    except Exception as e:  # noqa: BLE001
+        return f"test image missing ({e})"
+    finally:
+        client.close()
+    compose = _env("SETPOINT_COMPOSE_BIN")
+    if not compose or not os.access(compose, os.X_OK):
+        return f"docker-compose binary missing ({compose})"
+    return None
+
+
+def _check_kubernetes() -> str | None:
+    try:
+        from kubernetes import client, config  # noqa: F401
+    except ImportError:
+        return "the Python package 'kubernetes' is not installed (uv sync --group dev)"
+    path = _env("SETPOINT_KUBECONFIG") or _env("KUBECONFIG")
+    if not path or not Path(path).is_file():
+        return f"no kubeconfig at {path}"
+    try:
+        api = config.new_client_from_config(config_file=path)
+        try:
+            body = api.call_api(
+                "/readyz", "GET", auth_settings=["BearerToken"], response_type="str",
+                _return_http_data_only=True, _preload_content=True, _request_timeout=10,
+            )
+        finally:
+            api.close()
+    except Exception as e:  # noqa: BLE001
+        return f"kube-apiserver from {path} is not ready ({type(e).__name__}: {str(e).splitlines()[0]})"
+    if "ok" not in str(body):
+        return f"kube-apiserver /readyz answered {body!r}"
+    return None
+
+
+def _check_terraform() -> str | None:
+    tf = _env("SETPOINT_TERRAFORM_BIN")
+    if not tf or not os.access(tf, os.X_OK):
+        return f"no terraform/tofu binary ({tf})"
+    cfg = _env("SETPOINT_TF_CLI_CONFIG")
+    if not cfg or not Path(cfg).is_file():
+        return f"the test provider's CLI config {cfg} does not exist"
+    try:
+        subprocess.run([tf, "version"], capture_output=True, timeout=60, check=True)
+    except (subprocess.SubprocessError, OSError) as e:
+        return f"{tf} version failed ({e})"
+    return None
+
+
+def _check_sops() -> str | None:
+    for var in ("SETPOINT_SOPS_BIN", "SETPOINT_AGE_BIN", "SETPOINT_AGE_KEYGEN_BIN", "SETPOINT_GPG_BIN"):
+        path = _env(var)
+        if not path or not os.access(path, os.X_OK):
+            return f"{var}={path} is not an executable"
+    return None
+
+
+_CHECKERS = {
+    "docker": _check_docker,
+    "kubernetes": _check_kubernetes,
+    "terraform": _check_terraform,
+    "sops": _check_sops,
+}
+
+
+def require_service(service: str) -> None:
+    if service not in _checks:
+        _checks[service] = _CHECKERS[service]()
+    reason = _checks[service]
+    if reason is not None:
+        service_unavailable(service, reason)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# hooks
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        needed = {FIXTURE_SERVICE[f] for f in getattr(item, "fixturenames", ()) if f in FIXTURE_SERVICE}
+        have = {m.name for m in item.iter_markers() if m.name in SERVICES}
+        for service in sorted(needed - have):
+            item.add_marker(getattr(pytest.mark, service))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for service in SERVICES:
+        if item.get_closest_marker(service) is not None:
+            require_service(service)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return (
+        f"setpoint services: CI={'true' if in_ci() else 'false'} "
+        f"(missing service => {'FAIL' if in_ci() else 'skip'}); start them with: dev/services up"
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# docker
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Any:
+    """A ``docker.DockerClient`` for the engine started by ``dev/services up docker``."""
+    require_service("docker")
+    import docker
+
+    client = docker.DockerClient(base_url=_env("DOCKER_HOST", "unix:///var/run/docker.sock"), timeout=120)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def test_image(docker_client: Any) -> str:
+    """Local busybox image (sh, httpd, sleep, wget, nslookup, ...; never pulled): ``setpoint-test/busybox:1``."""
+    return _env("SETPOINT_TEST_IMAGE") or "setpoint-test/busybox:1"
+
+
+@pytest.fixture(scope="session")
+def test_image_2(docker_client: Any) -> str:
+    """A second, different local image (other ID, index.html and label) for image-change tests."""
+    return _env("SETPOINT_TEST_IMAGE_2") or "setpoint-test/busybox:2"
+
+
+@pytest.fixture(scope="session")
+def compose_bin() -> str:
+    """Path of the pinned Docker Compose v2 binary (also installed as the ``docker compose`` CLI plugin)."""
+    require_service("docker")
+    return str(_env("SETPOINT_COMPOSE_BIN"))
+
+
+@pytest.fixture(scope="session")
+def compose_v5_bin() -> str:
+    """Compose >= v5.5.0 built from the Go module proxy; only with ``SETPOINT_COMPOSE_V5=1 dev/services up docker``."""
+    require_service("docker")
+    path = _env("SETPOINT_COMPOSE_V5_BIN")
+    if not path or not os.access(path, os.X_OK):
+        reason = "Compose v5 is optional and was not built; build it with: SETPOINT_COMPOSE_V5=1 dev/services up docker"
+        if in_ci() and os.environ.get("SETPOINT_COMPOSE_V5") == "1":
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    return path
+
+
+@dataclass
+class ComposeProject:
+    """A unique Compose project name in a fresh directory; ``run`` calls docker-compose with -p and
+    --project-directory set. Everything it created is removed (``down -v --remove-orphans``) afterwards."""
+
+    name: str
+    directory: Path
+    compose_bin: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    def run(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        cmd = [self.compose_bin, "-p", self.name, "--project-directory", str(self.directory), *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=self.env)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def write(self, text: str, filename: str = "compose.yaml") -> Path:
+        path = self.directory / filename
+        path.write_text(text)
+        return path
+
+
+@pytest.fixture
+def compose_project(compose_bin: str, tmp_path: Path) -> Any:
+    name = "sptest-" + uuid.uuid4().hex[:8]
+    env = {**os.environ, "DOCKER_HOST": _env("DOCKER_HOST", "unix:///var/run/docker.sock") or ""}
+    project = ComposeProject(name=name, directory=tmp_path, compose_bin=compose_bin, env=env)
+    yield project
+    project.run("down", "-v", "--remove-orphans", "--timeout", "1", check=False)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# kubernetes
+
+
+@pytest.fixture(scope="session")
+def kubeconfig() -> str:
+    """Path of the kubeconfig of the test control plane (context ``setpoint-test`` = admin client cert,
+    ``setpoint-test-token`` = static bearer token; both in system:masters)."""
+    require_service("kubernetes")
+    return str(_env("SETPOINT_KUBECONFIG") or _env("KUBECONFIG"))
+
+
+@pytest.fixture(scope="session")
+def k8s_api_client(kubeconfig: str) -> Any:
+    """A ``kubernetes.client.ApiClient`` for the test control plane."""
+    from kubernetes import config
+
+    api = config.new_client_from_config(config_file=kubeconfig)
+    yield api
+    api.close()
+
+
+@pytest.fixture(scope="session")
+def k8s_dynamic(k8s_api_client: Any) -> Any:
+    """A ``kubernetes.dynamic.DynamicClient`` (server-side apply: ``server_side_apply``)."""
+    from kubernetes import dynamic
+
+    return dynamic.DynamicClient(k8s_api_client)
+
+
+@pytest.fixture
+def k8s_namespace(k8s_api_client: Any) -> Any:
+    """A fresh namespace per test (deleted afterwards; kube-controller-manager finishes the deletion)."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(k8s_api_client)
+    ns = core.create_namespace({"metadata": {"generateName": "sptest-", "labels": {"setpoint.test": "true"}}})
+    name = ns.metadata.name
+    yield name
+    try:
+        core.delete_namespace(name)
+    except Exception:  # noqa: BLE001 - best effort cleanup
+        pass
+
+
+# ---------------------------------------------------------------------------------------------------------
+# terraform
+
+
+@pytest.fixture(scope="session")
+def terraform_bin() -> str:
+    """Path of the terraform (or tofu) CLI."""
+    require_service("terraform")
+    return str(_env("SETPOINT_TERRAFORM_BIN"))
+
+
+@pytest.fixture(scope="session")
+def tf_cli_config() -> str:
+    """CLI config file (TF_CLI_CONFIG_FILE) that installs the test provider from a filesystem mirror."""
+    require_service("terraform")
+    return str(_env("SETPOINT_TF_CLI_CONFIG"))
+
+
+@dataclass(frozen=True)
+class TfProvider:
+    source: str
+    version: str
+    name: str = "setpointtest"
+
+    def required_providers_block(self) -> str:
+        return (
+            "terraform {\n  required_providers {\n"
+            f'    {self.name} = {{ source = "{self.source}", version = "{self.version}" }}\n'
+            "  }\n}\n"
+        )
+
+
+@pytest.fixture(scope="session")
+def tf_provider(tf_cli_config: str) -> TfProvider:
+    """The repository's test provider: source ``local.test/setpoint/setpointtest``, version 0.1.0;
+    resources ``setpointtest_security_group`` and ``setpointtest_file`` (docs/development.md)."""
+    return TfProvider(
+        source=_env("SETPOINT_TF_PROVIDER_SOURCE") or "local.test/setpoint/setpointtest",
+        version=_env("SETPOINT_TF_PROVIDER_VERSION") or "0.1.0",
+    )
+
+
+@pytest.fixture(scope="session")
+def terraform_env(tf_cli_config: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Environment for running terraform/tofu in tests: the provider CLI config, no checkpoint calls,
+    no prompts, and a plugin cache of its own."""
+    return {
+        **os.environ,
+        "TF_CLI_CONFIG_FILE": tf_cli_config,
+        "CHECKPOINT_DISABLE": "1",
+        "TF_IN_AUTOMATION": "1",
+        "TF_INPUT": "0",
+    }
+
+
+@pytest.fixture
+def tf_workdir(tmp_path: Path, terraform_bin: str) -> Path:
+    """A fresh, empty Terraform working directory."""
+    d = tmp_path / "tf"
+    d.mkdir()
+    return d
+
+
+# ---------------------------------------------------------------------------------------------------------
+# sops
+
+
+@dataclass(frozen=True)
+class SopsEnv:
+    sops: str
+    age: str
+    age_keygen: str
+    gpg: str
+    age_key_file: Path
+    age_recipient: str
+    gnupghome: Path
+    env: dict[str, str]
+
+    def run(self, *args: str, input: bytes | None = None, check: bool = True,
+            extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+        cmd = [self.sops, *args]
+        proc = subprocess.run(cmd, input=input, capture_output=True, timeout=120,
+                              env={**self.env, **(extra_env or {})})
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.decode(errors='replace')}")
+        return proc
+
+
+@pytest.fixture(scope="session")
+def sops_env(tmp_path_factory: pytest.TempPathFactory) -> SopsEnv:
+    """sops/age/gpg paths, a fresh age key (SOPS_AGE_KEY_FILE) and an empty GNUPGHOME, as an env dict."""
+    require_service("sops")
+    d = tmp_path_factory.mktemp("sops")
+    key_file = d / "age-key.txt"
+    keygen = str(_env("SETPOINT_AGE_KEYGEN_BIN"))
+    subprocess.run([keygen, "-o", str(key_file)], check=True, capture_output=True, timeout=30)
+    recipient = next(
+        line.split(":", 1)[1].strip()
+        for line in key_file.read_text().splitlines()
+        if line.startswith("# public key:")
+    )
+    gnupghome = d / "gnupg"
+    gnupghome.mkdir(mode=0o700)
+    env = {
+        **os.environ,
+        "SOPS_AGE_KEY_FILE": str(key_file),
+        "GNUPGHOME": str(gnupghome),
+        "SOPS_DISABLE_VERSION_CHECK": "1",
+    }
+    env.pop("SOPS_AGE_KEY", None)
+    return SopsEnv(
+        sops=str(_env("SETPOINT_SOPS_BIN")),
+        age=str(_env("SETPOINT_AGE_BIN")),
+        age_keygen=keygen,
+        gpg=str(_env("SETPOINT_GPG_BIN")),
+        age_key_file=key_file,
+        age_recipient=recipient,
+        gnupghome=gnupghome,
+        env=env,
+    )
+
+
+def shared_dir() -> Path:
+    """The project's shared/ folder (beside the repository, also in CI); SETPOINT_SHARED overrides."""
+    if os.environ.get("SETPOINT_SHARED"):
+        return Path(os.environ["SETPOINT_SHARED"])
+    return REPO_ROOT.parent / "shared"
+
+
+__all__ = [
+    "ComposeProject",
+    "SopsEnv",
+    "TfProvider",
+    "in_ci",
+    "require_service",
+    "service_unavailable",
+    "services_env",
+    "shared_dir",
+]
+
