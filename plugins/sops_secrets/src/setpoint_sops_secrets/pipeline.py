@@ -17,7 +17,7 @@ from setpoint_sops_secrets.keys import Keyring, NoDataKey, recover_data_key
 from setpoint_sops_secrets.keys.datakey import not_native_key
 from setpoint_sops_secrets.mac import MacMismatch, verify_mac
 from setpoint_sops_secrets.metadata import Metadata, parse_metadata
-from setpoint_sops_secrets.stores import FORMATS, STORES, detect_format
+from setpoint_sops_secrets.stores import FORMATS, STORES, ParsedFile, Store, detect_format
 from setpoint_sops_secrets.tree import LeafContext, LeafError
 
 log = logging.getLogger("setpoint_sops_secrets")
@@ -35,7 +35,7 @@ class Decrypted:
     backend: str
 
 
-def decrypt(relpath: str, content: bytes, keyring: Keyring, store_format: str | None = None) -> Decrypted:
+def _parse(relpath: str, content: bytes, store_format: str | None) -> tuple[str, Store, ParsedFile, Metadata]:
     if store_format is None:
         store_format = detect_format(relpath, content)
         if store_format is None:
@@ -48,36 +48,53 @@ def decrypt(relpath: str, content: bytes, keyring: Keyring, store_format: str | 
         metadata = parse_metadata(parsed.metadata)
     except FormatProblem as exc:
         raise SopsFormatError(relpath, str(exc)) from None
+    return store_format, store, parsed, metadata
+
+
+def _walk_and_verify(
+    relpath: str, store_format: str, store: Store, parsed: ParsedFile, metadata: Metadata, data_key: bytes
+) -> tuple[list[Any], bytes]:
+    cipher = DataKeyCipher(data_key)
+    ctx = LeafContext(relpath, metadata.selection, cipher, metadata.mac_only_encrypted, store_format == "binary")
+    try:
+        documents, plaintext = store.decrypt(parsed, ctx)
+    except LeafError as exc:
+        if exc.integrity:
+            raise SopsIntegrityError(relpath, f"integrity check failed: the value at {exc.where} {exc.reason}") from None
+        raise SopsFormatError(relpath, str(exc)) from None
+    except FormatProblem as exc:
+        raise SopsFormatError(relpath, str(exc)) from None
+    assert ctx.mac is not None
+    try:
+        verify_mac(cipher, metadata.mac, metadata.lastmodified, ctx.mac.hexdigest())
+    except (MacMismatch, FormatProblem) as exc:
+        raise SopsIntegrityError(relpath, f"integrity check failed: {exc}") from None
+    return documents, plaintext
+
+
+def decrypt(relpath: str, content: bytes, keyring: Keyring, store_format: str | None = None) -> Decrypted:
+    """Decrypt and verify one file with the keys in ``keyring`` (or the sops binary, see module doc)."""
+    store_format, store, parsed, metadata = _parse(relpath, content, store_format)
     try:
         recovery = recover_data_key(metadata, keyring)
     except NoDataKey as exc:
         if exc.delegable and keyring.settings.sops_binary:
             return _delegate(relpath, content, store_format, metadata, keyring, exc)
         raise SopsKeyError(relpath, exc.reason) from None
-    ctx = LeafContext(
-        relpath,
-        metadata.selection,
-        DataKeyCipher(recovery.data_key),
-        metadata.mac_only_encrypted,
-        keep_bytes=store_format == "binary",
-    )
-    try:
-        documents, plaintext = store.decrypt(parsed, ctx)
-    except LeafError as exc:
-        cls = SopsIntegrityError if exc.integrity else SopsFormatError
-        reason = f"integrity check failed: the value at {exc.where} {exc.reason}" if exc.integrity else str(exc)
-        raise cls(relpath, reason) from None
-    except FormatProblem as exc:
-        raise SopsFormatError(relpath, str(exc)) from None
-    assert ctx.mac is not None
-    try:
-        verify_mac(ctx.cipher, metadata.mac, metadata.lastmodified, ctx.mac.hexdigest())  # type: ignore[arg-type]
-    except MacMismatch as exc:
-        raise SopsIntegrityError(relpath, f"integrity check failed: {exc}") from None
-    except FormatProblem as exc:
-        raise SopsIntegrityError(relpath, f"integrity check failed: {exc}") from None
+    documents, plaintext = _walk_and_verify(relpath, store_format, store, parsed, metadata, recovery.data_key)
     log.debug("decrypted %s (%s) with %s", relpath, store_format, ", ".join(recovery.keys_used))
     return Decrypted(store_format, documents, plaintext, recovery.keys_used, "native")
+
+
+def decrypt_with_data_key(
+    relpath: str, content: bytes, data_key: bytes, store_format: str | None = None
+) -> Decrypted:
+    """Decrypt and verify with a known data key (tests, tooling); no master key is consulted."""
+    store_format, store, parsed, metadata = _parse(relpath, content, store_format)
+    if len(data_key) != 32:
+        raise SopsKeyError(relpath, "a sops data key is 32 bytes")
+    documents, plaintext = _walk_and_verify(relpath, store_format, store, parsed, metadata, data_key)
+    return Decrypted(store_format, documents, plaintext, ("data-key",), "native")
 
 
 def _delegate(

@@ -140,9 +140,9 @@ class IniStore:
         for index, section in enumerate(sections):
             if section.name == "sops":
                 continue
-            if section.name == DEFAULT and not section.entries:
-                continue
-            values: dict[str, Any] = data.setdefault(section.name, {})
+            values: dict[str, Any] = {}
+            if section.name != DEFAULT or any(entry.key is not None for entry in section.entries):
+                values = data.setdefault(section.name, {})  # go-ini's implicit DEFAULT only when used
             section_matched = matches(section.name)
             following = sections[index + 1].name if index + 1 < len(sections) else section.name
             for entry in section.entries:
