@@ -34,3 +34,49 @@ def settings_for(vectors: Path, entry: dict[str, Any], gnupg_home: Path | None) 
     """Settings holding exactly the keys index.json lists for a vector (no environment)."""
     age = [(vectors / k).read_text() for k in entry["keys"] if k.endswith(".txt")]
     return SopsSettings(age_keys=age, gnupg_home=gnupg_home, use_environment=False)
+
+
+def make_sops_yaml(values: dict[str, str], recipient: str, lastmodified: str = "2026-11-28T00:00:00Z") -> bytes:
+    """A minimal sops YAML file written by the test itself (flat string values, one age recipient),
+    so tests can hold a canary without the sops binary. Follows the format in shared/notes/sops.md."""
+    import base64
+    import hashlib
+    import os
+
+    import pyrage
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    data_key = os.urandom(32)
+    aead = AESGCM(data_key)
+
+    def enc(plain: bytes, aad: bytes, type_tag: str = "str") -> str:
+        iv = os.urandom(32)
+        sealed = aead.encrypt(iv, plain, aad)
+        b64 = base64.b64encode
+        return (f"ENC[AES256_GCM,data:{b64(sealed[:-16]).decode()},iv:{b64(iv).decode()},"
+                f"tag:{b64(sealed[-16:]).decode()},type:{type_tag}]")
+
+    mac = hashlib.sha512()
+    lines = []
+    for key, value in values.items():
+        mac.update(value.encode())
+        if key.endswith("_unencrypted"):
+            lines.append(f"{key}: {value}")
+        else:
+            lines.append(f"{key}: {enc(value.encode(), f'{key}:'.encode())}")
+    wrapped = base64.b64encode(pyrage.encrypt(data_key, [pyrage.x25519.Recipient.from_str(recipient)])).decode()
+    armor = "\n".join(wrapped[i : i + 64] for i in range(0, len(wrapped), 64))
+    stanza = "\n".join("            " + line for line in
+                       ["-----BEGIN AGE ENCRYPTED FILE-----", *armor.splitlines(), "-----END AGE ENCRYPTED FILE-----"])
+    lines += [
+        "sops:",
+        "    age:",
+        f"        - recipient: {recipient}",
+        "          enc: |",
+        stanza,
+        f'    lastmodified: "{lastmodified}"',
+        f"    mac: {enc(mac.hexdigest().upper().encode(), lastmodified.encode())}",
+        "    unencrypted_suffix: _unencrypted",
+        "    version: 3.11.0",
+    ]
+    return ("\n".join(lines) + "\n").encode()
