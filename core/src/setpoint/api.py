@@ -548,3 +548,62 @@ class Outcome:
     @property
     def failed(self) -> bool:
         return self.error is not None
+
+
+# --------------------------------------------------------------------------- notifications
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One message for people, decided by the core's noise control (docs/operations.md).
+
+    ``event`` is one of ``failed``, ``recovered``, ``drift_detected``, ``drift_repaired``, ``held``,
+    ``paused``, ``resumed``, ``deployed`` and ``digest``. ``title`` and ``text`` are plain text that
+    was already checked for secret values; ``fields`` are short labelled facts (revision, stage).
+    """
+
+    event: str
+    severity: str  # "info", "warning" or "error"
+    title: str
+    text: str
+    target: str | None = None
+    kind: str | None = None
+    revision: str | None = None
+    fields: Mapping[str, str] = field(default_factory=dict)
+    #: For a digest: every target the commit was deployed to, with its result.
+    targets: Mapping[str, str] = field(default_factory=dict)
+
+    def to_record(self) -> dict[str, Any]:
+        return {"event": self.event, "severity": self.severity, "title": self.title, "text": self.text,
+                "target": self.target, "kind": self.kind, "revision": self.revision, "fields": dict(self.fields),
+                "targets": dict(self.targets)}
+
+
+class Notifier(ABC):
+    """Delivers :class:`Notification` messages to one destination (a chat webhook, an HTTP endpoint).
+
+    The core decides *what* to send (thresholds, de-duplication, digests) and calls :meth:`send`
+    from one background thread, never from a reconcile; it retries a failed send with back-off, so
+    ``send`` just raises on failure. ``url`` is the configured endpoint (from ``url_file`` or
+    ``url_env``) wrapped as a :class:`Secret`, because incoming-webhook URLs embed their token: use
+    ``url.reveal()`` only for the request itself, never in a message or an exception.
+    """
+
+    #: The user-visible kind name (``kind:`` of a notifier in setpoint.yaml).
+    kind: ClassVar[str]
+    #: The pydantic model of the kind's settings block (``None``: no settings).
+    Settings: ClassVar[type[BaseModel] | None] = None
+    #: Whether the kind needs ``url_file``/``url_env``.
+    needs_url: ClassVar[bool] = True
+
+    def __init__(self, name: str, url: Secret[str] | None, settings: Any) -> None:
+        self.name = name
+        self.url = url
+        self.settings = settings
+
+    @abstractmethod
+    def send(self, notification: Notification) -> None:
+        """Deliver one message; raise any exception on failure (its text is never shown)."""
+
+    def close(self) -> None:  # noqa: B027 - optional, empty on purpose
+        """Release clients. Called once at shutdown."""

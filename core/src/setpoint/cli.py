@@ -123,10 +123,17 @@ def main(log_format: str | None, log_level: str | None, config_path: str | None)
 def run(config_path: str | None) -> None:
     """Reconcile continuously until SIGTERM/SIGINT (finishes in-flight applies, then exits)."""
     from setpoint.engine.scheduler import Scheduler
+    from setpoint.server.runtime import start_operations
 
     ctx = Context(config_path)
     engine = ctx.engine()
     scheduler = Scheduler(engine)
+    try:
+        # metrics, notifications and the HTTP server (docs/operations.md)
+        operations = start_operations(engine, scheduler)
+    except SetpointError as exc:
+        engine.close()
+        _fail(safe_error(exc))
 
     def stop(signum: int, _frame: Any) -> None:
         logging.getLogger("setpoint").info("received %s, stopping", signal.Signals(signum).name)
@@ -139,6 +146,7 @@ def run(config_path: str | None) -> None:
     try:
         scheduler.run()
     finally:
+        operations.stop()
         engine.close()
 
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from setpoint.durations import parse_duration
 from setpoint.errors import ConfigError
+from setpoint.opsconfig import NotificationsConfig, ServerConfig
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
@@ -129,6 +130,9 @@ class Config(Strict):
     secrets: dict[str, dict[str, Any]] = {}
     state: str = "sqlite:///.setpoint/state.db"
     defaults: Defaults = Defaults()
+    #: The HTTP server of ``setpoint run`` and the notifiers (models in setpoint.opsconfig).
+    server: ServerConfig = ServerConfig()
+    notifications: NotificationsConfig = NotificationsConfig()
     #: Where the file was read from; relative paths in it resolve against its folder.
     base_dir: Path = Path(".")
     file: Path = Path("setpoint.yaml")

@@ -13,7 +13,7 @@ from typing import Any
 
 import pluggy
 
-from setpoint.api import Decryptor, Denial, Outcome, Plan, TargetDriver, TargetInfo
+from setpoint.api import Decryptor, Denial, Notifier, Outcome, Plan, TargetDriver, TargetInfo
 
 hookspec = pluggy.HookspecMarker("setpoint")
 
@@ -38,6 +38,21 @@ def setpoint_register_decryptors(register: Callable[[type[Decryptor]], None]) ->
     Called once when the plugin manager is built. Call ``register(DecryptorClass)`` for each
     :class:`setpoint.api.Decryptor` subclass; its ``name`` is the key of its settings block under
     ``secrets:`` in setpoint.yaml.
+
+    :param register: the registration callback.
+    :returns: nothing.
+    """
+
+
+@hookspec
+def setpoint_register_notifiers(register: Callable[[type[Notifier]], None]) -> None:
+    """Register the notifier kinds this plugin provides (chat webhooks, commit status, paging).
+
+    Called once by ``setpoint run`` when it starts its notifications. Call ``register(NotifierClass)``
+    for each :class:`setpoint.api.Notifier` subclass; its ``kind`` is what a notifier's ``kind:``
+    names under ``notifications.notifiers`` in setpoint.yaml and must be unique across plugins.
+    The core owns noise control (failure threshold, one message per target, revision and event,
+    recovery messages, per-commit digests) and retries; a notifier only delivers.
 
     :param register: the registration callback.
     :returns: nothing.
@@ -75,7 +90,9 @@ def setpoint_reconcile_finished(outcome: Outcome) -> None:
 @hookspec
 def setpoint_event(name: str, target: TargetInfo | None, details: dict[str, Any]) -> None:
     """Observe an operator event that is not a reconcile: ``paused``, ``resumed``, ``approved``,
-    ``plugin_load_failed``, ``source_fetched``, ``source_poll_failed``.
+    ``plugin_load_failed``, ``source_fetched``, ``source_poll_failed``, and from ``setpoint run``'s
+    server ``webhook_received`` (details: provider, result) and ``notification_sent`` (details:
+    notifier, kind, event, result).
 
     Called from whichever thread produced the event; never raise.
 

@@ -33,7 +33,7 @@ from setpoint.secrets import safe_error
 log = logging.getLogger("setpoint.plugins")
 
 ENTRY_POINT_GROUP = "setpoint"
-BUILTIN_PLUGINS = ("setpoint.builtin.files",)
+BUILTIN_PLUGINS = ("setpoint.builtin.files", "setpoint.metrics", "setpoint.notify")
 
 
 @dataclass
@@ -165,7 +165,11 @@ def get_plugin_manager(load_entrypoints: bool = True, extra_plugins: Iterable[ob
         short = module_name.rsplit(".", 1)[-1]
         record = PluginRecord(short, "setpoint", setpoint_version, module_name, builtin=True)
         # A broken built-in is a broken installation: fail loudly.
-        _register(registry, record, importlib.import_module(module_name))
+        module = importlib.import_module(module_name)
+        # A built-in with per-engine state (metrics, notification noise control) has make_plugin():
+        # every registry gets its own instance, so two engines in one process never share state.
+        plugin = module.make_plugin() if hasattr(module, "make_plugin") else module
+        _register(registry, record, plugin)
         registry.plugins.append(record)
 
     if load_entrypoints:

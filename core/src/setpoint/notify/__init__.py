@@ -1,0 +1,63 @@
+"""Notifications: the built-in plugin that turns outcomes into few, useful, secret-free messages.
+
+It is registered like an external plugin (``setpoint_register_notifiers`` for its two kinds,
+``setpoint_reconcile_finished`` and ``setpoint_event`` to observe). The loader gives every engine
+its own instance (``make_plugin``); it stays silent until ``setpoint run`` calls :meth:`start`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from setpoint import hookimpl
+from setpoint.api import Notifier, Outcome, TargetInfo
+from setpoint.notify.builtin import SlackNotifier, WebhookNotifier
+from setpoint.notify.dispatcher import Dispatcher
+from setpoint.notify.policy import NoisePolicy
+
+if TYPE_CHECKING:
+    from setpoint.engine.engine import Engine
+
+
+class NotifyPlugin:
+    def __init__(self) -> None:
+        self.policy: NoisePolicy | None = None
+        self.dispatcher: Dispatcher | None = None
+
+    @hookimpl
+    def setpoint_register_notifiers(self, register: Callable[[type[Notifier]], None]) -> None:
+        register(SlackNotifier)
+        register(WebhookNotifier)
+
+    @hookimpl
+    def setpoint_reconcile_finished(self, outcome: Outcome) -> None:
+        if self.policy is not None and self.dispatcher is not None:
+            self.dispatcher.submit(self.policy.outcome(outcome))
+
+    @hookimpl
+    def setpoint_event(self, name: str, target: TargetInfo | None, details: dict[str, Any]) -> None:
+        if self.policy is not None and self.dispatcher is not None:
+            self.dispatcher.submit(self.policy.event(name, target, details))
+
+    def start(self, engine: Engine, backoff: float = 0.5) -> None:
+        """Build the configured notifiers (raises ConfigError) and start sending."""
+        from setpoint.notify.setup import build_routes
+
+        routes = build_routes(engine.config, engine.registry)
+        settings = engine.config.notifications
+        policy = NoisePolicy(settings.failure_threshold, settings.repeat_after, settings.digest.enabled,
+                             settings.digest.window)
+        dispatcher = Dispatcher(routes, policy, engine.emit, backoff=backoff)
+        dispatcher.start()
+        self.policy, self.dispatcher = policy, dispatcher
+
+    def stop(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
+        self.policy = self.dispatcher = None
+
+
+def make_plugin() -> NotifyPlugin:
+    """Called by the plugin loader once per registry (see setpoint.plugins)."""
+    return NotifyPlugin()

@@ -1,0 +1,116 @@
+"""The built-in notifier kinds: ``slack`` (any Slack-compatible incoming webhook: Slack,
+Mattermost, Rocket.Chat, Discord's /slack endpoint) and ``webhook`` (a JSON document for your
+own receiver, optionally HMAC-signed like setpoint's own generic webhook receiver)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from pathlib import Path
+
+import httpx
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from setpoint.api import Notification, Notifier
+from setpoint.opsconfig import read_credential
+from setpoint.secrets import Secret, register_known_values
+
+TIMEOUT = httpx.Timeout(10.0)
+_ICONS = {"error": ":red_circle:", "warning": ":large_yellow_circle:", "info": ":large_green_circle:"}
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _HTTPNotifier(Notifier):
+    def _client(self) -> httpx.Client:
+        client = getattr(self, "_http", None)
+        if client is None:
+            # no redirects: a redirect could carry the request (and its URL token) somewhere else
+            client = httpx.Client(timeout=TIMEOUT, follow_redirects=False,
+                                  headers={"User-Agent": "setpoint-notifier"})
+            self._http = client
+        return client
+
+    def _post(self, body: bytes, headers: dict[str, str]) -> None:
+        assert self.url is not None
+        response = self._client().post(self.url.reveal(), content=body,
+                                       headers={"Content-Type": "application/json", **headers})
+        response.raise_for_status()
+
+    def close(self) -> None:
+        client = getattr(self, "_http", None)
+        if client is not None:
+            client.close()
+
+
+class SlackSettings(_Settings):
+    #: Override the channel / user name / icon the incoming webhook posts as (where allowed).
+    channel: str | None = None
+    username: str | None = None
+    icon_emoji: str | None = None
+
+
+class SlackNotifier(_HTTPNotifier):
+    kind = "slack"
+    Settings = SlackSettings
+
+    def send(self, notification: Notification) -> None:
+        settings: SlackSettings = self.settings or SlackSettings()
+        icon = _ICONS.get(notification.severity, "")
+        lines = [f"{icon} *{notification.title}*".strip(), notification.text]
+        if notification.targets:
+            lines.append(" · ".join(f"{t}: {r}" for t, r in notification.targets.items()))
+        payload: dict[str, str] = {"text": "\n".join(lines)}
+        for key in ("channel", "username", "icon_emoji"):
+            value = getattr(settings, key)
+            if value:
+                payload[key] = value
+        self._post(json.dumps(payload).encode(), {})
+
+
+class WebhookSettings(_Settings):
+    """Sign each body: ``X-Setpoint-Signature: sha256=HEX`` of HMAC-SHA256(key, TIMESTAMP + "." + body)
+    with ``X-Setpoint-Timestamp: TIMESTAMP``, the scheme of setpoint's own /hooks/generic."""
+
+    signing_secret_file: Path | None = None
+    signing_secret_env: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> WebhookSettings:
+        if self.signing_secret_file is not None and self.signing_secret_env is not None:
+            raise ValueError("give one of signing_secret_file or signing_secret_env")
+        return self
+
+
+def sign(key: bytes, timestamp: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(key, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+class WebhookNotifier(_HTTPNotifier):
+    kind = "webhook"
+    Settings = WebhookSettings
+    #: Set by setpoint.notify.setup before the first send (relative paths need the config folder).
+    base_dir: Path = Path(".")
+
+    def _key(self) -> Secret[str] | None:
+        settings: WebhookSettings | None = self.settings
+        if settings is None or (settings.signing_secret_file is None and settings.signing_secret_env is None):
+            return None
+        if getattr(self, "_signing_key", None) is None:
+            value = read_credential(settings.signing_secret_file, settings.signing_secret_env, self.base_dir)
+            register_known_values([value])
+            self._signing_key = Secret(value, "notifier signing secret")
+        return self._signing_key
+
+    def send(self, notification: Notification) -> None:
+        body = json.dumps({"source": "setpoint", "version": 1, **notification.to_record()}, sort_keys=True).encode()
+        headers = {}
+        key = self._key()
+        if key is not None:
+            stamp = str(int(time.time()))
+            headers = {"X-Setpoint-Timestamp": stamp, "X-Setpoint-Signature": sign(key.reveal().encode(), stamp, body)}
+        self._post(body, headers)

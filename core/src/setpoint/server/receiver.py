@@ -1,0 +1,87 @@
+"""The webhook endpoint's logic, apart from HTTP: secrets, replay cache, matching, waking."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from setpoint.errors import ConfigError
+from setpoint.opsconfig import read_credential
+from setpoint.secrets import Secret, register_known_values
+from setpoint.server import webhooks
+from setpoint.server.webhooks import Delivery, Ignored, Rejected, ReplayCache
+
+if TYPE_CHECKING:
+    from setpoint.engine.engine import Engine
+
+log = logging.getLogger("setpoint.webhooks")
+
+#: wake_source(source_name, reason): poll that source now and wake its targets if it moved.
+WakeSource = Callable[[str, str], None]
+
+
+class WebhookReceiver:
+    def __init__(self, engine: Engine, wake_source: WakeSource) -> None:
+        self.engine = engine
+        self.wake_source = wake_source
+        cfg = engine.config.server.webhooks
+        self.replays = ReplayCache(cfg.replay_window, cfg.replay_cache_size)
+        self.max_skew = cfg.generic.max_skew if cfg.generic else 300.0
+        self.secrets: dict[str, Secret[bytes]] = {}
+        problems = []
+        for provider in ("github", "gitlab", "gitea", "bitbucket", "generic"):
+            block = getattr(cfg, provider)
+            if block is None:
+                continue
+            try:
+                value = read_credential(block.secret_file, block.secret_env, engine.config.base_dir)
+            except ValueError as exc:
+                problems.append(f"server.webhooks.{provider}: {exc}")
+                continue
+            register_known_values([value])
+            self.secrets[provider] = Secret(value.encode(), f"{provider} webhook secret")
+        if problems:
+            raise ConfigError("\n".join(problems))
+
+    @property
+    def providers(self) -> list[str]:
+        return sorted(self.secrets) + (["forgejo"] if "gitea" in self.secrets else [])
+
+    def handle(self, provider: str, headers: Mapping[str, str], body: bytes) -> Delivery:
+        """Verify and act on one delivery; ``headers`` have lower-case names."""
+        delivery = self._handle(provider, headers, body)
+        self.engine.emit("webhook_received", None, {"provider": provider, "result": delivery.result})
+        level = logging.INFO if delivery.status < 400 else logging.WARNING
+        log.log(level, "webhook %s: %s (%s)%s", provider, delivery.result, delivery.message,
+                f" -> {', '.join(delivery.targets)}" if delivery.targets else "")
+        return delivery
+
+    def _handle(self, provider: str, headers: Mapping[str, str], body: bytes) -> Delivery:
+        key_name = "gitea" if provider == "forgejo" else provider
+        secret = self.secrets.get(key_name)
+        if secret is None:
+            return Delivery(404, "not_configured", f"no secret is configured for {provider} webhooks")
+        key = secret.reveal()
+        try:
+            if provider == "generic":
+                delivery_id, push = webhooks.generic(headers, body, key, self.max_skew)
+            else:
+                parse: Any = getattr(webhooks, key_name)
+                delivery_id, push = parse(headers, body, key)
+        except Ignored as exc:
+            return Delivery(202, "ignored", str(exc))
+        except Rejected as exc:
+            return Delivery(exc.status, exc.result, exc.message)
+        replay_key = f"{provider}:{delivery_id or hashlib.sha256(body).hexdigest()}"
+        if not self.replays.first_time(replay_key):
+            return Delivery(409, "replayed", "this delivery was already received")
+        sources = {name: (source.url, source.config.branch) for name, source in self.engine.sources.items()}
+        matched = webhooks.matching_sources(push, sources)
+        if not matched:
+            return Delivery(202, "unmatched", f"no source follows this repository and branch ({push.branch or '-'})")
+        targets = tuple(name for name, runner in self.engine.runners.items() if runner.target.source in matched)
+        for name in matched:
+            self.wake_source(name, f"webhook:{provider}")
+        return Delivery(202, "accepted", f"polling {', '.join(matched)} now", tuple(matched), targets)
