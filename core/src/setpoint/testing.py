@@ -171,9 +171,10 @@ class FakeTarget(TargetDriver):
                 for item in doc if isinstance(doc, list) else [doc]:
                     if not isinstance(item, dict) or "kind" not in item or "name" not in item:
                         raise RenderError(f"{relpath}: every resource needs kind and name")
-                    key = f"{item['kind']}/{item['name']}"
+                    # identity is never secret, even when a whole file was encrypted
+                    kind, name = str(reveal_all(item["kind"])), str(reveal_all(item["name"]))
                     body = {f: item[f] for f in FIELDS if f in item}
-                    resources.append(Resource(key, str(item["kind"]), str(item["name"]), body))
+                    resources.append(Resource(f"{kind}/{name}", kind, name, body))
         return Desired.of(resources)
 
     def observe(self, desired: Desired, managed: Collection[str]) -> Live:

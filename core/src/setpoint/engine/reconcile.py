@@ -194,7 +194,8 @@ class Reconciler:
             remaining = plan.changes
         run.sync = SyncStatus.SYNCED if not remaining else SyncStatus.OUT_OF_SYNC
         run.health = _stage("health", driver.health, desired, live)
-        if run.health.status == HealthStatus.PROGRESSING:
+        if run.health.status == HealthStatus.PROGRESSING or (applied_any and remaining):
+            # a rollout in progress, or something changed again while we applied: look again soon
             runner_wake = time.time() + PROGRESS_RECHECK
             self.runner.wake_at = min(self.runner.wake_at or runner_wake, runner_wake)
         if run.sync == SyncStatus.SYNCED and not run.paused:

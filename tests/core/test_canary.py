@@ -1,0 +1,152 @@
+"""A canary secret reaches the targets and appears nowhere else: not in CLI output, logs, the audit
+database (and its WAL), status, exception text, or files left in temporary directories."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import resources_yaml, web
+from test_plugins import install_plugin
+
+from setpoint.errors import PermanentError
+from setpoint.secrets import Secret, reveal_all, safe_error, scrub, to_jsonable
+from setpoint.testing import FakePlugin, GitRepo, make_engine, write_config
+
+CANARY = "CANARY-7f3a9c1e-do-not-leak"
+CANARY2 = "CANARY-b2d4e6f8-second-value"
+
+# A toy decryptor: "TOYENC:" + base64 of YAML. Real formats come from plugins (sops_secrets).
+TOY = """
+    import base64, yaml
+    from setpoint import hookimpl
+    from setpoint.api import DecryptedFile, Decryptor
+    from setpoint.secrets import Secret
+
+    def wrap(value, origin):
+        if isinstance(value, dict):
+            return {k: wrap(v, f"{origin}.{k}") for k, v in value.items()}
+        if isinstance(value, list):
+            return [wrap(v, origin) for v in value]
+        return Secret(value, origin)
+
+    class Toy(Decryptor):
+        name = "toy"
+        def detect(self, relpath, content):
+            return content.startswith(b"TOYENC:")
+        def decrypt(self, relpath, content):
+            plain = base64.b64decode(content[7:])
+            docs = [wrap(d, relpath) for d in yaml.safe_load_all(plain)]
+            return DecryptedFile(relpath, "yaml", docs, Secret(plain, relpath), "toy", ("toy-key-1",))
+
+    @hookimpl
+    def setpoint_register_decryptors(register):
+        register(Toy)
+"""
+
+
+def toy_encrypt(text: str) -> bytes:
+    return b"TOYENC:" + base64.b64encode(text.encode())
+
+
+def scan(paths: list[Path], needle: str) -> list[str]:
+    hits = []
+    for root in paths:
+        for path in [root] if root.is_file() else root.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                try:
+                    if needle.encode() in path.read_bytes():
+                        hits.append(str(path))
+                except OSError:
+                    pass
+    return hits
+
+
+@pytest.fixture
+def toy_site(tmp_path: Path) -> Path:
+    site = tmp_path / "site"
+    site.mkdir()
+    install_plugin(site, "setpoint-toy", "toy", "setpoint_toy_mod", TOY)
+    return site
+
+
+def test_canary_never_leaks_through_the_cli(tmp_path: Path, git_repo: GitRepo, toy_site: Path) -> None:
+    live = tmp_path / "live"
+    git_repo.commit({"etc/app.conf": "plain = yes\n", "etc/db.env": toy_encrypt(f"password: {CANARY}\n")})
+    config = write_config(tmp_path, git_repo.path, [
+        {"name": "host", "kind": "files", "path": "etc", "prune": True, "files": {"destination": str(live)}}])
+    shm_before = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+    env = {**os.environ, "PYTHONPATH": str(toy_site), "TMPDIR": str(tmp_path / "tmp")}
+    (tmp_path / "tmp").mkdir()
+    outputs = []
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        run = subprocess.run([sys.executable, "-m", "setpoint.cli", "--log-level", "DEBUG", "-c", str(config), *args],
+                             capture_output=True, text=True, env=env)
+        outputs.append(run.stdout + run.stderr)
+        return run
+
+    assert cli("sync").returncode == 0, outputs[-1]
+    # the secret reached the target, in clear, with a private mode
+    assert (live / "db.env").read_text() == f"password: {CANARY}\n"
+    # someone edits the secret file by hand; then Git rotates the secret
+    (live / "db.env").write_text(f"password: {CANARY2}\n")
+    cli("diff", "host")
+    cli("diff", "host", "-o", "json")
+    assert cli("sync").returncode == 0
+    git_repo.commit({"etc/db.env": toy_encrypt(f"password: {CANARY2}\n")}, "rotate")
+    cli("diff", "host", "-o", "json")
+    cli("sync", "-o", "json")
+    for args in (("status",), ("status", "-o", "json"), ("audit",), ("audit", "-o", "json"), ("history", "host"),
+                 ("secrets", "check", str(git_repo.path))):
+        cli(*args)
+    assert "toy-key-1" in outputs[-1] and "ok" in outputs[-1], "secrets check names keys, not values"
+    audit = json.loads(cli("audit", "-o", "json").stdout)
+    drift = [e for e in audit if e["action"] == "revert-drift"]
+    assert drift and drift[0]["details"]["changes"][0]["fields"][0]["secret"] is True, "a secret diff says 'changed'"
+
+    for needle in (CANARY, CANARY2):
+        assert not [o for o in outputs if needle in o], f"{needle} printed by the CLI"
+        assert not scan([tmp_path / "state", tmp_path / "tmp", tmp_path / "setpoint.yaml"], needle)
+        shm_after = set(os.listdir("/dev/shm")) - shm_before if os.path.isdir("/dev/shm") else set()
+        assert not scan([Path("/dev/shm") / n for n in shm_after], needle)
+
+
+def test_canary_is_scrubbed_from_errors_status_and_audit(tmp_path: Path, git_repo: GitRepo, toy_site: Path,
+                                                         fake_plugin: FakePlugin, monkeypatch: pytest.MonkeyPatch,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.syspath_prepend(str(toy_site))
+    git_repo.commit({"app/web.yaml": resources_yaml(web()), "app/secret.yaml": toy_encrypt(
+        resources_yaml({"kind": "Secret", "name": "db", "config": {"password": CANARY}}))})
+    config = write_config(tmp_path, git_repo.path, [{"name": "app", "kind": "fake", "path": "app"}])
+    engine = make_engine(config, fake_plugin, load_entrypoints=True)
+    cluster = fake_plugin.cluster("app")
+    assert engine.reconcile("app").error is None
+    assert cluster.resources["Secret/db"]["config"]["password"] == CANARY, "the target gets the clear value"
+    # a careless driver puts the revealed value into an exception message
+    cluster.fail_next("apply", PermanentError(f"server rejected password {CANARY}"))
+    cluster.manual_change("Secret/db", config={"password": "hand-set"})
+    out = engine.reconcile("app")
+    assert out.error and CANARY not in out.error and "<secret>" in out.error
+    db_bytes = b"".join(p.read_bytes() for p in (tmp_path / "state").glob("state.db*"))
+    assert CANARY.encode() not in db_bytes
+    assert CANARY not in caplog.text
+    assert CANARY not in json.dumps(engine.store.all_status())
+
+
+def test_secret_type_redacts_itself() -> None:
+    secret = Secret(CANARY, origin="db.env:password")
+    assert CANARY not in f"{secret} {secret!r} {secret:>40} {[secret]} {({'k': secret})}"
+    assert CANARY not in json.dumps(to_jsonable({"a": [secret]}))
+    assert to_jsonable(secret) == to_jsonable(Secret(CANARY)), "equal values share a fingerprint"
+    assert secret == Secret(CANARY) and secret != Secret("other") and secret != CANARY
+    assert reveal_all({"a": [secret]}) == {"a": [CANARY]}
+    with pytest.raises(TypeError):
+        __import__("pickle").dumps(secret)
+    assert scrub(f"connecting with {CANARY}") == "connecting with <secret>"
+    assert CANARY not in safe_error(ValueError(f"bad {CANARY}"))

@@ -1,0 +1,89 @@
+"""`setpoint run` as a real process: live-state events repair drift within about a second, new
+commits are picked up by polling, other processes' commands reach it, SIGTERM stops it cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from setpoint.testing import GitRepo, write_config
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.02) -> float:
+    """Seconds until ``predicate`` held; fails after ``timeout``."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(step)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, git_repo: GitRepo) -> Iterator[tuple[subprocess.Popen[str], Path, Path]]:
+    live = tmp_path / "live"
+    git_repo.commit({"etc/app.conf": "port = 80\n", "etc/motd": "hello\n"}, "v1")
+    config = write_config(tmp_path, git_repo.path, [
+        {"name": "host", "kind": "files", "path": "etc", "prune": True, "interval": "1h",
+         "files": {"destination": str(live)}}])
+    log = open(tmp_path / "daemon.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "setpoint.cli", "-c", str(config), "run"], stdout=log,
+                            stderr=subprocess.STDOUT, text=True)
+    wait_for(lambda: '"sync": "Synced"' in cli(config, "status", "-o", "json").stdout, 30, step=0.2)
+    yield proc, config, live
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    log.close()
+
+
+def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "setpoint.cli", "-c", str(config), *args], capture_output=True, text=True)
+
+
+def test_manual_edit_is_reverted_within_about_a_second(daemon, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _proc, config, live = daemon
+    latencies = []
+    for i in range(3):
+        (live / "app.conf").write_text(f"port = {2200 + i}\n")
+        latencies.append(wait_for(lambda: (live / "app.conf").read_text() == "port = 80\n", 5))
+    # the interval is 1h: only the live-state watch can explain a repair this fast
+    assert max(latencies) < 2.0, latencies
+    audit = cli(config, "audit", "--action", "revert-drift", "-o", "json").stdout
+    assert audit.count('"action": "revert-drift"') >= 3 and "event:file-changed" in audit
+
+
+def test_new_commit_is_applied_by_polling(daemon, git_repo: GitRepo) -> None:  # type: ignore[no-untyped-def]
+    _proc, _config, live = daemon
+    git_repo.commit({"etc/motd": "new message\n"}, "v2")
+    took = wait_for(lambda: (live / "motd").read_text() == "new message\n", 10)
+    assert took < 5, "poll_interval is 1s"
+
+
+def test_commands_from_other_processes_reach_the_daemon(daemon) -> None:  # type: ignore[no-untyped-def]
+    _proc, config, live = daemon
+    run = cli(config, "pause", "host", "--reason", "incident 7", "--by", "oncall")
+    assert run.returncode == 0 and "paused by oncall" in run.stdout
+    time.sleep(0.6)
+    (live / "motd").write_text("emergency fix\n")
+    time.sleep(1.5)
+    assert (live / "motd").read_text() == "emergency fix\n", "paused: drift is kept"
+    status = cli(config, "status").stdout
+    assert "paused by oncall" in status and "incident 7" in status
+    assert cli(config, "resume", "host", "--by", "oncall").returncode == 0
+    wait_for(lambda: (live / "motd").read_text() == "hello\n", 5)
+    # a one-shot sync while the daemon runs waits for its lock instead of overlapping
+    assert cli(config, "sync", "host").returncode == 0
+
+
+def test_sigterm_stops_cleanly(daemon) -> None:  # type: ignore[no-untyped-def]
+    proc, _config, _live = daemon
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
