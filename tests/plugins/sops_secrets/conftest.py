@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -10,31 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-
-
-def shared_dir() -> Path:
-    """``../shared`` beside the repository (also in CI); SETPOINT_SHARED_DIR (or SETPOINT_SHARED) overrides."""
-    override = os.environ.get("SETPOINT_SHARED_DIR") or os.environ.get("SETPOINT_SHARED")
-    return Path(override) if override else (REPO_ROOT / ".." / "shared").resolve()
-
-
-VECTORS = shared_dir() / "vectors" / "sops"
+from sops_expect import VECTORS
 
 
 def _require(what: str, hint: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{what} is missing in CI ({hint})")
     pytest.skip(f"{what} is missing: {hint}")
-
-
-def load_index() -> list[dict[str, Any]]:
-    """The vector index; empty when shared/ is absent (tests then skip, or fail under CI)."""
-    try:
-        return json.loads((VECTORS / "index.json").read_text())
-    except OSError:
-        return []
 
 
 @pytest.fixture(scope="session")

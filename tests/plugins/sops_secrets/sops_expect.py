@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,25 @@ from setpoint_sops_secrets import SopsSettings
 from setpoint_sops_secrets.stores.dotenv import _parse as parse_dotenv
 from setpoint_sops_secrets.stores.ini import _parse as parse_ini
 from setpoint_sops_secrets.stores.yaml import compose_all, to_python
+
+REPO_ROOT = Path(__file__).resolve().parents[3]  # tests/plugins/sops_secrets/ -> repo root
+
+
+def shared_dir() -> Path:
+    """``../shared`` beside the repository (also in CI); SETPOINT_SHARED_DIR (or SETPOINT_SHARED) overrides."""
+    override = os.environ.get("SETPOINT_SHARED_DIR") or os.environ.get("SETPOINT_SHARED")
+    return Path(override) if override else (REPO_ROOT / ".." / "shared").resolve()
+
+
+VECTORS = shared_dir() / "vectors" / "sops"
+
+
+def load_index() -> list[dict[str, Any]]:
+    """The vector index; empty when shared/ is absent (tests then skip, or fail under CI)."""
+    try:
+        return json.loads((VECTORS / "index.json").read_text())
+    except OSError:
+        return []
 
 
 def parse_plain(fmt: str, content: bytes) -> Any:

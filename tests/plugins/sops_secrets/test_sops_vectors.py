@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import load_index
 from setpoint.secrets import Secret, iter_secrets, reveal_all
 from setpoint_sops_secrets import SopsIntegrityError, SopsKeyError, decrypt_file
 from setpoint_sops_secrets.cipher import DataKeyCipher, parse_enc
@@ -15,7 +14,7 @@ from setpoint_sops_secrets.mac import normalize_lastmodified
 from setpoint_sops_secrets.metadata import parse_metadata
 from setpoint_sops_secrets.pipeline import decrypt_with_data_key
 from setpoint_sops_secrets.stores import STORES, detect_format
-from sops_expect import parse_plain, settings_for
+from sops_expect import load_index, parse_plain, settings_for
 
 INDEX = load_index()
 IDS = [entry["file"] for entry in INDEX] or ["no-vectors"]
