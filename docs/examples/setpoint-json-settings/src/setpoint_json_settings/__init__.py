@@ -1,0 +1,1 @@
+"""Example setpoint plugin (see docs/writing-plugins.md)."""
