@@ -87,3 +87,26 @@ def test_hook_setpoint_register_target_kinds_and_decryptors_shape(tmp_path: Path
     assert {"files", "fake"} <= set(engine.registry.kinds)
     files = next(p for p in engine.registry.plugins if p.name == "files")
     assert files.builtin and "setpoint_register_target_kinds" in files.hooks
+
+
+def test_hook_setpoint_check_health(tmp_path: Path, git_repo: GitRepo, fake_plugin: FakePlugin) -> None:
+    from setpoint.api import Health, HealthStatus
+
+    class DatabaseHealth:
+        __name__ = "db-health"
+
+        @hookimpl
+        def setpoint_check_health(self, target, resource):  # type: ignore[no-untyped-def]
+            if resource.kind == "Database":
+                return Health(HealthStatus.DEGRADED, "replication lag")
+            return None
+
+    git_repo.commit({"app/web.yaml": resources_yaml(web(), {"kind": "Database", "name": "main"})})
+    engine = make_engine(write_config(tmp_path, git_repo.path, [{"name": "app", "kind": "fake", "path": "app"}]),
+                         fake_plugin, DatabaseHealth())
+    assert engine.reconcile("app").health == HealthStatus.DEGRADED
+    git_repo.commit({"app/web.yaml": resources_yaml(web())}, "drop the database")
+    engine.close()
+    engine = make_engine(write_config(tmp_path, git_repo.path, [{"name": "app", "kind": "fake", "path": "app"}]),
+                         fake_plugin, DatabaseHealth())
+    assert engine.reconcile("app").health == HealthStatus.HEALTHY

@@ -264,3 +264,21 @@ def test_dry_run_changes_nothing(tmp_path: Path, git_repo: GitRepo, fake_plugin:
     assert out.sync == SyncStatus.OUT_OF_SYNC and fake_plugin.cluster("app").resources == {}
     assert engine.store.audit_entries() == [] and engine.store.status("app") is None
     assert [c.key for c in engine.runners["app"].last_plan.changes] == ["Deployment/web"]
+
+
+def test_removing_the_target_folder_from_git_removes_its_objects_after_approval(tmp_path: Path, git_repo: GitRepo,
+                                                                               fake_plugin: FakePlugin) -> None:
+    git_repo.commit({"app/web.yaml": resources_yaml(web()), "other/readme": "x"})
+    engine = fake_engine(tmp_path, git_repo, fake_plugin, prune=True)
+    cluster = fake_plugin.cluster("app")
+    engine.reconcile("app")
+    git_repo.commit({"app/web.yaml": None}, "retire the app")
+    out = engine.reconcile("app")
+    assert out.held_plan_id and "Deployment/web" in cluster.resources, "a whole target goes only after approval"
+    engine.approve("app", out.held_plan_id, "lead")
+    out = engine.reconcile("app")
+    assert out.error is None and cluster.resources == {}
+    engine.close()
+    # with prune off, a missing folder is an error (a wrong path), never a removal
+    engine = fake_engine(tmp_path, git_repo, fake_plugin, prune=False)
+    assert engine.reconcile("app").error_stage == "render"

@@ -395,6 +395,8 @@ class TargetContext:
     dependency_outputs: Callable[[], Mapping[str, Mapping[str, Any]]] = lambda: {}
     #: The folder of setpoint.yaml: relative paths in settings resolve against it.
     config_dir: Path = Path(".")
+    #: Ask health-check plugins (hook ``setpoint_check_health``) about one resource; None: no opinion.
+    check_health: Callable[[Resource], Health | None] = lambda resource: None
 
     def resolve(self, path: str | Path) -> Path:
         """An absolute path for a path from the settings (``~`` expanded, relative to ``config_dir``)."""
@@ -468,11 +470,6 @@ class TargetDriver(ABC):
 
         Called once by ``setpoint run`` after the first reconcile; never by one-shot commands.
         """
-
-    def teardown(self, managed: Collection[str]) -> ApplyResult:
-        """The target left the configuration or Git with prune on: remove what setpoint applied.
-        The default removes nothing and says so."""
-        return ApplyResult(message="this kind does not remove anything when a target is deleted")
 
     def close(self) -> None:
         """Release clients, threads and files. Called once at shutdown."""

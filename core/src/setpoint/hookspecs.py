@@ -101,3 +101,18 @@ def setpoint_event(name: str, target: TargetInfo | None, details: dict[str, Any]
     :param details: JSON-safe details without secret values.
     :returns: nothing.
     """
+
+
+@hookspec(firstresult=True)
+def setpoint_check_health(target: TargetInfo, resource: Resource) -> Health | None:
+    """Judge the health of one live resource that a target driver cannot judge itself (a custom
+    resource with its own status conventions, for example).
+
+    Called by a target driver through ``context.check_health(resource)`` while it computes health,
+    typically once per resource of a kind it has no built-in check for. Stops at the first
+    non-``None`` result.
+
+    :param target: the target the resource belongs to.
+    :param resource: the live resource (``body`` as the driver observed it, ``meta`` included).
+    :returns: a :class:`setpoint.api.Health`, or ``None`` to leave the decision to others.
+    """

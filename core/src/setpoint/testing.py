@@ -210,7 +210,11 @@ class FakeTarget(TargetDriver):
         return result
 
     def health(self, desired: Desired, live: Live) -> Health:
-        statuses = [self.cluster.health.get(k, HealthStatus.HEALTHY) for k in desired.resources if k in live.resources]
+        statuses = []
+        for key in desired.resources:
+            if key in live.resources:
+                custom = self.context.check_health(live.resources[key])  # plugins' health checks first
+                statuses.append(custom.status if custom else self.cluster.health.get(key, HealthStatus.HEALTHY))
         missing = [k for k in desired.resources if k not in live.resources]
         if missing:
             statuses.append(HealthStatus.MISSING)

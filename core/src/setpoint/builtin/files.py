@@ -165,15 +165,6 @@ class FilesTarget(TargetDriver):
             return Health(HealthStatus.MISSING, f"missing: {', '.join(missing[:5])}")
         return Health(HealthStatus.HEALTHY)
 
-    def teardown(self, managed: Collection[str]) -> ApplyResult:
-        result = ApplyResult()
-        for key in managed:
-            path = self.destination / key
-            path.unlink(missing_ok=True)
-            _remove_empty_parents(path.parent, self.destination)
-            result.applied.append(key)
-        return result
-
     # ------------------------------------------------------------------ live-state events
 
     def start_watching(self) -> None:

@@ -69,7 +69,9 @@ class Engine:
             if problems:
                 raise ConfigError("; ".join(p.message for p in problems))
             runner.create_driver(cls, settings, self.state_dir, lambda reason, n=target.name: self.trigger(n, reason),
-                                 lambda t=target: self.dependency_outputs(t))
+                                 lambda t=target: self.dependency_outputs(t),
+                                 lambda resource, info=runner.info: self.registry.hook.setpoint_check_health(
+                                     target=info, resource=resource))
         except Exception as exc:  # noqa: BLE001 - one bad target never stops the others
             runner.driver_error = safe_error(exc)
             log.error("target %s cannot run: %s", target.name, runner.driver_error)

@@ -143,13 +143,18 @@ class Reconciler:
         else:
             checkout = _stage("source", source.checkout, rev_sha)
             root = checkout / runner.target.path
-            if not root.is_dir():
+            if root.is_dir():
+                decrypted = _stage("decrypt", decrypt_tree, root, self.engine.decryptors)
+                tree = SourceTree(root, checkout, run.revision, decrypted)
+                desired = _stage("render", driver.render, tree)
+                runner.watched_paths = list(_stage("render", driver.watched_paths, tree))
+            elif self.runner.prune and store.inventory(self.name):
+                # The target's folder was deleted in Git: an explicit removal, not an accidental empty
+                # render. Everything setpoint applied goes, through the deletion budget and approval.
+                desired = Desired(extra={"removed_from_git": True})
+            else:
                 raise StageError("render", RenderError(
                     f"path {runner.target.path!r} does not exist at revision {rev_sha[:12]}"))
-            decrypted = _stage("decrypt", decrypt_tree, root, self.engine.decryptors)
-            tree = SourceTree(root, checkout, run.revision, decrypted)
-            desired = _stage("render", driver.render, tree)
-            runner.watched_paths = list(_stage("render", driver.watched_paths, tree))
             runner.render_cache = RenderCache(rev_sha, desired)
 
         # 4. observe and 5. diff
@@ -161,7 +166,8 @@ class Reconciler:
         run.plan = plan
 
         # empty-render guard: never prune a whole target because a render came out empty
-        if not desired.resources and inventory and not self.runner.allow_empty:
+        if not desired.resources and inventory and not self.runner.allow_empty \
+                and not desired.extra.get("removed_from_git"):
             raise StageError("review", RenderError(
                 f"the render at {rev_sha[:12]} produced no resources while setpoint manages {len(inventory)}; "
                 "refusing to apply or prune anything (set allow_empty: true if the target should really be empty)"))
