@@ -282,3 +282,15 @@ def test_removing_the_target_folder_from_git_removes_its_objects_after_approval(
     # with prune off, a missing folder is an error (a wrong path), never a removal
     engine = fake_engine(tmp_path, git_repo, fake_plugin, prune=False)
     assert engine.reconcile("app").error_stage == "render"
+
+
+def test_a_driver_apply_policy_holds_plans(tmp_path: Path, git_repo: GitRepo, fake_plugin: FakePlugin) -> None:
+    git_repo.commit({"app/web.yaml": resources_yaml(web())})
+    engine = fake_engine(tmp_path, git_repo, fake_plugin)
+    cluster = fake_plugin.cluster("app")
+    cluster.hold_reason = "apply policy is manual"
+    out = engine.reconcile("app")
+    assert out.held_plan_id and cluster.resources == {}
+    assert engine.store.held_plans("app")[0].reason == "apply policy is manual"
+    engine.approve("app", out.held_plan_id, "lead")
+    assert engine.reconcile("app").sync == SyncStatus.SYNCED and cluster.resources

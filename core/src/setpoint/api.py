@@ -450,6 +450,13 @@ class TargetDriver(ABC):
         """Compare; the default is the generic field differ over ``body``."""
         return diff_resources(desired, live)
 
+    def review(self, plan: Plan, drift: bool) -> str | None:
+        """A reason to hold ``plan`` for approval (an apply policy such as "no destroys"), or None.
+
+        Called after the core's own checks (deletion budget) and before plugins' review hooks.
+        ``drift`` is true when the plan only reverts drift."""
+        return None
+
     @abstractmethod
     def apply(self, plan: Plan, desired: Desired) -> ApplyResult:
         """Make the changes in ``plan`` (and only those), using ``desired`` for full objects."""

@@ -110,6 +110,8 @@ class FakeCluster:
     failures: dict[str, BaseException] = field(default_factory=dict)
     #: Health reported per key (default Healthy)
     health: dict[str, HealthStatus] = field(default_factory=dict)
+    #: When set, the driver holds every plan for approval with this reason (an apply policy).
+    hold_reason: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     on_change: Callable[[str], None] | None = None
 
@@ -208,6 +210,9 @@ class FakeTarget(TargetDriver):
                     cluster.writes += 1
                 result.applied.append(change.key)
         return result
+
+    def review(self, plan: Plan, drift: bool) -> str | None:
+        return self.cluster.hold_reason
 
     def health(self, desired: Desired, live: Live) -> Health:
         statuses = []

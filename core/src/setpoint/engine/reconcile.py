@@ -322,6 +322,8 @@ class Reconciler:
                             or (inventory and 100.0 * len(deletions) / len(inventory) > budget.max_percent)):
             reason = (f"the plan deletes {len(deletions)} of {len(inventory)} managed object(s), over the deletion budget "
                       f"(at most {budget.max_count} and {budget.max_percent:g}%)")
+        if reason is None and self.runner.driver is not None:
+            reason = _stage("review", self.runner.driver.review, plan, only_drift)
         if reason is None:
             denial = self.engine.registry.hook.setpoint_review_plan(target=self.runner.info, plan=plan, drift=only_drift)
             if denial is not None:
