@@ -1,0 +1,6 @@
+"""The operations tests import their helpers (opshelpers.py) as a plain module."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
