@@ -90,7 +90,7 @@ class Webhooks(_Strict):
     generic: GenericWebhook | None = None
     #: How long a delivery ID is remembered to refuse a replay, and how many are kept at most.
     replay_window: Duration = 86400.0
-    replay_cache_size: int = Field(10000, ge=100, le=1_000_000)
+    replay_cache_size: int = Field(default=10000, ge=100, le=1_000_000)
 
 
 class TLSConfig(_Strict):

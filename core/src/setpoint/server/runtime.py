@@ -11,7 +11,7 @@ import logging
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -43,7 +43,7 @@ def _bind(listen: str) -> socket.socket:
 
 
 class HttpServer:
-    def __init__(self, app: object, listen: str, cert_file: str | None = None, key_file: str | None = None) -> None:
+    def __init__(self, app: Any, listen: str, cert_file: str | None = None, key_file: str | None = None) -> None:
         self.sock = _bind(listen)
         self.tls = cert_file is not None
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", server_header=False,
