@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,8 @@ import httpx
 import pytest
 import yaml
 from opshelpers import CANARY, CanaryPlugin, FakeLoops, Receiver, notify_plugin, serving, wait_for
-from setpoint.api import HealthStatus, Outcome, Revision, SyncStatus, TargetInfo
+from setpoint import hookimpl
+from setpoint.api import HealthStatus, Notification, Notifier, Outcome, Revision, SyncStatus, TargetInfo
 from setpoint.errors import TemporaryError
 from setpoint.notify.policy import NoisePolicy
 from setpoint.testing import FakePlugin, GitRepo, make_engine, write_config
@@ -222,3 +224,43 @@ def test_policy_repeat_after() -> None:
     assert policy.outcome(outcome(actions=drift)) == []
     clock.now += 3601
     assert [n.event for n in policy.outcome(outcome(actions=drift))] == ["drift_detected"]
+
+
+class Pager(Notifier):
+    """A notifier kind from an external plugin: no URL, keeps what it is sent."""
+
+    kind = "pager"
+    needs_url = False
+    sent: list[Notification] = []
+
+    def send(self, notification: Notification) -> None:
+        Pager.sent.append(notification)
+
+
+class PagerPlugin:
+    __name__ = "pager"
+
+    @hookimpl
+    def setpoint_register_notifiers(self, register: Callable[[type[Notifier]], None]) -> None:
+        register(Pager)
+
+
+def test_hook_setpoint_register_notifiers(tmp_path: Path, git_repo: GitRepo) -> None:
+    from setpoint.server.runtime import start_operations
+
+    git_repo.commit({"app/web.yaml": manifests("web:1")}, "v1")
+    config = write_config(tmp_path, git_repo.path, [{"name": "app", "kind": "fake", "path": "app"}],
+                          server={"enabled": False},
+                          notifications={"failure_threshold": 1, "notifiers": [
+                              {"name": "oncall", "kind": "pager", "events": ["failed", "recovered"]}]})
+    plugin = FakePlugin()
+    engine = make_engine(config, plugin, PagerPlugin())
+    ops = start_operations(engine, None)
+    plugin.cluster("app").fail_next("render", TemporaryError("render backend down"))
+    engine.reconcile("app")
+    engine.reconcile("app")
+    assert notify_plugin(engine).dispatcher.drain(10)
+    ops.stop()
+    assert [(n.event, n.target) for n in Pager.sent] == [("failed", "app"), ("recovered", "app")]
+    assert Pager.sent[0].fields["stage"] == "render"
+    engine.close()
