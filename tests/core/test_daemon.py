@@ -32,7 +32,8 @@ def daemon(tmp_path: Path, git_repo: GitRepo) -> Iterator[tuple[subprocess.Popen
     git_repo.commit({"etc/app.conf": "port = 80\n", "etc/motd": "hello\n"}, "v1")
     config = write_config(tmp_path, git_repo.path, [
         {"name": "host", "kind": "files", "path": "etc", "prune": True, "interval": "1h",
-         "files": {"destination": str(live)}}])
+         "files": {"destination": str(live)}}],
+        server={"listen": "127.0.0.1:0"})  # tests may run daemons side by side: any free port
     log = open(tmp_path / "daemon.log", "w")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "setpoint.cli", "-c", str(config), "run"], stdout=log,
                             stderr=subprocess.STDOUT, text=True)

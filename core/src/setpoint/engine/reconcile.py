@@ -200,10 +200,15 @@ class Reconciler:
             remaining = plan.changes
         run.sync = SyncStatus.SYNCED if not remaining else SyncStatus.OUT_OF_SYNC
         run.health = _stage("health", driver.health, desired, live)
-        if run.health.status == HealthStatus.PROGRESSING or (applied_any and remaining):
-            # a rollout in progress, or something changed again while we applied: look again soon
-            runner_wake = time.time() + PROGRESS_RECHECK
-            self.runner.wake_at = min(self.runner.wake_at or runner_wake, runner_wake)
+        if applied_any and remaining:
+            # Something changed again while we applied: look again soon, backing off if it keeps
+            # happening (another controller fighting over the same object).
+            self.runner.recheck_delay = min(PROGRESS_RECHECK, (self.runner.recheck_delay or 0.125) * 2)
+            self._wake_in(self.runner.recheck_delay)
+        else:
+            self.runner.recheck_delay = 0.0
+        if run.health.status == HealthStatus.PROGRESSING:
+            self._wake_in(PROGRESS_RECHECK)  # a rollout in progress
         if run.sync == SyncStatus.SYNCED and not run.paused:
             # everything desired is live and equal: it is managed from now on
             self._adopt(desired, inventory, run.revision)
@@ -224,6 +229,10 @@ class Reconciler:
         run.message = "; ".join(notes) or run.message
 
     # ------------------------------------------------------------------ helpers
+
+    def _wake_in(self, seconds: float) -> None:
+        at = time.time() + seconds
+        self.runner.wake_at = min(self.runner.wake_at or at, at)
 
     def _scope(self, plan: Plan, inventory: dict[str, InventoryItem]) -> tuple[Plan, list[str], list[ResourceChange]]:
         """Split off deletions setpoint must not make: objects it never applied (returned as

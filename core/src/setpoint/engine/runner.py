@@ -42,6 +42,8 @@ class TargetRunner:
         #: (a grace period or a pause expiring, a rollout to re-check).
         self.wake_at: float | None = None
         self.consecutive_failures = 0
+        #: Delay of the next quick re-check after an apply that did not converge (doubles, capped).
+        self.recheck_delay = 0.0
         self._thread_lock = threading.Lock()
         self.info = TargetInfo(target.name, target.kind, target.source, target.path)
         self.logger = logging.LoggerAdapter(logging.getLogger(f"setpoint.target.{target.name}"),
