@@ -24,6 +24,7 @@ CANARY2 = "CANARY-b2d4e6f8-second-value"
 # A toy decryptor: "TOYENC:" + base64 of YAML. Real formats come from plugins (sops_secrets).
 TOY = """
     import base64, yaml
+    from pydantic import BaseModel
     from setpoint import hookimpl
     from setpoint.api import DecryptedFile, Decryptor
     from setpoint.secrets import Secret
@@ -35,12 +36,16 @@ TOY = """
             return [wrap(v, origin) for v in value]
         return Secret(value, origin)
 
+    class ToySettings(BaseModel, extra="forbid"):
+        marker: str = "TOYENC:"
+
     class Toy(Decryptor):
         name = "toy"
+        Settings = ToySettings
         def detect(self, relpath, content):
-            return content.startswith(b"TOYENC:")
+            return content.startswith(self.settings.marker.encode())
         def decrypt(self, relpath, content):
-            plain = base64.b64decode(content[7:])
+            plain = base64.b64decode(content[len(self.settings.marker):])
             docs = [wrap(d, relpath) for d in yaml.safe_load_all(plain)]
             return DecryptedFile(relpath, "yaml", docs, Secret(plain, relpath), "toy", ("toy-key-1",))
 
@@ -150,3 +155,17 @@ def test_secret_type_redacts_itself() -> None:
         __import__("pickle").dumps(secret)
     assert scrub(f"connecting with {CANARY}") == "connecting with <secret>"
     assert CANARY not in safe_error(ValueError(f"bad {CANARY}"))
+
+
+def test_per_target_decryptor_settings(tmp_path: Path, git_repo: GitRepo, toy_site: Path, fake_plugin: FakePlugin,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(toy_site))
+    secret = resources_yaml({"kind": "Secret", "name": "db", "config": {"password": CANARY}})
+    git_repo.commit({"a/s.yaml": toy_encrypt(secret), "b/s.yaml": b"ALTENC:" + toy_encrypt(secret)[7:]})
+    config = write_config(tmp_path, git_repo.path, [
+        {"name": "a", "kind": "fake", "path": "a"},
+        {"name": "b", "kind": "fake", "path": "b", "secrets": {"toy": {"marker": "ALTENC:"}}}])
+    engine = make_engine(config, fake_plugin, load_entrypoints=True)
+    assert [o.error for o in engine.sync()] == [None, None]
+    assert fake_plugin.cluster("a").resources == fake_plugin.cluster("b").resources
+    assert fake_plugin.cluster("b").resources["Secret/db"]["config"]["password"] == CANARY

@@ -109,6 +109,9 @@ class TargetConfig(Strict):
     deletion_budget: DeletionBudget | None = None
     hold_deletions: bool | None = None
     enabled: bool = True
+    #: Per-target decryptor settings, merged key by key over the top-level ``secrets:`` block
+    #: (e.g. a production target with its own age key).
+    secrets: dict[str, dict[str, Any]] = {}
     kind_block: dict[str, Any] = {}
 
     @field_validator("path")

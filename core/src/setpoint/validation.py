@@ -29,6 +29,14 @@ def validate_all(config_path: str | Path | None, registry: Registry | None = Non
             problems.append(Problem(file, index.get(("targets", number, "kind")), f"targets[{number}].kind", str(exc)))
             continue
         problems.extend(validate_block(cls.Settings, target.settings_block, file, index, loc)[1])
+        for name, block in target.secrets.items():
+            merged = {**config.secrets.get(name, {}), **block}
+            if name in registry.decryptors:
+                problems.extend(validate_block(registry.decryptors[name].Settings, merged, file, index,
+                                               ("targets", number, "secrets", name))[1])
+            else:
+                problems.append(Problem(file, index.get(("targets", number, "secrets", name)),
+                                        f"targets[{number}].secrets.{name}", f"no installed decryptor is called {name!r}"))
     for name, block in config.secrets.items():
         if name not in registry.decryptors:
             problems.append(Problem(file, index.get(("secrets", name)), f"secrets.{name}",

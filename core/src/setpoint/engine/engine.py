@@ -49,16 +49,26 @@ class Engine:
 
     # ------------------------------------------------------------------ construction
 
-    def _create_decryptors(self) -> list[Any]:
+    def _create_decryptors(self, overrides: dict[str, dict[str, Any]] | None = None,
+                           loc: tuple[Any, ...] = ("secrets",)) -> list[Any]:
+        """One instance of every registered decryptor, with the ``secrets:`` settings (and a
+        target's overrides merged over them)."""
         index = config_line_index(self.config.file)
         decryptors = []
         for name, cls in sorted(self.registry.decryptors.items()):
-            settings, problems = validate_block(cls.Settings, self.config.secrets.get(name, {}), str(self.config.file), index,
-                                                ("secrets", name))
+            block = {**self.config.secrets.get(name, {}), **(overrides or {}).get(name, {})}
+            settings, problems = validate_block(cls.Settings, block, str(self.config.file), index, (*loc, name))
             if problems:
                 raise ConfigError("\n".join(str(p) for p in problems))
             decryptors.append(cls(settings))
         return decryptors
+
+    def decryptors_for(self, runner: TargetRunner) -> list[Any]:
+        if not runner.target.secrets:
+            return self.decryptors
+        if runner.decryptors is None:
+            runner.decryptors = self._create_decryptors(runner.target.secrets, ("targets", runner.name, "secrets"))
+        return runner.decryptors
 
     def _create_runner(self, target: Any) -> TargetRunner:
         runner = TargetRunner(self.config, target)

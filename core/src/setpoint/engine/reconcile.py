@@ -144,7 +144,8 @@ class Reconciler:
             checkout = _stage("source", source.checkout, rev_sha)
             root = checkout / runner.target.path
             if root.is_dir():
-                decrypted = _stage("decrypt", decrypt_tree, root, self.engine.decryptors)
+                decryptors = _stage("decrypt", self.engine.decryptors_for, runner)
+                decrypted = _stage("decrypt", decrypt_tree, root, decryptors)
                 tree = SourceTree(root, checkout, run.revision, decrypted)
                 desired = _stage("render", driver.render, tree)
                 runner.watched_paths = list(_stage("render", driver.watched_paths, tree))

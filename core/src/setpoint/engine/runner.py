@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from setpoint.api import Desired, Outcome, Plan, TargetContext, TargetDriver, TargetInfo, TargetSpec
 from setpoint.config import Config, Grace, TargetConfig
@@ -35,6 +36,8 @@ class TargetRunner:
         self.driver: TargetDriver | None = None
         self.driver_error: str | None = None
         self.render_cache: RenderCache | None = None
+        #: Decryptors with this target's own ``secrets:`` overrides (None: the engine's).
+        self.decryptors: list[Any] | None = None
         self.watched_paths: list[str] = []
         self.last_outcome: Outcome | None = None
         self.last_plan: Plan | None = None
