@@ -264,3 +264,15 @@ def test_hook_setpoint_register_notifiers(tmp_path: Path, git_repo: GitRepo) -> 
     assert [(n.event, n.target) for n in Pager.sent] == [("failed", "app"), ("recovered", "app")]
     assert Pager.sent[0].fields["stage"] == "render"
     engine.close()
+
+
+def test_policy_carries_a_failure_streak_over_a_restart() -> None:
+    # the previous process alerted at three failures; the new one neither repeats it nor forgets to recover
+    policy = NoisePolicy(threshold=3, digest=False)
+    policy.resume_from("app", 4, REV1.sha)
+    assert policy.outcome(outcome(error="still broken")) == []
+    assert [n.event for n in policy.outcome(outcome())] == ["recovered"]
+    quiet = NoisePolicy(threshold=3, digest=False)
+    quiet.resume_from("app", 1, REV1.sha)
+    assert quiet.outcome(outcome(error="x")) == []
+    assert [n.event for n in quiet.outcome(outcome(error="x"))] == ["failed"]

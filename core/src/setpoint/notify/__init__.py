@@ -48,6 +48,9 @@ class NotifyPlugin:
         settings = engine.config.notifications
         policy = NoisePolicy(settings.failure_threshold, settings.repeat_after, settings.digest.enabled,
                              settings.digest.window)
+        for name, status in engine.store.all_status().items():
+            if status.get("consecutive_failures"):
+                policy.resume_from(name, int(status["consecutive_failures"]), status.get("revision"))
         dispatcher = Dispatcher(routes, policy, engine.emit, backoff=backoff)
         dispatcher.start()
         self.policy, self.dispatcher = policy, dispatcher

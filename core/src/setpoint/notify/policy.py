@@ -71,6 +71,17 @@ class NoisePolicy:
         self._digests: dict[str, _Digest] = {}
         self._lock = threading.Lock()
 
+    def resume_from(self, target: str, failures: int, revision: str | None) -> None:
+        """Carry a failure streak over a restart (from the stored status): a streak already past the
+        threshold was alerted by the previous process, so it is not alerted again, and its
+        recovery is still announced."""
+        with self._lock:
+            state = self._targets.setdefault(target, _TargetState())
+            state.failures = failures
+            if failures >= self.threshold:
+                state.alerted = True
+                self._first(target, revision or "-", "failed")
+
     # ------------------------------------------------------------------ de-duplication
 
     def _first(self, target: str, revision: str, event: str) -> bool:
