@@ -13,7 +13,17 @@ from typing import Any
 
 import pluggy
 
-from setpoint.api import Decryptor, Denial, Notifier, Outcome, Plan, TargetDriver, TargetInfo
+from setpoint.api import (
+    Decryptor,
+    Denial,
+    Health,
+    Notifier,
+    Outcome,
+    Plan,
+    Resource,
+    TargetDriver,
+    TargetInfo,
+)
 
 hookspec = pluggy.HookspecMarker("setpoint")
 
