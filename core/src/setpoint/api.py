@@ -152,7 +152,7 @@ class SourceTree:
         if relpath in self.decrypted:
             raise SourceError(f"{relpath} is encrypted; use tree.decrypted[{relpath!r}] to read it")
         path = (self.root / relpath).resolve()
-        if not path.is_relative_to(self.checkout.resolve()):
+        if not (path.is_relative_to(self.checkout.resolve()) or path.is_relative_to(self.root.resolve())):
             raise SourceError(f"{relpath} points outside the repository")
         return path.read_bytes()
 

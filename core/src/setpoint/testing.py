@@ -110,6 +110,8 @@ class FakeCluster:
     failures: dict[str, BaseException] = field(default_factory=dict)
     #: Health reported per key (default Healthy)
     health: dict[str, HealthStatus] = field(default_factory=dict)
+    #: What the target publishes to dependants (``${setpoint:TARGET.NAME}``).
+    outputs: dict[str, Any] = field(default_factory=dict)
     #: When set, the driver holds every plan for approval with this reason (an apply policy).
     hold_reason: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -213,6 +215,9 @@ class FakeTarget(TargetDriver):
 
     def review(self, plan: Plan, drift: bool) -> str | None:
         return self.cluster.hold_reason
+
+    def outputs(self) -> dict[str, Any]:
+        return dict(self.cluster.outputs)
 
     def health(self, desired: Desired, live: Live) -> Health:
         statuses = []

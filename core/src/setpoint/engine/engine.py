@@ -190,8 +190,18 @@ class Engine:
     def dependants(self, name: str) -> list[str]:
         return [t.name for t in self.config.targets if name in t.depends_on and t.name in self.runners]
 
-    def dependency_outputs(self, target: Any) -> Mapping[str, Mapping[str, Any]]:
-        return {dep: self.outputs.get(dep, {}) for dep in target.depends_on}
+    def dependency_outputs(self, target: Any) -> dict[str, Mapping[str, Any]]:
+        """Outputs of ``target``'s dependencies: from this process, else as last stored (where
+        secret outputs are only fingerprints and cannot be used)."""
+        result: dict[str, Mapping[str, Any]] = {}
+        for dep in target.depends_on:
+            if dep not in self.outputs:
+                stored = self.store.outputs(dep)
+                if stored is None:
+                    continue
+                self.outputs[dep] = stored
+            result[dep] = self.outputs[dep]
+        return result
 
     def runner(self, name: str) -> TargetRunner:
         if name not in self.runners:

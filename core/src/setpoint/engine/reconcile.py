@@ -11,6 +11,7 @@ check health, record. Every safety rule of the core lives here:
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ from setpoint.api import (
 )
 from setpoint.config import Grace
 from setpoint.engine.decrypt import decrypt_tree
+from setpoint.engine.outputs import outputs_digest, substitute
 from setpoint.engine.runner import RenderCache
 from setpoint.errors import RenderError, SetpointError
 from setpoint.secrets import safe_error
@@ -136,27 +138,15 @@ class Reconciler:
             runner.wake_at = time.time() + PROGRESS_RECHECK * 2
             return
 
-        # 2+3. decrypt and render, cached while the target's files are unchanged
+        # 2+3. decrypt and render, cached while the target's files (and its inputs) are unchanged
+        dependency_outputs = self.engine.dependency_outputs(runner.target) if runner.target.depends_on else {}
+        inputs_key = outputs_digest(dependency_outputs) if dependency_outputs else ""
         cache = runner.render_cache
-        if cache is not None and cache.revision == rev_sha:
+        if cache is not None and cache.revision == rev_sha and cache.inputs == inputs_key:
             desired = cache.desired
         else:
-            checkout = _stage("source", source.checkout, rev_sha)
-            root = checkout / runner.target.path
-            if root.is_dir():
-                decryptors = _stage("decrypt", self.engine.decryptors_for, runner)
-                decrypted = _stage("decrypt", decrypt_tree, root, decryptors)
-                tree = SourceTree(root, checkout, run.revision, decrypted)
-                desired = _stage("render", driver.render, tree)
-                runner.watched_paths = list(_stage("render", driver.watched_paths, tree))
-            elif self.runner.prune and store.inventory(self.name):
-                # The target's folder was deleted in Git: an explicit removal, not an accidental empty
-                # render. Everything setpoint applied goes, through the deletion budget and approval.
-                desired = Desired(extra={"removed_from_git": True})
-            else:
-                raise StageError("render", RenderError(
-                    f"path {runner.target.path!r} does not exist at revision {rev_sha[:12]}"))
-            runner.render_cache = RenderCache(rev_sha, desired)
+            desired = self._render(run, rev_sha, source, dependency_outputs)
+            runner.render_cache = RenderCache(rev_sha, desired, inputs_key)
 
         # 4. observe and 5. diff
         inventory = store.inventory(self.name)
@@ -230,6 +220,35 @@ class Reconciler:
         run.message = "; ".join(notes) or run.message
 
     # ------------------------------------------------------------------ helpers
+
+    def _render(self, run: Run, rev_sha: str, source: Any, dependency_outputs: dict[str, Any]) -> Desired:
+        runner, driver = self.runner, self.runner.driver
+        assert driver is not None and run.revision is not None
+        checkout = _stage("source", source.checkout, rev_sha)
+        root = checkout / runner.target.path
+        if not root.is_dir():
+            if runner.prune and self.store.inventory(self.name):
+                # The target's folder was deleted in Git: an explicit removal, not an accidental empty
+                # render. Everything setpoint applied goes, through the deletion budget and approval.
+                return Desired(extra={"removed_from_git": True})
+            raise StageError("render", RenderError(
+                f"path {runner.target.path!r} does not exist at revision {rev_sha[:12]}"))
+        overlay = None
+        if runner.target.depends_on:
+            overlay = _stage("render", substitute, root, self.name, runner.target.depends_on, dependency_outputs)
+        try:
+            tree_root = overlay[0] if overlay else root
+            decryptors = _stage("decrypt", self.engine.decryptors_for, runner)
+            decrypted = dict(_stage("decrypt", decrypt_tree, tree_root, decryptors))
+            if overlay:
+                decrypted.update(overlay[1])
+            tree = SourceTree(tree_root, checkout, run.revision, decrypted)
+            desired: Desired = _stage("render", driver.render, tree)
+            runner.watched_paths = list(_stage("render", driver.watched_paths, tree))
+            return desired
+        finally:
+            if overlay:
+                shutil.rmtree(overlay[0].parent, ignore_errors=True)
 
     def _wake_in(self, seconds: float) -> None:
         at = time.time() + seconds

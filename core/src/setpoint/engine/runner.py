@@ -24,6 +24,8 @@ class RenderCache:
 
     revision: str
     desired: Desired
+    #: Digest of what else went into the render (dependency outputs).
+    inputs: str = ""
 
 
 class TargetRunner:

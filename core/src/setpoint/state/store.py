@@ -374,6 +374,10 @@ class StateStore:
 
     # ------------------------------------------------------------------ outputs of targets (for dependants)
 
+    def outputs(self, target: str) -> dict[str, Any] | None:
+        rows = self._query("SELECT data FROM outputs WHERE target = ?", (target,))
+        return json.loads(rows[0][0]) if rows else None
+
     def save_outputs(self, target: str, outputs: dict[str, Any]) -> None:
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO outputs VALUES (?, ?, ?)", (target, json.dumps(to_jsonable(outputs)), time.time()))
