@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 
 from setpoint import hookimpl
-from setpoint.api import ApplyResult, Desired, Live, Plan, SourceTree, TargetDriver
-from setpoint.errors import PermanentError
+from setpoint.api import TargetDriver
 
-NOT_IMPLEMENTED = "the 'docker_compose' target kind is not implemented yet in this version of setpoint-docker-compose"
+from setpoint_docker_compose.target import DockerComposeTarget
 
-
-class DockerComposeTarget(TargetDriver):
-    """Placeholder: registers the kind so configs validate; every stage says it is not implemented."""
-
-    kind = "docker_compose"
-
-    def render(self, tree: SourceTree) -> Desired:
-        raise PermanentError(NOT_IMPLEMENTED)
-
-    def observe(self, desired: Desired, managed: Collection[str]) -> Live:
-        raise PermanentError(NOT_IMPLEMENTED)
-
-    def apply(self, plan: Plan, desired: Desired) -> ApplyResult:
-        raise PermanentError(NOT_IMPLEMENTED)
+__all__ = ["DockerComposeTarget"]
 
 
 @hookimpl

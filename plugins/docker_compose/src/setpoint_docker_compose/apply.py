@@ -1,0 +1,153 @@
+"""Apply: mirror the repository files into the stable project tree, remove what the plan deletes,
+then ``docker compose up -d`` for exactly the services that need it (``down`` on removal from Git).
+
+``up`` runs on the normalised model (hashing.py explains why), written to a private 0700 directory
+for the duration of the command only. It is never given ``--yes`` except for a plan holding a volume
+recreation that a person approved: without it Compose declines the "data will be lost" prompt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from setpoint.api import Action, ApplyResult, Desired, Plan, ResourceChange, private_directory
+from setpoint.errors import SetpointError
+from setpoint.secrets import Secret, reveal_all, safe_error
+
+from setpoint_docker_compose.compose import ComposeCli
+from setpoint_docker_compose.connection import UNREACHABLE
+from setpoint_docker_compose.observe import PROJECT, SERVICE
+from setpoint_docker_compose.render import Project
+from setpoint_docker_compose.settings import ComposeSettings
+
+#: Fields whose drift Compose cannot see through its own hash: the container must be recreated.
+_HIDDEN_FROM_HASH = ("environment", "content", "image")
+
+
+class Applier:
+    def __init__(self, settings: ComposeSettings, cli: ComposeCli, client: Any, stable_root: Path,
+                 manifest: Path) -> None:
+        self.settings = settings
+        self.cli = cli
+        self.client = client
+        self.stable_root = stable_root
+        self.manifest = manifest
+
+    def apply(self, plan: Plan, desired: Desired, prune: bool, live_orphans: set[str]) -> ApplyResult:
+        if desired.extra.get("removed_from_git"):
+            return self._down(plan)
+        project: Project = desired.extra["compose"]
+        result = ApplyResult()
+        self.sync_files(project.files)
+        for change in plan.changes:
+            if change.action == Action.DELETE:
+                try:
+                    self._delete(change)
+                    result.applied.append(change.key)
+                except UNREACHABLE as exc:
+                    result.failed[change.key] = safe_error(exc)
+        ups = [c for c in plan.changes if c.action != Action.DELETE]
+        if not ups:
+            return result
+        services = sorted({c.name for c in ups if c.kind == "Service"})
+        whole_project = any(c.kind != "Service" for c in ups)  # networks/volumes: let Compose reconnect everything
+        force = sorted({c.name for c in ups if c.kind == "Service" and _needs_recreate(c)})
+        approve_volumes = any(c.kind == "Volume" and c.action == Action.REPLACE for c in ups)
+        deleted = {c.name for c in plan.changes if c.action == Action.DELETE and c.kind == "Service"}
+        remove_orphans = prune and bool(live_orphans) and live_orphans <= deleted
+        try:
+            with private_directory("setpoint-compose-") as scratch:
+                path = scratch / "compose.json"
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as handle:
+                    json.dump(reveal_all(project.model), handle)
+                base = self.cli.project_args(self.stable_root / self.settings.project_directory, [path])
+                if force:
+                    self._up(base, force, scratch, force_recreate=True, yes=approve_volumes, remove_orphans=False)
+                rest = [] if whole_project else [s for s in services if s not in force]
+                if whole_project or rest:
+                    self._up(base, rest, scratch, force_recreate=False, yes=approve_volumes,
+                             remove_orphans=remove_orphans)
+        except SetpointError as exc:
+            for change in ups:
+                result.failed[change.key] = safe_error(exc)
+            return result
+        result.applied.extend(c.key for c in ups)
+        return result
+
+    def _up(self, base: list[str], services: list[str], cwd: Path, *, force_recreate: bool, yes: bool,
+            remove_orphans: bool) -> None:
+        args = [*base]
+        if yes:
+            args.append("--yes")
+        args += ["up", "--detach", "--no-color", "--quiet-pull"]
+        if force_recreate:
+            args.append("--force-recreate")
+        if remove_orphans:
+            args.append("--remove-orphans")
+        if self.settings.pull_policy:
+            args += ["--pull", self.settings.pull_policy]
+        if self.settings.wait:
+            args += ["--wait", "--wait-timeout", str(int(self.settings.wait_timeout))]
+        timeout = self.settings.command_timeout + (self.settings.wait_timeout if self.settings.wait else 0)
+        self.cli.run([*args, *services], cwd=cwd, stage="apply", timeout=timeout)
+
+    def _delete(self, change: ResourceChange) -> None:
+        project = self.cli.project
+        if change.kind == "Service":
+            for container in self.client.containers.list(all=True, filters={"label": [
+                    f"{PROJECT}={project}", f"{SERVICE}={change.name}"]}):
+                container.remove(force=True)
+        elif change.kind == "Network":
+            for network in self.client.networks.list(filters={"label": [
+                    f"{PROJECT}={project}", f"com.docker.compose.network={change.name}"]}):
+                network.remove()
+        elif change.kind == "Volume" and self.settings.remove_volumes:
+            for volume in self.client.volumes.list(filters={"label": [
+                    f"{PROJECT}={project}", f"com.docker.compose.volume={change.name}"]}):
+                volume.remove()
+
+    def _down(self, plan: Plan) -> ApplyResult:
+        """The folder left Git and the removal was approved: ``down``, volumes only if configured."""
+        args = ["-p", self.cli.project, "down", "--remove-orphans", "--timeout", "10"]
+        if self.settings.remove_volumes:
+            args.append("--volumes")
+        with private_directory("setpoint-compose-") as empty:
+            # an empty working directory: compose must not pick up some compose.yaml by accident
+            self.cli.run(["--project-directory", str(empty), *args], cwd=empty, stage="apply")
+        self.sync_files({})
+        shutil.rmtree(self.stable_root, ignore_errors=True)
+        return ApplyResult(applied=[c.key for c in plan.changes])
+
+    # ------------------------------------------------------------------ the stable tree
+
+    def sync_files(self, files: dict[str, bytes | Secret[bytes]]) -> None:
+        """Write changed files in place (a single-file bind mount keeps its inode) and remove the
+        files setpoint wrote before that left Git; files a container created are never touched."""
+        previous = set(json.loads(self.manifest.read_text())) if self.manifest.exists() else set()
+        for relpath, content in files.items():
+            data = content.reveal() if isinstance(content, Secret) else content
+            path = self.stable_root / relpath
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                if path.is_file() and path.read_bytes() == data:
+                    continue
+            except OSError:
+                pass
+            mode = 0o600 if isinstance(content, Secret) else 0o644
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+        for relpath in sorted(previous - set(files)):
+            (self.stable_root / relpath).unlink(missing_ok=True)
+        self.manifest.write_text(json.dumps(sorted(files)))
+
+
+def _needs_recreate(change: ResourceChange) -> bool:
+    """A drift Compose's hash cannot see (a hand-made copy carrying the same labels, edited mounted files)."""
+    paths = {f.path.split(".")[0] for f in change.fields}
+    return change.action == Action.UPDATE and "config" not in paths and bool(paths & set(_HIDDEN_FROM_HASH))

@@ -1,0 +1,32 @@
+"""Docker API clients for a target's host (local socket, ssh://, tcp:// with TLS)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import docker
+from docker.errors import DockerException
+from docker.tls import TLSConfig
+from requests.exceptions import RequestException
+from setpoint.errors import TemporaryError
+
+from setpoint_docker_compose.settings import ComposeSettings
+
+#: Errors that mean "the host did not answer", which mark only this target as failing (retried).
+UNREACHABLE = (DockerException, RequestException, ConnectionError, TimeoutError, OSError)
+
+
+def make_client(settings: ComposeSettings, timeout: float = 30) -> Any:
+    host = settings.docker_host()
+    tls: TLSConfig | bool = False
+    if settings.tls is not None:
+        path = settings.tls.cert_path
+        tls = TLSConfig(client_cert=(str(path / "cert.pem"), str(path / "key.pem")),
+                        ca_cert=str(path / "ca.pem") if settings.tls.verify else None,
+                        verify=str(path / "ca.pem") if settings.tls.verify else False)
+    try:
+        # ssh:// goes through the system's ssh client (keys and known_hosts as for `docker -H ssh://`)
+        return docker.DockerClient(base_url=host, tls=tls, timeout=int(timeout),
+                                   use_ssh_client=host.startswith("ssh://"))
+    except UNREACHABLE as exc:
+        raise TemporaryError(f"Docker host {host} is unreachable: {type(exc).__name__}") from None

@@ -1,0 +1,234 @@
+"""Render: the target's Compose project, materialised with decrypted files, normalised by Compose itself.
+
+``docker compose config`` does the interpolation, merging of override and env files, defaults and
+validation; a project it rejects fails the render, so nothing is applied. The normalised model is
+rewritten to live in the target's stable project directory (the private copy is removed after the
+render, but containers keep bind-mounting their files), labelled with setpoint's content
+fingerprint, and hashed by Compose (see hashing.py).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from setpoint.api import Desired, Resource, SourceTree, private_directory
+from setpoint.errors import RenderError
+from setpoint.secrets import Secret, iter_secrets, reveal_all
+
+from setpoint_docker_compose.compose import ComposeCli
+from setpoint_docker_compose.hashing import (
+    CONTENT_LABEL,
+    TARGET_LABEL,
+    content_key,
+    fingerprint,
+    parse_hashes,
+)
+from setpoint_docker_compose.settings import ComposeSettings
+
+
+@dataclass
+class Project:
+    """Everything apply needs besides the resources, kept in ``Desired.extra['compose']``."""
+
+    #: The normalised model; values from encrypted files are Secret leaves (reveal_all before use).
+    model: dict[str, Any]
+    #: Files of the target's folder to mirror into the stable tree (encrypted ones only when mounted).
+    files: dict[str, bytes | Secret[bytes]]
+    #: Per service: paths (relative to the stable tree) whose content the fingerprint covers.
+    content_paths: dict[str, list[str]] = field(default_factory=dict)
+    compose_version: str = ""
+
+
+def service_key(name: str) -> str:
+    return f"service/{name}"
+
+
+def replicas_of(service: dict[str, Any]) -> int:
+    if service.get("scale") is not None:
+        return int(service["scale"])
+    replicas = (service.get("deploy") or {}).get("replicas")
+    return 1 if replicas is None else int(replicas)
+
+
+def render_project(tree: SourceTree, settings: ComposeSettings, cli: ComposeCli, state_dir: Path,
+                   stable_root: Path) -> Desired:
+    version = cli.version()
+    stable_project = stable_root / settings.project_directory
+    stable_project.mkdir(parents=True, exist_ok=True)
+    with tree.materialize() as root:
+        project_dir = (root / settings.project_directory).resolve()
+        if not project_dir.is_dir():
+            raise RenderError(f"project_directory {settings.project_directory!r} does not exist in the target's folder")
+        files = [project_dir / f for f in settings.files]
+        for relpath, path in zip(settings.files, files, strict=True):
+            if not path.is_file():
+                raise RenderError(f"compose file {relpath!r} does not exist")
+        args = cli.project_args(project_dir, files)
+        for env_file in settings.env_files:
+            args += ["--env-file", str(project_dir / env_file)]
+        output = cli.run([*args, "config", "--format", "json"], cwd=project_dir, stage="render")
+        try:
+            model = json.loads(output)
+        except json.JSONDecodeError as exc:
+            raise RenderError(f"docker compose config printed no JSON model ({exc.msg})") from None
+        model = _relocate(model, [str(root), str(root.resolve())], str(stable_root))
+        key = content_key(state_dir)
+        content_paths = {name: _content_paths(model, svc, stable_root) for name, svc in model.get("services", {}).items()}
+        for name, svc in model.get("services", {}).items():
+            labels = dict(svc.get("labels") or {})
+            labels[TARGET_LABEL] = cli.project
+            if content_paths[name]:
+                labels[CONTENT_LABEL] = fingerprint(key, root, content_paths[name])
+            svc["labels"] = labels
+        mounted = {p for paths in content_paths.values() for p in paths}
+        kept = _tree_files(tree, root, mounted)
+    model = _wrap_secrets(model, tree)
+    hashes = _hash(cli, model, stable_project)
+    resources = [*_services(model, hashes), *_networks(model), *_volumes(model)]
+    project = Project(model, kept, {k: v for k, v in content_paths.items() if v}, str(version))
+    return Desired.of(resources, compose=project)
+
+
+# --------------------------------------------------------------------------- model rewriting
+
+
+def _relocate(value: Any, old_prefixes: list[str], new: str) -> Any:
+    """Point absolute paths into the private copy at the stable tree instead."""
+    if isinstance(value, dict):
+        return {k: _relocate(v, old_prefixes, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_relocate(v, old_prefixes, new) for v in value]
+    if isinstance(value, str):
+        for old in old_prefixes:
+            if value == old or value.startswith(old + "/"):
+                return new + value[len(old):]
+    return value
+
+
+def _content_paths(model: dict[str, Any], service: dict[str, Any], stable_root: Path) -> list[str]:
+    """Repository files a service reads at run time and Compose does not hash: bind mounts and
+    configs/secrets files (env files are merged into ``environment``, which is hashed)."""
+    sources = []
+    for volume in service.get("volumes") or []:
+        if isinstance(volume, dict) and volume.get("type") == "bind" and volume.get("source"):
+            sources.append(volume["source"])
+    for section in ("configs", "secrets"):
+        declared = model.get(section) or {}
+        for ref in service.get(section) or []:
+            name = ref.get("source") if isinstance(ref, dict) else ref
+            spec = declared.get(name) or {}
+            if spec.get("file"):
+                sources.append(spec["file"])
+    root = str(stable_root)
+    return sorted({s[len(root) + 1:] for s in sources if s.startswith(root + "/")})
+
+
+def _tree_files(tree: SourceTree, root: Path, mounted: set[str]) -> dict[str, bytes | Secret[bytes]]:
+    """Plain files of the folder, plus encrypted files a container mounts (they must exist on the host)."""
+    kept: dict[str, bytes | Secret[bytes]] = {}
+    for relpath in tree.files():
+        if tree.is_encrypted(relpath):
+            if any(relpath == m or relpath.startswith(m + "/") for m in mounted):
+                kept[relpath] = tree.decrypted[relpath].plaintext
+        elif not (root / relpath).is_symlink():
+            kept[relpath] = tree.read_bytes(relpath)
+    return kept
+
+
+def _wrap_secrets(model: dict[str, Any], tree: SourceTree) -> dict[str, Any]:
+    """Wrap every value that came from an encrypted file, so plans, audit and status show fingerprints."""
+    exact: set[str] = set()
+    for decrypted in tree.decrypted.values():
+        for document in decrypted.documents:
+            for secret in iter_secrets(document):
+                value = secret.reveal()
+                if isinstance(value, str | int | float) and not isinstance(value, bool):
+                    exact.add(str(value))
+    if not exact:
+        return model
+    long_values = [v for v in exact if len(v) >= 4]
+
+    def wrap(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: wrap(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [wrap(v) for v in value]
+        if isinstance(value, str) and (value in exact or any(v in value for v in long_values)):
+            return Secret(value, origin="compose model")
+        return value
+
+    return wrap(model)  # type: ignore[no-any-return]
+
+
+def _hash(cli: ComposeCli, model: dict[str, Any], stable_project: Path) -> dict[str, str]:
+    """Compose's hash of each service of the normalised model (the env_file workaround: hashing.py)."""
+    if not model.get("services"):
+        return {}
+    with private_directory("setpoint-compose-") as scratch:
+        path = scratch / "compose.json"
+        path.write_text(json.dumps(reveal_all(model)))
+        path.chmod(0o600)
+        output = cli.run([*cli.project_args(stable_project, [path]), "config", "--hash", "*"], cwd=scratch,
+                         stage="render")
+    return parse_hashes(output)
+
+
+# --------------------------------------------------------------------------- resources
+
+
+def _services(model: dict[str, Any], hashes: dict[str, str]) -> list[Resource]:
+    resources = []
+    for name, svc in sorted((model.get("services") or {}).items()):
+        replicas = replicas_of(svc)
+        if name not in hashes:
+            raise RenderError(f"docker compose config --hash printed no hash for service {name!r}")
+        environment = {k: ("" if v is None else v) for k, v in (svc.get("environment") or {}).items()}
+        body: dict[str, Any] = {
+            "image": svc.get("image", ""),
+            "replicas": replicas,
+            "state": "running" if replicas else "none",
+            "config": hashes[name],
+            "environment": environment,
+        }
+        content = (svc.get("labels") or {}).get(CONTENT_LABEL)
+        if content:
+            body["content"] = content
+        meta = {"restart": svc.get("restart", "no"), "healthcheck": bool(svc.get("healthcheck"))
+                and not (svc.get("healthcheck") or {}).get("disable")}
+        resources.append(Resource(service_key(name), "Service", name, body, meta=meta))
+    return resources
+
+
+def network_body(spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": spec.get("name", ""),
+        "driver": spec.get("driver") or "bridge",
+        "internal": bool(spec.get("internal", False)),
+        "attachable": bool(spec.get("attachable", False)),
+        "labels": dict(spec.get("labels") or {}),
+        "options": dict(spec.get("driver_opts") or {}),
+    }
+
+
+def volume_body(spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": spec.get("name", ""),
+        "driver": spec.get("driver") or "local",
+        "labels": dict(spec.get("labels") or {}),
+        "options": dict(spec.get("driver_opts") or {}),
+    }
+
+
+def _networks(model: dict[str, Any]) -> list[Resource]:
+    used = {n for svc in (model.get("services") or {}).values() for n in (svc.get("networks") or {})}
+    return [Resource(f"network/{key}", "Network", key, network_body(spec))
+            for key, spec in sorted((model.get("networks") or {}).items())
+            if not spec.get("external") and key in used]
+
+
+def _volumes(model: dict[str, Any]) -> list[Resource]:
+    return [Resource(f"volume/{key}", "Volume", key, volume_body(spec))
+            for key, spec in sorted((model.get("volumes") or {}).items()) if not spec.get("external")]
