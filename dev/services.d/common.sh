@@ -104,11 +104,13 @@ apt_install() {
 }
 
 # with_lock NAME CMD...: serialise installs/builds across concurrent dev/services runs.
+# Daemons started under a lock must not inherit fd 9 (they would hold the lock forever): launch them with 9>&-.
 with_lock() {
   local name=$1; shift
   mkdir -p "$SETPOINT_CACHE/locks"
   (
-    flock 9
+    flock -w "${SETPOINT_LOCK_TIMEOUT:-3600}" 9 \
+      || die "waited too long for $SETPOINT_CACHE/locks/$name.lock (another dev/services building '$name'?)"
     "$@"
   ) 9>"$SETPOINT_CACHE/locks/$name.lock"
 }

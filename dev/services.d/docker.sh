@@ -49,17 +49,29 @@ compose_install() {
 compose_v5_install() {
   [[ -x $COMPOSE_V5_DIR/docker-compose ]] && { link_bin "$COMPOSE_V5_DIR/docker-compose" docker-compose-v5; return 0; }
   go_env
-  log "building Docker Compose v$COMPOSE_V5_VERSION from the Go module proxy (log: $LOGS/build-compose-v$COMPOSE_V5_VERSION.log)"
-  mkdir -p "$COMPOSE_V5_DIR" "$LOGS"
-  # github.com/docker/compose/v5 has no replace directives, so `go install pkg@version` works.
-  if ! GOBIN="$COMPOSE_V5_DIR/gobin" nice -n 10 go install \
-      -ldflags "-s -w -X github.com/docker/compose/v5/internal.Version=v$COMPOSE_V5_VERSION" \
-      "github.com/docker/compose/v5/cmd@v$COMPOSE_V5_VERSION" > "$LOGS/build-compose-v$COMPOSE_V5_VERSION.log" 2>&1; then
-    tail -20 "$LOGS/build-compose-v$COMPOSE_V5_VERSION.log" >&2
+  local logf=$LOGS/build-compose-v$COMPOSE_V5_VERSION.log
+  log "building Docker Compose v$COMPOSE_V5_VERSION from the Go module proxy (log: $logf)"
+  mkdir -p "$COMPOSE_V5_DIR/src" "$LOGS"
+  # github.com/docker/compose/v5's go.mod has `exclude` directives, so `go install pkg@version` is refused:
+  # a wrapper module repeats them and builds the main package (cmd).
+  if ! (
+    set -euo pipefail
+    cd "$COMPOSE_V5_DIR/src"
+    rm -f go.mod go.sum
+    go mod init compose-v5-bin
+    gomod=$(go mod download -json "github.com/docker/compose/v5@v$COMPOSE_V5_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+    # module@version lines inside the exclude ( ... ) block
+    for ex in $(sed -n '/^exclude (/,/^)/{s#^[[:space:]]*\([^/[:space:]][^[:space:]]*\)[[:space:]]\{1,\}\(v[^[:space:]]*\).*#\1@\2#p}' "$gomod"); do
+      go mod edit -exclude="$ex"
+    done
+    go get "github.com/docker/compose/v5/cmd@v$COMPOSE_V5_VERSION"
+    nice -n 10 go build -ldflags "-s -w -X github.com/docker/compose/v5/internal.Version=v$COMPOSE_V5_VERSION" \
+      -o "$COMPOSE_V5_DIR/docker-compose.tmp" github.com/docker/compose/v5/cmd
+  ) >"$logf" 2>&1; then
+    tail -20 "$logf" >&2
     die "building Compose v$COMPOSE_V5_VERSION failed (optional: unset SETPOINT_COMPOSE_V5 to skip it)"
   fi
-  mv "$COMPOSE_V5_DIR/gobin/cmd" "$COMPOSE_V5_DIR/docker-compose"
-  rmdir "$COMPOSE_V5_DIR/gobin" 2>/dev/null || true
+  mv "$COMPOSE_V5_DIR/docker-compose.tmp" "$COMPOSE_V5_DIR/docker-compose"
   link_bin "$COMPOSE_V5_DIR/docker-compose" docker-compose-v5
 }
 
@@ -119,7 +131,7 @@ docker_launch() {
   setsid dockerd --host "unix://$DOCKER_SOCK" \
     --data-root "$DOCKER_RUN/data-$driver" --exec-root "$DOCKER_RUN/exec" \
     --pidfile "$DOCKER_RUN/dockerd.pid" --storage-driver "$driver" --log-level warn $extra \
-    </dev/null >"$DOCKER_RUN/dockerd.log" 2>&1 &
+    </dev/null >"$DOCKER_RUN/dockerd.log" 2>&1 9>&- &
   local pid=$!
   local deadline=$(( $(now) + ${SETPOINT_DOCKER_TIMEOUT:-60} ))
   while (( $(now) < deadline )); do

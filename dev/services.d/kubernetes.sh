@@ -103,7 +103,7 @@ k8s_start() {
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
     --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
     --initial-cluster "setpoint-test=http://127.0.0.1:$ETCD_PEER_PORT" \
-    --unsafe-no-fsync --log-level warn </dev/null >"$K8S_RUN/logs/etcd.log" 2>&1 &
+    --unsafe-no-fsync --log-level warn </dev/null >"$K8S_RUN/logs/etcd.log" 2>&1 9>&- &
   echo $! > "$K8S_RUN/etcd.pid"
   wait_for "etcd /health" 30 curl -fsS --max-time 2 "http://127.0.0.1:$ETCD_PORT/health" \
     || { tail -20 "$K8S_RUN/logs/etcd.log" >&2; die "etcd did not become healthy (log: $K8S_RUN/logs/etcd.log)"; }
@@ -121,7 +121,7 @@ k8s_start() {
     --service-cluster-ip-range=10.0.0.0/24 \
     --disable-admission-plugins=ServiceAccount \
     --allow-privileged=true --profiling=false \
-    </dev/null >"$K8S_RUN/logs/kube-apiserver.log" 2>&1 &
+    </dev/null >"$K8S_RUN/logs/kube-apiserver.log" 2>&1 9>&- &
   echo $! > "$K8S_RUN/kube-apiserver.pid"
   local deadline=$(( $(now) + ${SETPOINT_K8S_TIMEOUT:-180} ))
   until k8s_ready; do
@@ -141,7 +141,7 @@ k8s_start_kcm() {
     --kubeconfig="$K8S_RUN/kubeconfig" --leader-elect=false \
     --controllers="$KCM_CONTROLLERS" \
     --bind-address=127.0.0.1 --secure-port="$KCM_PORT" --cert-dir="$K8S_RUN/kcm" \
-    </dev/null >"$K8S_RUN/logs/kube-controller-manager.log" 2>&1 &
+    </dev/null >"$K8S_RUN/logs/kube-controller-manager.log" 2>&1 9>&- &
   echo $! > "$K8S_RUN/kube-controller-manager.pid"
   wait_for "kube-controller-manager /healthz" 60 curl -fsSk --max-time 2 "https://127.0.0.1:$KCM_PORT/healthz" \
     || { tail -20 "$K8S_RUN/logs/kube-controller-manager.log" >&2; die "kube-controller-manager not healthy (log: $K8S_RUN/logs/kube-controller-manager.log)"; }
