@@ -1,0 +1,457 @@
+"""The ``kubernetes`` target driver: glue between the core's stages and the modules that do the work
+(render, cache, diff, apply, prune, health, inventory)."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Collection
+from typing import Any
+
+from setpoint.api import (
+    Action,
+    ApplyResult,
+    Desired,
+    FieldChange,
+    Health,
+    HealthStatus,
+    Live,
+    Plan,
+    Resource,
+    ResourceChange,
+    SourceTree,
+    TargetContext,
+    TargetDriver,
+)
+from setpoint.errors import PermanentError, TemporaryError
+
+from setpoint_kubernetes import diff as differ
+from setpoint_kubernetes import health as checks
+from setpoint_kubernetes.apply import Applier, Item, order_key
+from setpoint_kubernetes.cache import LiveCache
+from setpoint_kubernetes.client import ApiError, ApiResource, Cluster, connect
+from setpoint_kubernetes.identity import TARGET_LABEL, Ref, label_value, version_of
+from setpoint_kubernetes.inventory import ClusterInventory
+from setpoint_kubernetes.normalize import desired_object, live_object
+from setpoint_kubernetes.prune import Pruner, opted_out
+from setpoint_kubernetes.render import Renderer, wrap_secret_data
+from setpoint_kubernetes.settings import KubernetesSettings
+
+CRD = ("apiextensions.k8s.io", "CustomResourceDefinition")
+
+
+class KubernetesTarget(TargetDriver):
+    """Manifests from Git applied to one cluster with server-side apply."""
+
+    kind = "kubernetes"
+    Settings = KubernetesSettings
+
+    def __init__(self, context: TargetContext) -> None:
+        super().__init__(context)
+        self.cfg: KubernetesSettings = context.settings or KubernetesSettings()
+        self.label = label_value(context.spec.name)
+        self._cluster: Cluster | None = None
+        self._cache: LiveCache | None = None
+        self._lock = threading.Lock()
+        self._watching = False
+        self._healthy = False
+        #: key -> (desired digest, live resourceVersion, changes): the diff of an unchanged pair is reused.
+        self._memo: dict[str, tuple[str, str, list[FieldChange]]] = {}
+        #: key -> (desired digest, live resourceVersion) the server confirmed as equal (dry-run).
+        self._confirmed: dict[str, tuple[str, str]] = {}
+        #: key -> (resourceVersion, Resource): live objects converted once per version.
+        self._converted: dict[str, tuple[str, Resource]] = {}
+        self._health_memo: dict[str, tuple[str, tuple[HealthStatus, str]]] = {}
+        #: Managed keys found absent by a direct GET (looked up once; the watch reports re-appearance).
+        self._gone: set[str] = set()
+        self._applied_path = context.state_dir / "applied-digests.json"
+        self._applied = self._load_applied()
+        self._inventory: ClusterInventory | None = None
+        #: What the core's inventory held at the last observe (for the in-cluster inventory).
+        self._managed_keys: set[str] = set()
+
+    # ------------------------------------------------------------------ connection
+
+    @property
+    def cluster(self) -> Cluster:
+        if self._cluster is None:
+            kubeconfig = self.context.resolve(self.cfg.kubeconfig) if self.cfg.kubeconfig else None
+            self._cluster = connect(kubeconfig, self.cfg.context, self.cfg.in_cluster,
+                                    self.cfg.request_timeout_seconds)
+        return self._cluster
+
+    @property
+    def cache(self) -> LiveCache:
+        with self._lock:
+            if self._cache is None:
+                self._cache = LiveCache(self.cluster, f"{TARGET_LABEL}={self.label}", self._on_event,
+                                        self.cfg.resync_seconds)
+            return self._cache
+
+    def _resource(self, group: str, kind: str, version: str | None = None) -> ApiResource | None:
+        try:
+            found = self.cluster.resource(group, kind, version)
+            if found is None and version is not None:
+                found = self.cluster.resource(group, kind)
+            return found
+        except ApiError as exc:
+            raise exc.as_setpoint_error("discovery") from None
+
+    # ------------------------------------------------------------------ render
+
+    def render(self, tree: SourceTree) -> Desired:
+        def is_namespaced(group: str, kind: str) -> bool | None:
+            found = self._resource(group, kind)
+            return None if found is None else found.namespaced
+
+        renderer = Renderer(self.cfg, self.spec.name, lambda p: self.context.resolve(p), is_namespaced)
+        resources = []
+        crds = set()
+        for obj in renderer.render(tree):
+            ref = Ref.of(obj)
+            body = wrap_secret_data(desired_object(obj))
+            if ref.group_kind == CRD:
+                spec = body.get("spec") or {}
+                crds.add((spec.get("group", ""), (spec.get("names") or {}).get("kind", "")))
+            resources.append(Resource(ref.key, ref.kind, ref.name, body, ref.namespace,
+                                      meta={"apiVersion": obj["apiVersion"], "group": ref.group}))
+        return Desired.of(resources, revision=tree.revision.sha, crds=crds)
+
+    def watched_paths(self, tree: SourceTree) -> list[str]:
+        """Kustomize bases outside the target's path (``../base``) re-render it when they change."""
+        renderer = Renderer(self.cfg, self.spec.name, lambda p: self.context.resolve(p), lambda g, k: True)
+        if renderer.mode(tree) != "kustomize":
+            return []
+        checkout = tree.checkout.resolve()
+        found: set[str] = set()
+        pending, seen = [tree.root.resolve()], set()
+        while pending:
+            directory = pending.pop()
+            if directory in seen:
+                continue
+            seen.add(directory)
+            for entry in Renderer.kustomize_references(directory):
+                path = (directory / entry).resolve()
+                if path.is_relative_to(checkout) and path.exists():
+                    if not path.is_relative_to(tree.root.resolve()):
+                        found.add(str(path.relative_to(checkout)))
+                    if path.is_dir():
+                        pending.append(path)
+        return sorted(found)
+
+    # ------------------------------------------------------------------ observe
+
+    def observe(self, desired: Desired, managed: Collection[str]) -> Live:
+        kinds: dict[tuple[str, str], str | None] = {}
+        for want in desired.resources.values():
+            kinds.setdefault((want.meta["group"], want.kind), version_of(want.meta["apiVersion"]))
+        managed_refs = {}
+        for key in managed:
+            try:
+                managed_refs[key] = ref = Ref.parse(key)
+            except ValueError:
+                continue
+            kinds.setdefault(ref.group_kind, None)
+        self._managed_keys = set(managed)
+        pending_crds = desired.extra.get("crds", set())
+        live: dict[str, Resource] = {}
+        try:
+            for (group, kind), version in sorted(kinds.items()):
+                resource = self._resource(group, kind, version)
+                if resource is None:
+                    if (group, kind) in pending_crds or version is None:
+                        continue  # its CRD is applied in this run (or is gone with its objects)
+                    raise TemporaryError(f"the cluster serves no {kind} in {group or 'core'} "
+                                         f"({self.cluster.label}); is its CRD installed?")
+                if "watch" not in resource.verbs or "list" not in resource.verbs:
+                    raise PermanentError(f"{kind} in {group or 'core'} cannot be listed and watched")
+                for key, obj in self.cache.informer(resource).snapshot().items():
+                    meta = obj.get("metadata") or {}
+                    if meta.get("deletionTimestamp") and key not in desired.resources:
+                        continue  # on its way out: nothing left to prune
+                    live[key] = self._convert(key, obj)
+            for key, ref in managed_refs.items():
+                if key in live or key in self._gone:
+                    continue
+                found = self._get(ref)
+                if found is None:
+                    self._gone.add(key)
+                else:
+                    live[key] = self._convert(key, found)
+        except ApiError as exc:
+            raise exc.as_setpoint_error("observe") from None
+        for key in [k for k in self._converted if k not in live]:
+            del self._converted[key]
+        return Live(live)
+
+    def _get(self, ref: Ref) -> dict[str, Any] | None:
+        resource = self._resource(ref.group, ref.kind)
+        if resource is None:
+            return None
+        try:
+            obj = self.cluster.request("GET", resource.path(ref.namespace, ref.name))
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        obj.setdefault("apiVersion", resource.api_version)
+        obj.setdefault("kind", resource.kind)
+        return obj
+
+    def _convert(self, key: str, obj: dict[str, Any]) -> Resource:
+        rv = str((obj.get("metadata") or {}).get("resourceVersion", ""))
+        cached = self._converted.get(key)
+        if cached is not None and cached[0] == rv and rv:
+            return cached[1]
+        ref = Ref.parse(key)
+        resource = Resource(key, ref.kind, ref.name, live_object(obj), ref.namespace,
+                            meta={"raw": obj, "rv": rv, "group": ref.group})
+        self._converted[key] = (rv, resource)
+        return resource
+
+    # ------------------------------------------------------------------ diff
+
+    def diff(self, desired: Desired, live: Live) -> Plan:
+        changes: list[ResourceChange] = []
+        for key, want in sorted(desired.resources.items()):
+            have = live.resources.get(key)
+            if have is None:
+                fields = [FieldChange(k, None, v) for k, v in sorted(want.body.items())]
+                changes.append(ResourceChange(key, want.kind, want.name, Action.CREATE, fields, want.namespace))
+                continue
+            fields = self._compare(want, have, desired.extra.get("revision", ""))
+            if fields:
+                changes.append(ResourceChange(key, want.kind, want.name, Action.UPDATE, fields, want.namespace))
+        for key, have in sorted(live.resources.items()):
+            if key not in desired.resources and not opted_out(have.meta.get("raw")):
+                changes.append(ResourceChange(key, have.kind, have.name, Action.DELETE, [], have.namespace))
+        return Plan(changes)
+
+    def _digest(self, want: Resource) -> str:
+        digest = want.meta.get("digest")
+        if digest is None:
+            digest = want.meta["digest"] = want.digest()
+        return str(digest)
+
+    def _compare(self, want: Resource, have: Resource, revision: str) -> list[FieldChange]:
+        digest, rv = self._digest(want), have.meta.get("rv", "")
+        memo = self._memo.get(want.key)
+        if memo is not None and memo[0] == digest and memo[1] == rv and rv:
+            return memo[2]
+        raw = have.meta["raw"]
+        body = self._respect_ignores(want, have, for_apply=False)
+        fields = differ.compare(body, have.body)
+        owned = differ.owned_fields(raw, self.cfg.field_manager)
+        if owned:
+            fields += differ.removed_fields(owned, body, have.body)
+        seen: set[str] = set()
+        fields = [f for f in fields if not (f.path in seen or seen.add(f.path))]  # type: ignore[func-returns-value]
+        if fields and self._applied.get(want.key) == digest:
+            # Git did not change this object since setpoint applied it. Either it drifted, or the
+            # server stores some value differently than the manifest says it (a normalisation we do
+            # not know): ask the server what applying would produce, once per live version.
+            if self._confirmed.get(want.key) == (digest, rv) or self._server_says_equal(want, raw, revision):
+                self._confirmed[want.key] = (digest, rv)
+                fields = []
+        self._memo[want.key] = (digest, rv, fields)
+        return fields
+
+    def _respect_ignores(self, want: Resource, have: Resource | None, for_apply: bool) -> dict[str, Any]:
+        body = want.body
+        if have is None:
+            return body
+        pointers = differ.rules_for(self.cfg.ignore, want.meta["group"], want.kind, want.namespace, want.name)
+        for pointer in pointers:
+            body = differ.overlay_pointer(body, have.body, pointer, for_apply)
+        raw = have.meta.get("raw") or {}
+        for manager in self.cfg.ignore_managers:
+            fields = differ.owned_fields(raw, manager, operation=None)
+            if fields:
+                body = differ.overlay_fields(body, have.body, fields)
+        return body
+
+    def _server_says_equal(self, want: Resource, raw: dict[str, Any], revision: str) -> bool:
+        ref = Ref.parse(want.key)
+        resource = self._resource(ref.group, ref.kind, version_of(want.meta["apiVersion"]))
+        if resource is None:
+            return False
+        applier = Applier(self.cluster, self.cfg, revision, lambda r, o: None)
+        try:
+            result = applier.dry_run(resource, ref, self._respect_ignores(want, self._convert(want.key, raw), True))
+        except ApiError:
+            return False
+        result.setdefault("apiVersion", resource.api_version)
+        result.setdefault("kind", resource.kind)
+        return bool(live_object(result) == live_object(raw))
+
+    # ------------------------------------------------------------------ apply
+
+    def apply(self, plan: Plan, desired: Desired) -> ApplyResult:
+        revision = str(desired.extra.get("revision", ""))
+        result = ApplyResult()
+        live_raw: dict[str, dict[str, Any]] = {}
+        for change in plan.changes:
+            ref = Ref.parse(change.key)
+            informer = self.cache.find(ref.group, ref.kind)
+            obj = informer.snapshot().get(change.key) if informer else None
+            if obj is None and change.key in self._converted:
+                obj = self._converted[change.key][1].meta["raw"]
+            if obj is not None:
+                live_raw[change.key] = obj
+        items = []
+        for change in plan.changes:
+            if change.action == Action.DELETE:
+                continue
+            want = desired.resources[change.key]
+            have = self._converted.get(change.key, (None, None))[1] if change.key in live_raw else None
+            body = self._respect_ignores(want, have, for_apply=True)
+            items.append(Item(change.key, Ref.parse(change.key), body, live_raw.get(change.key), change.drift))
+        try:
+            outcome = Applier(self.cluster, self.cfg, revision, self._put).run(items)
+        except ApiError as exc:
+            raise exc.as_setpoint_error("apply") from None
+        for key in outcome.applied:
+            self._applied[key] = self._digest(desired.resources[key])
+            self._gone.discard(key)
+            result.applied.append(key)
+        result.failed.update(outcome.failed)
+        deletions = [c for c in plan.changes if c.action == Action.DELETE]
+        if deletions:
+            pruner = Pruner(self.cluster, self.label, self.cfg.prune_propagation)
+            leaving = {c.key for c in deletions}
+            ordered = sorted(deletions, key=lambda c: order_key(Ref.parse(c.key), live_raw.get(c.key) or {}),
+                             reverse=True)
+            for change in ordered:
+                ref = Ref.parse(change.key)
+                try:
+                    reason = pruner.delete(ref, live_raw.get(change.key), leaving)
+                except ApiError as exc:
+                    reason = str(exc)
+                if reason:
+                    result.failed[change.key] = reason
+                    continue
+                result.applied.append(change.key)
+                self._applied.pop(change.key, None)
+                informer = self.cache.find(ref.group, ref.kind)
+                if informer is not None:
+                    informer.forget(change.key)
+                self._converted.pop(change.key, None)
+        self._save_applied()
+        warning = self._write_inventory(plan, result, revision)
+        if warning:
+            self.context.logger.warning("%s", warning)
+            result.message = warning
+        return result
+
+    def _put(self, resource: ApiResource, obj: dict[str, Any]) -> None:
+        informer = self.cache.find(resource.group, resource.kind)
+        if informer is None or informer.resource.version != resource.version:
+            try:
+                informer = self.cache.informer(resource)
+            except ApiError:
+                return
+        informer.put(obj)
+
+    def _write_inventory(self, plan: Plan, result: ApplyResult, revision: str) -> str | None:
+        if not self.cfg.inventory:
+            return None
+        if self._inventory is None:
+            self._inventory = ClusterInventory(self.cluster, self.spec.name,
+                                               self.cfg.inventory_namespace or self.cfg.namespace,
+                                               self.cfg.field_manager)
+        keys = set(self._managed_keys)
+        for change in plan.changes:
+            if change.key in result.applied:
+                if change.action == Action.DELETE:
+                    keys.discard(change.key)
+                else:
+                    keys.add(change.key)
+        self._managed_keys = keys
+        return self._inventory.write(keys, revision)
+
+    # ------------------------------------------------------------------ health
+
+    def health(self, desired: Desired, live: Live) -> Health:
+        statuses: dict[str, tuple[HealthStatus, str]] = {}
+        missing = []
+        for key, want in desired.resources.items():
+            have = live.resources.get(key)
+            if have is None:
+                missing.append(key)
+                continue
+            rv = have.meta.get("rv", "")
+            memo = self._health_memo.get(key)
+            if memo is not None and memo[0] == rv and rv:
+                statuses[key] = memo[1]
+                continue
+            statuses[key] = self._check(want, have)
+            self._health_memo[key] = (rv, statuses[key])
+        result = checks.summarize(statuses, sorted(missing))
+        self._healthy = result.status == HealthStatus.HEALTHY
+        return result
+
+    def _check(self, want: Resource, have: Resource) -> tuple[HealthStatus, str]:
+        raw = have.meta["raw"]
+        if (raw.get("metadata") or {}).get("deletionTimestamp"):
+            return HealthStatus.PROGRESSING, "being deleted"
+        group = want.meta["group"]
+        if (group, want.kind) in checks.CHECKS:
+            return checks.builtin_check(group, want.kind, raw) or (HealthStatus.HEALTHY, "")
+        custom = self.context.check_health(Resource(have.key, have.kind, have.name, raw, have.namespace))
+        if custom is not None:
+            return custom.status, custom.message
+        builtin = checks.builtin_check(group, want.kind, raw) if group in checks.PASSIVE_GROUPS else None
+        if builtin is not None:
+            return builtin
+        return checks.kstatus(raw) or (HealthStatus.HEALTHY, "")
+
+    # ------------------------------------------------------------------ live-state events
+
+    def start_watching(self) -> None:
+        self._watching = True
+
+    def _on_event(self, kind: str, key: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        if not self._watching:
+            return
+        if kind == "MODIFIED" and old is not None and new is not None and not _spec_changed(old, new):
+            if self._healthy:
+                return  # a status report while everything is healthy: nothing to do
+            kind = "STATUS"
+        self.context.trigger(f"event:k8s:{kind.lower()}:{key}")
+
+    def close(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
+
+    # ------------------------------------------------------------------ state
+
+    def _load_applied(self) -> dict[str, str]:
+        try:
+            data = json.loads(self._applied_path.read_text())
+            return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def _save_applied(self) -> None:
+        tmp = self._applied_path.with_suffix(".tmp")
+        try:
+            tmp.write_text(json.dumps(self._applied, sort_keys=True))
+            os.replace(tmp, self._applied_path)
+        except OSError as exc:
+            self.context.logger.warning("could not save %s: %s", self._applied_path, exc)
+
+
+def _spec_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Anything but status and server bookkeeping changed (generation covers spec when present)."""
+    om, nm = old.get("metadata") or {}, new.get("metadata") or {}
+    if om.get("generation") is not None and om.get("generation") != nm.get("generation"):
+        return True
+    if om.get("labels") != nm.get("labels") or om.get("annotations") != nm.get("annotations"):
+        return True
+    if nm.get("deletionTimestamp") and not om.get("deletionTimestamp"):
+        return True
+    if om.get("generation") is None:
+        strip = ("status", "metadata")
+        return {k: v for k, v in old.items() if k not in strip} != {k: v for k, v in new.items() if k not in strip}
+    return False
