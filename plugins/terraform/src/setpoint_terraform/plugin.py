@@ -1,29 +1,13 @@
-"""Registers the 'terraform' target kind with setpoint."""
+"""Registers the 'terraform' target kind (Terraform or OpenTofu) with setpoint."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 
 from setpoint import hookimpl
-from setpoint.api import ApplyResult, Desired, Live, Plan, SourceTree, TargetDriver
-from setpoint.errors import PermanentError
+from setpoint.api import TargetDriver
 
-NOT_IMPLEMENTED = "the 'terraform' target kind is not implemented yet in this version of setpoint-terraform"
-
-
-class TerraformTarget(TargetDriver):
-    """Placeholder: registers the kind so configs validate; every stage says it is not implemented."""
-
-    kind = "terraform"
-
-    def render(self, tree: SourceTree) -> Desired:
-        raise PermanentError(NOT_IMPLEMENTED)
-
-    def observe(self, desired: Desired, managed: Collection[str]) -> Live:
-        raise PermanentError(NOT_IMPLEMENTED)
-
-    def apply(self, plan: Plan, desired: Desired) -> ApplyResult:
-        raise PermanentError(NOT_IMPLEMENTED)
+from setpoint_terraform.target import TerraformTarget
 
 
 @hookimpl

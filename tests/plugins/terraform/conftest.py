@@ -1,0 +1,81 @@
+"""Fixtures for the terraform target's tests: a module writer, a config writer and an engine that
+loads the plugin through its real entry point. Every test runs the real binary and the
+repository's test provider (tests/service_fixtures.py); the provider plugin cache is shared."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from setpoint.testing import GitRepo, make_engine, write_config
+
+
+@pytest.fixture(scope="session")
+def tf_plugin_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("tf-plugin-cache")
+
+
+def sg_module(provider: Any, world: Path, ports: list[int], *, name: str = "web", extra: str = "",
+              backend: str = "") -> str:
+    """A root module with one security group (a JSON document in ``world``) and an output."""
+    head = provider.required_providers_block()
+    if backend:
+        head = head.replace("terraform {\n", "terraform {\n" + backend, 1)
+    return head + f'''
+resource "setpointtest_security_group" "{name}" {{
+  path          = "{world / (name + '.json')}"
+  name          = "{name}"
+  ingress_ports = {json.dumps(ports)}
+}}
+
+output "sg_path" {{
+  value = setpointtest_security_group.{name}.id
+}}
+{extra}'''
+
+
+@dataclass
+class TfSetup:
+    tmp: Path
+    repo: GitRepo
+    world: Path
+    provider: Any
+    cli_config: str
+    cache: Path
+    terraform_bin: str
+    env: dict[str, str]
+
+    def config(self, settings: dict[str, Any] | None = None, **target: Any) -> Path:
+        block = {"cli_config": self.cli_config, "plugin_cache_dir": str(self.cache), "lock_timeout": "1s",
+                 **(settings or {})}
+        spec = {"name": "net", "kind": "terraform", "path": "infra/net", "interval": "30s", "terraform": block,
+                **target}
+        return write_config(self.tmp, self.repo.path, [spec])
+
+    def engine(self, settings: dict[str, Any] | None = None, **target: Any) -> Any:
+        return make_engine(self.config(settings, **target), load_entrypoints=True)
+
+    def sg(self, name: str = "web") -> dict[str, Any]:
+        return json.loads((self.world / f"{name}.json").read_text())
+
+    def terraform(self, cwd: Path, *args: str, check: bool = True, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([self.terraform_bin, *args], cwd=cwd, env=self.env, capture_output=True, text=True,
+                              timeout=300, **kwargs)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"terraform {' '.join(args)}: {proc.stdout}\n{proc.stderr}")
+        return proc
+
+
+@pytest.fixture
+def tfs(tmp_path: Path, git_repo: GitRepo, tf_provider: Any, tf_cli_config: str, tf_plugin_cache: Path,
+        terraform_bin: str, terraform_env: dict[str, str]) -> Iterator[TfSetup]:
+    world = tmp_path / "world"
+    world.mkdir()
+    env = {**terraform_env, "TF_PLUGIN_CACHE_DIR": str(tf_plugin_cache)}
+    yield TfSetup(tmp_path, git_repo, world, tf_provider, tf_cli_config, tf_plugin_cache, terraform_bin, env)
