@@ -349,8 +349,10 @@ def k8s_namespace(k8s_api_client: Any) -> Any:
     from kubernetes import client
 
     core = client.CoreV1Api(k8s_api_client)
-    ns = core.create_namespace({"metadata": {"generateName": "sptest-", "labels": {"setpoint.test": "true"}}})
-    name = ns.metadata.name
+    body = client.V1Namespace(
+        metadata=client.V1ObjectMeta(generate_name="sptest-", labels={"setpoint.test": "true"})
+    )
+    name = str(core.create_namespace(body).metadata.name)  # type: ignore[union-attr]
     yield name
     try:
         core.delete_namespace(name)

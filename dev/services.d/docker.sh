@@ -10,10 +10,9 @@ docker_ping() { [[ $(curl -fsS --max-time 2 --unix-socket "$DOCKER_SOCK" http://
 
 docker_install() {
   command -v dockerd >/dev/null 2>&1 || apt_install docker.io
-  # the docker CLI (a newer one may already be in /usr/local/bin), iptables for bridge networking,
+  # docker.io also brings a docker CLI (a newer one may already be in /usr/local/bin); iptables for bridge networking,
   # busybox-static for the test image
   apt_install iptables busybox-static
-  command -v docker >/dev/null 2>&1 || apt_install docker-cli docker.io
   with_lock compose compose_install
   if [[ ${SETPOINT_COMPOSE_V5:-0} == 1 ]]; then with_lock compose-v5 compose_v5_install; fi
 }

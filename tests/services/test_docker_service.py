@@ -86,9 +86,43 @@ def test_compose_cli_plugin_version(compose_bin):
     assert (major, minor) >= (2, 40), out
 
 
-def test_compose_v5(compose_v5_bin, tmp_path):
+ENV_FILE_SERVICE = """\
+services:
+  app:
+    image: {image}
+    command: ["sleep", "3600"]
+    env_file: [app.env]
+"""
+
+
+def _label_and_config_hash(project, image) -> tuple[str, str]:
+    (project.directory / "app.env").write_text("FOO=bar\n")
+    project.write(ENV_FILE_SERVICE.format(image=image))
+    project.run("up", "-d", "--wait", "--wait-timeout", "60")
+    cid = project.run("ps", "-q", "app").stdout.strip()
+    config_hash = project.run("config", "--hash", "app").stdout.split()[1]
+    import docker
+
+    client = docker.DockerClient(base_url=project.env["DOCKER_HOST"])
+    try:
+        return client.containers.get(cid).labels["com.docker.compose.config-hash"], config_hash
+    finally:
+        client.close()
+
+
+def test_compose_v2_config_hash_ignores_env_file(compose_project, test_image):
+    """docker/compose#14001: before v5.5.0 `config --hash` disagrees with the label for env_file services.
+    If this fails, the pinned Compose no longer has the bug: update docs/development.md and the plugin."""
+    label, config_hash = _label_and_config_hash(compose_project, test_image)
+    assert label != config_hash
+
+
+def test_compose_v5_works_and_fixes_env_file_hash(compose_v5_bin, compose_project, test_image):
     import subprocess
 
     out = subprocess.run([compose_v5_bin, "version", "--short"], capture_output=True, text=True, check=True).stdout
     major, minor = (int(x) for x in out.strip().lstrip("v").split(".")[:2])
     assert (major, minor) >= (5, 5), out
+    compose_project.compose_bin = compose_v5_bin
+    label, config_hash = _label_and_config_hash(compose_project, test_image)
+    assert label == config_hash
