@@ -16,7 +16,7 @@ from setpoint.testing import GitRepo, make_engine, write_config
 def two_services(image: str, greeting: str = "hello", web_replicas: int = 1, **extra_web: Any) -> str:
     """A web server and a worker with a named volume; web reads GREETING from app.env."""
     web = {"image": image, "command": ["httpd", "-f", "-p", "8080"], "env_file": ["app.env"],
-           "environment": {"GREETING": greeting}, "restart": "unless-stopped", "stop_grace_period": "1s",
+           "environment": {"GREETING": greeting}, "restart": "unless-stopped", "stop_grace_period": "1s", "init": True,
            "scale": web_replicas, **extra_web}
     worker = {"image": image, "command": ["sleep", "86400"], "volumes": ["data:/data"], "stop_grace_period": "1s",
               "init": True}

@@ -81,10 +81,9 @@ class Applier:
 
     def _up(self, base: list[str], services: list[str], cwd: Path, *, force_recreate: bool, yes: bool,
             remove_orphans: bool) -> None:
-        args = [*base]
+        args = [*base, "up", "--detach", "--no-color", "--quiet-pull"]
         if yes:
-            args.append("--yes")
-        args += ["up", "--detach", "--no-color", "--quiet-pull"]
+            args.append("--yes")  # only for an approved volume recreation (see the module docstring)
         if force_recreate:
             args.append("--force-recreate")
         if remove_orphans:
@@ -113,7 +112,8 @@ class Applier:
 
     def _down(self, plan: Plan) -> ApplyResult:
         """The folder left Git and the removal was approved: ``down``, volumes only if configured."""
-        args = ["-p", self.cli.project, "down", "--remove-orphans", "--timeout", "10"]
+        # no --timeout: each container stops within its own stop_grace_period
+        args = ["-p", self.cli.project, "down", "--remove-orphans"]
         if self.settings.remove_volumes:
             args.append("--volumes")
         with private_directory("setpoint-compose-") as empty:

@@ -84,7 +84,7 @@ class ComposeCli:
                 raise RenderError(f"docker compose: {message}")
             if _unreachable(message):
                 raise TemporaryError(f"Docker host {self.settings.docker_host()} is unreachable: {message}")
-            raise PermanentError(f"docker compose {args[-1] if args else ''} failed: {message}")
+            raise PermanentError(f"docker compose {_subcommand(args)} failed: {message}")
         return proc.stdout
 
     def _run(self, args: list[str], *, cwd: Path | None, timeout: float,
@@ -95,7 +95,7 @@ class ComposeCli:
         except FileNotFoundError:
             raise PermanentError(f"Compose executable not found: {self.command[0]} (set compose_binary)") from None
         except subprocess.TimeoutExpired:
-            raise TemporaryError(f"docker compose {args[-1] if args else ''} did not finish within {timeout:g}s") from None
+            raise TemporaryError(f"docker compose {_subcommand(args)} did not finish within {timeout:g}s") from None
 
 
 def _tail(text: str, lines: int = 6) -> str:
@@ -108,3 +108,10 @@ def _unreachable(message: str) -> bool:
     lowered = message.lower()
     return any(s in lowered for s in ("cannot connect to the docker daemon", "connection refused", "no such host",
                                       "i/o timeout", "is the docker daemon running", "error during connect"))
+
+
+def _subcommand(args: list[str]) -> str:
+    for word in ("up", "down", "config", "version"):
+        if word in args:
+            return word
+    return args[0] if args else ""
