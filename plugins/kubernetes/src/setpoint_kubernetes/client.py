@@ -12,6 +12,7 @@ import json
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,8 @@ class Cluster:
         self._by_version: dict[tuple[str, str, str], ApiResource] = {}
         self._discovered_at = 0.0
         self._lock = threading.Lock()
+        #: Requests sent, by method (watch streams not included): for tests, benchmarks and metrics.
+        self.calls: Counter[str] = Counter()
 
     # ------------------------------------------------------------------ requests
 
@@ -102,6 +105,7 @@ class Cluster:
 
     def request(self, method: str, path: str, query: list[tuple[str, Any]] | None = None, body: Any = None,
                 content_type: str | None = None, accept: str = "application/json") -> dict[str, Any]:
+        self.calls[method] += 1
         response = self._call(method, path, query, body, content_type, accept, self.request_timeout)
         try:
             data = response.read()
