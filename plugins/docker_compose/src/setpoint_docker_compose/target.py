@@ -154,10 +154,11 @@ class DockerComposeTarget(TargetDriver):
         return len(self._window(service)) >= self.settings_.restart_limit
 
     def _record_restarts(self, plan: Plan, result: ApplyResult) -> None:
-        """Count restarts of stopped containers setpoint made to revert drift (persisted across restarts)."""
+        """Count restarts of stopped containers (drift reverted, or a deploy that keeps exiting), persisted
+        so a restart of setpoint does not reset the guard."""
         now, changed = time.time(), False
         for change in plan.changes:
-            if change.kind == "Service" and change.drift and change.key in result.applied \
+            if change.kind == "Service" and change.action == Action.UPDATE and change.key in result.applied \
                     and any(f.path == "state" and f.before not in ("none",) for f in change.fields):
                 self._restarts[change.name] = [*self._window(change.name), now]
                 changed = True
