@@ -142,6 +142,7 @@ class FilesTarget(TargetDriver):
 
     def apply(self, plan: Plan, desired: Desired) -> ApplyResult:
         result = ApplyResult()
+        touched: set[Path] = set()
         for change in plan.changes:
             path = self.destination / change.key
             try:
@@ -153,9 +154,12 @@ class FilesTarget(TargetDriver):
                     secret = want.body.get("content")
                     content = secret.reveal() if isinstance(secret, Secret) else desired.extra["sources"][change.key]
                     _atomic_write(path, content, int(want.body["mode"], 8))
+                touched.add(path.parent)
                 result.applied.append(change.key)
             except OSError as exc:
                 result.failed[change.key] = f"{exc.strerror or exc.__class__.__name__} ({change.key})"
+        for directory in touched:  # renames are durable once their folder is synced
+            _fsync_dir(directory)
         self._watched = {key: _fingerprint(self.destination / key) for key in self._watched}
         return result
 
@@ -245,11 +249,17 @@ def _atomic_write(path: Path, content: bytes, mode: int) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+
+
+def _fsync_dir(directory: Path) -> None:
     try:
-        os.fsync(dir_fd)
+        fd = os.open(directory, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
     finally:
-        os.close(dir_fd)
+        os.close(fd)
 
 
 def _remove_empty_parents(directory: Path, stop: Path) -> None:

@@ -157,7 +157,32 @@ class Engine:
         wanted = list(names) if names else list(self.runners)
         for name in wanted:
             self.runner(name)
-        return [self.reconcile(name, trigger, dry_run) for name in self.ordered(wanted)]
+        # One poll per source for the whole pass, not one per target.
+        for source in sorted({self.runners[n].target.source for n in wanted}):
+            try:
+                self.poll(source)
+            except SourceError as exc:
+                log.warning("%s; targets of this source use the last good revision", safe_error(exc))
+        self.prime_revisions(wanted)
+        polling, self.poll_on_demand = self.poll_on_demand, False
+        try:
+            return [self.reconcile(name, trigger, dry_run) for name in self.ordered(wanted)]
+        finally:
+            self.poll_on_demand = polling
+
+    def prime_revisions(self, names: Iterable[str]) -> None:
+        """Resolve the revision of many targets with one history walk per source."""
+        by_source: dict[str, list[list[str]]] = {}
+        for name in names:
+            runner = self.runners[name]
+            by_source.setdefault(runner.target.source, []).append([runner.target.path, *runner.watched_paths])
+        for source_name, path_sets in by_source.items():
+            source = self.sources[source_name]
+            if source.head:
+                try:
+                    source.prime_last_changes(source.head, path_sets)
+                except (OSError, SourceError):
+                    log.debug("priming revisions of %s failed; resolving one by one", source_name, exc_info=True)
 
     def ordered(self, names: Iterable[str]) -> list[str]:
         """``names`` in dependency order (dependencies of a name come before it if also named)."""

@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 
 #: How soon to look again at a target whose rollout is still progressing.
 PROGRESS_RECHECK = 2.0
+#: Status fields that change on every run; alone they are persisted at most every STATUS_REFRESH seconds.
+VOLATILE_STATUS = {"last_run", "duration", "last_trigger"}
+STATUS_REFRESH = 60.0
 
 
 class StageError(Exception):
@@ -165,7 +168,8 @@ class Reconciler:
 
         drift = [c for c in plan.changes if c.drift]
         run.drift = drift + unmanaged
-        self._record_drift(run, run.drift, live)
+        with store.batch():
+            self._record_drift(run, run.drift, live)
         revert, pending_grace = self._drift_policy(run, drift)
         deploy = [c for c in plan.changes if not c.drift]
         to_apply = deploy + revert
@@ -387,6 +391,15 @@ class Reconciler:
             self._record_apply(run, plan, [], {c.key: safe_error(exc) for c in plan.changes}, time.monotonic() - started)
             raise StageError("apply", exc) from exc
         applied = set(result.applied) if result.applied or result.failed else {c.key for c in plan.changes}
+        with self.store.batch():
+            self._record_result(run, plan, desired, revert, result, applied, time.monotonic() - started)
+        if result.failed:
+            raise StageError("apply", SetpointError(
+                "; ".join(f"{k}: {v}" for k, v in sorted(result.failed.items()))))
+        return True
+
+    def _record_result(self, run: Run, plan: Plan, desired: Desired, revert: list[ResourceChange],
+                       result: Any, applied: set[str], duration: float) -> None:
         now = time.time()
         upserts, deletes = [], []
         for change in plan.changes:
@@ -404,11 +417,7 @@ class Reconciler:
             self.store.set_drift(self.name, [], reverted)
         if plan.id and any(a.get("action") == "approved-plan" for a in run.actions):
             self.store.finish_plan(self.name, plan.id, "applied" if result.ok else "failed")
-        self._record_apply(run, plan, sorted(applied), result.failed, time.monotonic() - started)
-        if result.failed:
-            raise StageError("apply", SetpointError(
-                "; ".join(f"{k}: {v}" for k, v in sorted(result.failed.items()))))
-        return True
+        self._record_apply(run, plan, sorted(applied), result.failed, duration)
 
     def _record_apply(self, run: Run, plan: Plan, applied: list[str], failed: dict[str, str], duration: float) -> None:
         deploy = [c.to_record() for c in plan.changes if not c.drift]
@@ -449,10 +458,12 @@ class Reconciler:
         outcome = self._outcome(run)
         if not run.dry_run:
             self.runner.consecutive_failures = 0
-            if previous.get("last_error"):
-                self.store.audit("recovered", target=self.name, kind=self.runner.target.kind, revision=run.revision,
-                                 trigger=run.trigger, details={"previous_error": previous.get("last_error")})
-            self._save(run, outcome, previous, None, None)
+            with self.store.batch():
+                if previous.get("last_error"):
+                    self.store.audit("recovered", target=self.name, kind=self.runner.target.kind,
+                                     revision=run.revision, trigger=run.trigger,
+                                     details={"previous_error": previous.get("last_error")})
+                self._save(run, outcome, previous, None, None)
         return outcome
 
     def _failed(self, run: Run, previous: dict[str, Any], stage: str, error: BaseException) -> Outcome:
@@ -463,10 +474,11 @@ class Reconciler:
                             if stage not in ("plugin", "apply") else HealthStatus.DEGRADED, message)
         outcome = self._outcome(run, stage, message)
         if not run.dry_run:
-            if previous.get("last_error") != message:
-                self.store.audit("error", target=self.name, kind=self.runner.target.kind, revision=run.revision,
-                                 trigger=run.trigger, result="failed", details={"stage": stage, "error": message})
-            self._save(run, outcome, previous, stage, message)
+            with self.store.batch():
+                if previous.get("last_error") != message:
+                    self.store.audit("error", target=self.name, kind=self.runner.target.kind, revision=run.revision,
+                                     trigger=run.trigger, result="failed", details={"stage": stage, "error": message})
+                self._save(run, outcome, previous, stage, message)
         self.log.warning("reconcile failed at %s: %s", stage, message)
         return outcome
 
@@ -498,5 +510,12 @@ class Reconciler:
             "last_trigger": run.trigger,
             "duration": outcome.duration_seconds,
         }
+        # A no-op reconcile changes only the volatile fields: persist those at most once a minute,
+        # so a thousand quiet targets do not cost a thousand fsyncs per pass.
+        stable = {k: v for k, v in data.items() if k not in VOLATILE_STATUS}
+        now = time.monotonic()
+        if stable == self.runner.saved_status and now - self.runner.saved_at < STATUS_REFRESH:
+            return
         self.store.save_status(self.name, self.runner.target.kind, data)
+        self.runner.saved_status, self.runner.saved_at = stable, now
 

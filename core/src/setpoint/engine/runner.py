@@ -47,6 +47,9 @@ class TargetRunner:
         #: (a grace period or a pause expiring, a rollout to re-check).
         self.wake_at: float | None = None
         self.consecutive_failures = 0
+        #: The last status written to the store (without volatile fields) and when (monotonic).
+        self.saved_status: dict[str, object] | None = None
+        self.saved_at = 0.0
         #: Delay of the next quick re-check after an apply that did not converge (doubles, capped).
         self.recheck_delay = 0.0
         self._thread_lock = threading.Lock()

@@ -183,9 +183,10 @@ class Scheduler:
                 result = self.engine.poll(source)
                 if result.moved:
                     reason = self._source_reason.pop(source, "git")
-                    for name, runner in self.engine.runners.items():
-                        if runner.target.source == source:
-                            self.wake(name, reason)
+                    names = [n for n, r in self.engine.runners.items() if r.target.source == source]
+                    self.engine.prime_revisions(names)
+                    for name in names:
+                        self.wake(name, reason)
             except SourceError as exc:
                 log.warning("%s", safe_error(exc))
             except Exception:  # noqa: BLE001

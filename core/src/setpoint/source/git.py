@@ -180,6 +180,55 @@ class GitSource:
                 self._last_commit_cache[key] = out or ""
             return self._last_commit_cache[key] or None
 
+    def prime_last_changes(self, head: str, path_sets: Iterable[Iterable[str]]) -> None:
+        """Resolve :meth:`last_change` for many targets with one walk of the history.
+
+        One ``git log --name-only`` streams commits newest first; each file name is matched against
+        the targets' paths through its parent folders (a dictionary lookup per folder level), and the
+        walk stops as soon as every target has its answer. With a thousand targets this replaces a
+        thousand ``git log -1 -- PATH`` processes.
+        """
+        with self._lock:
+            wanted: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+            pending: set[tuple[str, tuple[str, ...]]] = set()
+            for paths in path_sets:
+                key = (head, tuple(sorted(set(paths))))
+                if key in self._last_commit_cache:
+                    continue
+                if any(p in ("", ".") for p in key[1]):
+                    continue  # the whole repository: the head itself, resolved lazily
+                pending.add(key)
+                for path in key[1]:
+                    wanted.setdefault(path.strip("/"), []).append(key)
+            if not pending:
+                return
+            proc = subprocess.Popen(["git", "--git-dir", str(self.repo), "log", "--format=%x00%H", "--name-only",
+                                     "--no-renames", head], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                    env=self._env)
+            assert proc.stdout is not None
+            current = ""
+            try:
+                for raw in proc.stdout:
+                    if raw.startswith(b"\0"):
+                        current = raw[1:].strip().decode()
+                        continue
+                    name = raw.rstrip(b"\n").decode(errors="replace")
+                    if not name:
+                        continue
+                    parts = name.split("/")
+                    for depth in range(1, len(parts) + 1):
+                        for key in wanted.get("/".join(parts[:depth]), ()):
+                            if key in pending:
+                                self._last_commit_cache[key] = current
+                                pending.discard(key)
+                    if not pending:
+                        break
+            finally:
+                proc.kill()
+                proc.wait()
+            for key in pending:  # never touched: no commit
+                self._last_commit_cache[key] = ""
+
     def changed(self, old: str, new: str, paths: Iterable[str]) -> bool:
         pathspec = [p if p not in ("", ".") else ":/" for p in paths]
         out = self._git("diff", "--name-only", old, new, "--", *pathspec)
