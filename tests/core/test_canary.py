@@ -11,12 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import resources_yaml, web
 from test_plugins import install_plugin
 
 from setpoint.errors import PermanentError
 from setpoint.secrets import Secret, reveal_all, safe_error, scrub, to_jsonable
 from setpoint.testing import FakePlugin, GitRepo, make_engine, write_config
+
+from helpers import resources_yaml, web
 
 CANARY = "CANARY-7f3a9c1e-do-not-leak"
 CANARY2 = "CANARY-b2d4e6f8-second-value"

@@ -3,7 +3,6 @@ commits are picked up by polling, other processes' commands reach it, SIGTERM st
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from helpers import fake_engine, resources_yaml, web
-
 from setpoint.api import SyncStatus
 from setpoint.testing import FakePlugin, GitRepo, make_engine, write_config
+
+from helpers import fake_engine, resources_yaml, web
 
 
 def test_five_phases_fake_target(tmp_path: Path, git_repo: GitRepo, fake_plugin: FakePlugin) -> None:

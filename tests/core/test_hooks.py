@@ -5,11 +5,11 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-from helpers import fake_engine, resources_yaml, web
-
 from setpoint import hookimpl, hookspecs
 from setpoint.api import Outcome, SyncStatus
 from setpoint.testing import FakePlugin, GitRepo, make_engine, write_config
+
+from helpers import fake_engine, resources_yaml, web
 
 DOCS = (Path(__file__).resolve().parents[2] / "docs" / "writing-plugins.md").read_text()
 SPECS = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("setpoint_")]

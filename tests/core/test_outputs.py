@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from helpers import resources_yaml
 from test_canary import CANARY, scan
 
 from setpoint.api import SyncStatus
 from setpoint.secrets import Secret
 from setpoint.testing import FakePlugin, GitRepo, make_engine, write_config
+
+from helpers import resources_yaml
 
 
 def test_outputs_flow_to_dependants(tmp_path: Path, git_repo: GitRepo, fake_plugin: FakePlugin) -> None:

@@ -10,11 +10,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from helpers import resources_yaml, web
 
 from setpoint.errors import PluginLoadError
 from setpoint.plugins import get_plugin_manager
 from setpoint.testing import FakePlugin, GitRepo, write_config
+
+from helpers import resources_yaml, web
 
 
 def install_plugin(site: Path, dist: str, entry: str, module: str, source: str) -> None:

@@ -7,12 +7,13 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import fake_engine, resources_yaml, web
 
 from setpoint import hookimpl
 from setpoint.api import Denial, HealthStatus, SyncStatus
 from setpoint.errors import PermanentError
 from setpoint.testing import FakePlugin, GitRepo, make_engine, write_config
+
+from helpers import fake_engine, resources_yaml, web
 
 
 def many(n: int, prefix: str = "cm") -> str:

@@ -6,12 +6,12 @@ import shutil
 import time
 from pathlib import Path
 
-from helpers import fake_engine, resources_yaml, web
-
 from setpoint.api import SyncStatus
 from setpoint.config import SourceConfig
 from setpoint.source.git import GitSource
 from setpoint.testing import FakePlugin, GitRepo
+
+from helpers import fake_engine, resources_yaml, web
 
 
 def test_poll_fetches_only_when_the_head_moved(tmp_path: Path, git_repo: GitRepo) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from setpoint import hookimpl
 from setpoint.api import DecryptedFile, Decryptor
 from setpoint.secrets import Secret

@@ -10,6 +10,7 @@ import httpx
 import yaml
 from opshelpers import serving
 from prometheus_client.parser import text_string_to_metric_families
+
 from setpoint.errors import TemporaryError
 from setpoint.testing import FakePlugin, GitRepo, make_engine, write_config
 

@@ -15,6 +15,7 @@ import httpx
 import pytest
 import yaml
 from opshelpers import CANARY, CanaryPlugin, FakeLoops, Receiver, notify_plugin, serving, wait_for
+
 from setpoint import hookimpl
 from setpoint.api import HealthStatus, Notification, Notifier, Outcome, Revision, SyncStatus, TargetInfo
 from setpoint.errors import TemporaryError

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from opshelpers import Receiver, wait_for
+
 from setpoint.testing import GitRepo, write_config
 
 HOOK_SECRET = "e2e-generic-hook-secret"

@@ -10,6 +10,7 @@ import httpx
 import pytest
 import yaml
 from opshelpers import CANARY, CanaryPlugin, FakeLoops, serving
+
 from setpoint.errors import TemporaryError
 from setpoint.testing import FakePlugin, GitRepo, make_engine, write_config
 

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from opshelpers import FakeLoops, serving, write_yaml
 from prometheus_client.parser import text_string_to_metric_families
+
 from setpoint.server.repos import normalize_repo
 from setpoint.testing import FakePlugin, make_engine
 

@@ -109,7 +109,8 @@ class DecryptedFile:
 
 def _private_tempdir(prefix: str) -> Path:
     """A 0700 directory, on tmpfs (/dev/shm) when the machine has one, so plaintext never touches disk."""
-    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    shm = "/dev/shm"  # noqa: S108 - mkdtemp makes a private 0700 directory in it; tmpfs keeps plaintext off disk
+    base = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
     path = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
     path.chmod(0o700)
     return path
@@ -472,13 +473,13 @@ class TargetDriver(ABC):
         """Values dependent targets may use (Terraform outputs); secrets stay :class:`Secret`."""
         return {}
 
-    def start_watching(self) -> None:
+    def start_watching(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Begin watching live state for changes and call ``context.trigger`` on each (optional).
 
         Called once by ``setpoint run`` after the first reconcile; never by one-shot commands.
         """
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Release clients, threads and files. Called once at shutdown."""
 
 

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pyrage
+
 from setpoint_sops_secrets import SopsSettings, decrypt_bytes
 
 

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pyrage
 import pytest
+from sops_expect import make_sops_yaml
+
 from setpoint.errors import DecryptError
 from setpoint.secrets import safe_error, to_jsonable
 from setpoint_sops_secrets import SopsSettings, check_tree, decrypt_bytes
 from setpoint_sops_secrets.plugin import SopsDecryptor
-from sops_expect import make_sops_yaml
 
 CANARY = "CANARY-7f3a9c1e-must-never-leak"
 

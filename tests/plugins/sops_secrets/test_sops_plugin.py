@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+
 from setpoint.api import DecryptedFile
 from setpoint.errors import DecryptError
 from setpoint.secrets import Secret

@@ -14,9 +14,10 @@ from typing import Any
 
 import pyrage
 import pytest
+from sops_expect import parse_plain
+
 from setpoint.secrets import Secret, reveal_all
 from setpoint_sops_secrets import SopsIntegrityError, SopsKeyError, SopsSettings, decrypt_bytes
-from sops_expect import parse_plain
 
 pytestmark = pytest.mark.sops
 

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from setpoint_sops_secrets import SopsIntegrityError, SopsKeyError, SopsSettings, decrypt_bytes
 
 FILES = {

@@ -7,6 +7,7 @@ import os
 import random
 
 import pytest
+
 from setpoint_sops_secrets.cipher import aad_for, parse_enc
 from setpoint_sops_secrets.errors import FormatProblem
 from setpoint_sops_secrets.gofmt import (

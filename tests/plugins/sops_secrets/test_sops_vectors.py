@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sops_expect import load_index, parse_plain, settings_for
+
 from setpoint.secrets import Secret, iter_secrets, reveal_all
 from setpoint_sops_secrets import SopsIntegrityError, SopsKeyError, decrypt_file
 from setpoint_sops_secrets.cipher import DataKeyCipher, parse_enc
@@ -14,7 +16,6 @@ from setpoint_sops_secrets.mac import normalize_lastmodified
 from setpoint_sops_secrets.metadata import parse_metadata
 from setpoint_sops_secrets.pipeline import decrypt_with_data_key
 from setpoint_sops_secrets.stores import STORES, detect_format
-from sops_expect import load_index, parse_plain, settings_for
 
 INDEX = load_index()
 IDS = [entry["file"] for entry in INDEX] or ["no-vectors"]

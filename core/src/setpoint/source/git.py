@@ -122,7 +122,7 @@ class GitSource:
                 self.last_error = str(exc)
                 raise
             self.last_poll_at = time.time()
-            line = next((l for l in out.decode().splitlines() if l.endswith("\t" + ref)), None)
+            line = next((row for row in out.decode().splitlines() if row.endswith("\t" + ref)), None)
             if line is None:
                 self.last_error = f"source {self.name}: branch {self.config.branch!r} not found at {self.config.url}"
                 raise SourceError(self.last_error)

@@ -380,7 +380,8 @@ class StateStore:
             args.extend(actions)
         sql += " ORDER BY time, id"
         if limit:
-            sql = f"SELECT * FROM ({sql.replace('ORDER BY time, id', 'ORDER BY time DESC, id DESC')} LIMIT {int(limit)}) ORDER BY time, id"
+            newest_first = sql.replace("ORDER BY time, id", "ORDER BY time DESC, id DESC")
+            sql = f"SELECT * FROM ({newest_first} LIMIT {int(limit)}) ORDER BY time, id"  # noqa: S608 - only int and constants
         rows = self._query(sql, tuple(args))
         return [AuditEntry(**{**dict(r), "details": json.loads(r["details"] or "{}")}) for r in rows]
 

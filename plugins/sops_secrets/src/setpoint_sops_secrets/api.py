@@ -19,7 +19,6 @@ from typing import Any
 
 from setpoint.api import DecryptedFile
 from setpoint.secrets import Secret, reveal_all
-
 from setpoint_sops_secrets.errors import SopsFormatError
 from setpoint_sops_secrets.keys import Keyring
 from setpoint_sops_secrets.pipeline import Decrypted, decrypt

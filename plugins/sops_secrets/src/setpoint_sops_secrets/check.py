@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from setpoint.errors import DecryptError
-
 from setpoint_sops_secrets.api import coerce_settings
 from setpoint_sops_secrets.keys import Keyring
 from setpoint_sops_secrets.pipeline import decrypt

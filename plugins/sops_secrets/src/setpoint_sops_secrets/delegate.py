@@ -11,7 +11,6 @@ import subprocess
 from dataclasses import dataclass
 
 from setpoint.secrets import scrub
-
 from setpoint_sops_secrets.settings import SopsSettings
 
 # cmd/sops/codes/codes.go

@@ -9,7 +9,6 @@ from typing import Any
 from setpoint import hookimpl
 from setpoint.api import DecryptedFile, Decryptor
 from setpoint.secrets import Secret
-
 from setpoint_sops_secrets.api import DECRYPTOR_NAME, SopsFile, coerce_settings
 from setpoint_sops_secrets.keys import Keyring
 from setpoint_sops_secrets.pipeline import decrypt

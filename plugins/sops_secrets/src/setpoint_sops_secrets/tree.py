@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from setpoint.secrets import Secret
-
 from setpoint_sops_secrets.cipher import DataKeyCipher, InvalidTag, aad_for, is_enc, parse_enc
 from setpoint_sops_secrets.errors import FormatProblem
 from setpoint_sops_secrets.mac import MacAccumulator

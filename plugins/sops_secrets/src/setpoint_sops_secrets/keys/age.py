@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyrage
+
 from setpoint.secrets import register_known_values
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,6 @@ import re
 from typing import Any
 
 from setpoint.secrets import Secret
-
 from setpoint_sops_secrets.errors import FormatProblem
 from setpoint_sops_secrets.gofmt import format_float_json
 from setpoint_sops_secrets.stores.base import ParsedFile
