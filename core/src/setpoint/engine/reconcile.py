@@ -303,6 +303,7 @@ class Reconciler:
                                 trigger=run.trigger, details={"changes": [change.to_record()],
                                                               "policy": self._policy_name(run)})
                     run.actions.append({"action": "drift-detected", "key": change.key})
+                    self.log.warning("drift on %s (%s)", change.key, self._policy_name(run), extra=self._log_fields(run))
         self._drift_first_seen = {k: r.first_seen for k, r in known.items()} | {r.key: r.first_seen for r in records}
         cleared = [key for key in known if key not in seen_keys]
         if run.dry_run:
@@ -378,6 +379,7 @@ class Reconciler:
                              trigger=run.trigger, details={"plan_id": held.plan_id, "reason": reason,
                                                            "changes": plan.to_record()})
             run.actions.append({"action": "held", "plan_id": held.plan_id, "reason": reason})
+            self.log.warning("plan %s held for approval: %s", held.plan_id, reason, extra=self._log_fields(run))
         return False
 
     def _apply(self, run: Run, plan: Plan, desired: Desired, inventory: dict[str, InventoryItem],
@@ -419,18 +421,32 @@ class Reconciler:
             self.store.finish_plan(self.name, plan.id, "applied" if result.ok else "failed")
         self._record_apply(run, plan, sorted(applied), result.failed, duration)
 
+    def _log_fields(self, run: Run, stage: str | None = None) -> dict[str, Any]:
+        fields: dict[str, Any] = {"trigger": run.trigger}
+        if run.revision is not None:
+            fields["revision"] = run.revision.short
+        if stage:
+            fields["stage"] = stage
+        return fields
+
     def _record_apply(self, run: Run, plan: Plan, applied: list[str], failed: dict[str, str], duration: float) -> None:
         deploy = [c.to_record() for c in plan.changes if not c.drift]
         reverts = [c.to_record() for c in plan.changes if c.drift]
         result = "failed" if failed else "ok"
         common = {"target": self.name, "kind": self.runner.target.kind, "revision": run.revision, "trigger": run.trigger,
                   "duration": duration, "result": result}
+        fields = self._log_fields(run)
         if deploy:
             self.store.audit("apply", details={"changes": deploy, "failed": failed, "plan_id": plan.id}, **common)
             run.actions.append({"action": "apply", "count": len(deploy), "result": result})
+            self.log.info("applied %d change(s) from %s: %s", len(deploy),
+                          run.revision.author if run.revision else "?", run.revision.subject if run.revision else "",
+                          extra=fields)
         if reverts:
             self.store.audit("revert-drift", details={"changes": reverts, "failed": failed, "plan_id": plan.id}, **common)
             run.actions.append({"action": "revert-drift", "count": len(reverts), "result": result})
+            self.log.info("reverted drift on %s", ", ".join(c["key"] for c in reverts[:5]) +
+                          (f" and {len(reverts) - 5} more" if len(reverts) > 5 else ""), extra=fields)
 
     def _adopt(self, desired: Desired, inventory: dict[str, InventoryItem], revision: Revision | None) -> None:
         upserts = []
@@ -479,7 +495,7 @@ class Reconciler:
                     self.store.audit("error", target=self.name, kind=self.runner.target.kind, revision=run.revision,
                                      trigger=run.trigger, result="failed", details={"stage": stage, "error": message})
                 self._save(run, outcome, previous, stage, message)
-        self.log.warning("reconcile failed at %s: %s", stage, message)
+        self.log.warning("reconcile failed at %s: %s", stage, message, extra=self._log_fields(run, stage))
         return outcome
 
     def _save(self, run: Run, outcome: Outcome, previous: dict[str, Any], stage: str | None, error: str | None) -> None:

@@ -18,6 +18,14 @@ from setpoint.config import Config, Grace, TargetConfig
 from setpoint.errors import SetpointError
 
 
+class TargetLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Adds ``target`` to every record and keeps fields given at the call (``revision``, ``trigger``)."""
+
+    def process(self, msg: object, kwargs: Any) -> tuple[object, Any]:
+        kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
+        return msg, kwargs
+
+
 @dataclass
 class RenderCache:
     """The desired state rendered for one revision; reused while the target's files are unchanged."""
@@ -54,8 +62,7 @@ class TargetRunner:
         self.recheck_delay = 0.0
         self._thread_lock = threading.Lock()
         self.info = TargetInfo(target.name, target.kind, target.source, target.path)
-        self.logger = logging.LoggerAdapter(logging.getLogger(f"setpoint.target.{target.name}"),
-                                            {"target": target.name})
+        self.logger = TargetLogger(logging.getLogger(f"setpoint.target.{target.name}"), {"target": target.name})
 
     # Effective settings (target value, else the defaults block)
     @property
