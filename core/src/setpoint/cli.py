@@ -375,7 +375,9 @@ def _field_lines(fields: list[dict[str, Any]]) -> list[str]:
     lines = []
     for f in fields:
         before, after = f["before"], f["after"]
-        if isinstance(before, str) and isinstance(after, str) and ("\n" in before or "\n" in after):
+        multiline = any(isinstance(v, str) and "\n" in v for v in (before, after))
+        if multiline and all(v is None or isinstance(v, str) for v in (before, after)):
+            before, after = before or "", after or ""
             lines.append(f"{f['path']}:")
             diff = difflib.unified_diff(before.splitlines(), after.splitlines(), "live", "git", lineterm="", n=1)
             lines.extend("  " + d for d in list(diff)[2:])
