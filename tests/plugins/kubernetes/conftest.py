@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from setpoint.testing import GitRepo, make_engine, write_config
 
 KUBECTL = os.environ.get("SETPOINT_KUBECTL") or "/usr/bin/kubectl"

@@ -8,6 +8,7 @@ import json
 
 import pytest
 from conftest import Kube, configmap, deployment, k8s_target, manifests, wait_for
+
 from setpoint.api import SyncStatus
 from setpoint.testing import GitRepo
 

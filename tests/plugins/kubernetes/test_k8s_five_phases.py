@@ -7,6 +7,7 @@ import json
 
 import pytest
 from conftest import Kube, deployment, k8s_target, manifests, service, wait_for
+
 from setpoint.api import HealthStatus, SyncStatus
 from setpoint.testing import GitRepo
 

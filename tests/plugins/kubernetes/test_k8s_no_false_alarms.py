@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from conftest import Kube, configmap, deployment, k8s_target, manifests, service
+
 from setpoint.api import HealthStatus, SyncStatus
 from setpoint.testing import GitRepo
 

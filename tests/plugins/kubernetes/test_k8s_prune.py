@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import Kube, configmap, deployment, k8s_target, manifests, wait_for
+
 from setpoint.api import SyncStatus
 from setpoint.testing import GitRepo
 

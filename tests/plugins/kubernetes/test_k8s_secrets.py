@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import Kube, configmap, k8s_target, manifests, wait_for
+
 from setpoint.api import SyncStatus
 from setpoint.testing import GitRepo
 
