@@ -22,7 +22,6 @@ from typing import Any
 
 from setpoint.errors import PermanentError, TemporaryError
 from setpoint.secrets import register_known_values, scrub
-
 from setpoint_terraform.settings import BASE_ENV
 
 #: Names whose values are credentials: registered with the log scrubber when passed through.

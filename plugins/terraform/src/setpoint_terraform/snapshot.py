@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import hcl2
+
 from setpoint.api import SourceTree
 from setpoint.errors import RenderError
 from setpoint.secrets import Secret, iter_secrets
-
 from setpoint_terraform.hcl import HclSyntaxError, ModuleScan, scan, unquote
 from setpoint_terraform.settings import TerraformSettings
 

@@ -33,7 +33,6 @@ from setpoint.api import (
 )
 from setpoint.errors import PermanentError, RenderError
 from setpoint.secrets import iter_secrets, scrub
-
 from setpoint_terraform import planjson, snapshot
 from setpoint_terraform.binary import StalePlan, Terraform, build_env, find_binary
 from setpoint_terraform.memory import Memory
@@ -82,6 +81,7 @@ class TerraformTarget(TargetDriver):
         self._watched: list[str] = []
         self._last: Observed | None = None
         self._held: str | None = None
+        self._pending: list[ResourceChange] = []
         self._held_last = False
         self._apply_error: str | None = None
         self._outputs: tuple[int | None, dict[str, Any]] | None = None
@@ -139,6 +139,7 @@ class TerraformTarget(TargetDriver):
             raise RenderError("the target's folder was removed from Git; remove its resources with terraform "
                               "destroy yourself (setpoint does not destroy a whole Terraform target)")
         self._held = None
+        self._pending = []
         last = self._last
         if (self._held_last and last is not None and last.digest == snap.digest and last.path.exists()
                 and time.monotonic() - last.at < min(self.spec.interval_seconds, 300.0)):
@@ -235,6 +236,11 @@ class TerraformTarget(TargetDriver):
                     f"serial {self.memory.serial}, setpoint's last apply"))
             changes.append(change)
         keys = {c.key: (str(c.action), c.drift) for c in changes}
+        if changes:
+            # Until apply runs, assume the plan waits (held by the core, a policy, or a pause);
+            # the reviewed file is kept under its id so an approval applies exactly it.
+            self._pending = [c for c in changes if not c.drift]
+            self._pin(observed.plan_id)
         return Plan(changes, {"terraform": {"plan_id": observed.plan_id, "keys": keys}}, fixed_id=observed.plan_id)
 
     # ------------------------------------------------------------------ review
@@ -290,7 +296,7 @@ class TerraformTarget(TargetDriver):
         observed, snap = self._last, desired.extra.get("terraform")
         if observed is None or snap is None:
             raise PermanentError("apply without a plan")
-        self._held, self._held_last = None, False
+        self._held, self._held_last, self._pending = None, False, []
         pinned = self._plans / f"held-{plan.id}.tfplan" if self._plans else None
         path = pinned if pinned is not None and pinned.exists() else observed.path
         tf = self.terraform()
@@ -336,6 +342,10 @@ class TerraformTarget(TargetDriver):
             return Health(HealthStatus.DEGRADED, f"last apply failed: {self._apply_error}")
         if self._held:
             return Health(HealthStatus.PROGRESSING, f"plan held for approval: {self._held}")
+        if self._pending:
+            # held by the core (deletion budget) or paused: progressing, but no quick re-plans
+            self._held_last = True
+            return Health(HealthStatus.PROGRESSING, f"{len(self._pending)} change(s) not applied yet")
         observed = self._last
         pending = [c for c in observed.tfplan.changes] if observed else []
         drifted = [c.key for c in pending if c.key in observed.tfplan.drift or

@@ -4,7 +4,7 @@
   survive between revisions and restarts, so ``init`` runs only when what it installs changed.
 * The module itself is written to a private 0700 directory on tmpfs (decrypted var files and
   substituted sensitive outputs included), rebuilt when the revision changes and removed on close.
-* A module without a backend gets a local backend whose state lives in ``state_dir/terraform``.
+* A module without a backend gets a local backend whose state lives in ``state_dir/terraform/state``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from setpoint.secrets import reveal_all
-
 from setpoint_terraform.binary import Terraform
 from setpoint_terraform.snapshot import ModuleSnapshot
 
@@ -74,11 +73,12 @@ class WorkDir:
     @property
     def state_file(self) -> Path:
         """The local state of a module without its own backend."""
-        return self.base / "terraform.tfstate"
+        return self.base / "state" / "terraform.tfstate"
 
     def default_backend(self) -> dict[str, Any]:
+        (self.base / "state").mkdir(exist_ok=True, mode=0o700)
         return {"terraform": {"backend": {"local": {"path": str(self.state_file),
-                                                   "workspace_dir": str(self.base / "terraform.tfstate.d")}}}}
+                                                   "workspace_dir": str(self.base / "state" / "terraform.tfstate.d")}}}}
 
     def materialize(self, snap: ModuleSnapshot) -> Path:
         """The module directory for ``snap`` (rebuilt only when the snapshot changed)."""
