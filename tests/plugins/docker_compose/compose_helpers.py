@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from setpoint.testing import GitRepo, make_engine, write_config
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from compose_helpers import ComposeEnv
+
 from setpoint.testing import GitRepo
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from compose_helpers import ComposeEnv, two_services
+
 from setpoint.api import HealthStatus, SyncStatus
 
 pytestmark = pytest.mark.docker

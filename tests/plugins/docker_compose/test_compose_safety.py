@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import yaml
 from compose_helpers import ComposeEnv, two_services
+
 from setpoint.api import SyncStatus
 
 pytestmark = pytest.mark.docker

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from compose_helpers import ComposeEnv, two_services
+
 from setpoint.api import SyncStatus
 from setpoint.testing import make_engine, write_config
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from compose_helpers import ComposeEnv, two_services, wait_for
+
 from setpoint.api import HealthStatus, SyncStatus
 from setpoint.testing import write_config
 

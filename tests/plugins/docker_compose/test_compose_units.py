@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from compose_helpers import ComposeEnv, two_services
 from pydantic import ValidationError
+
 from setpoint.api import HealthStatus, SyncStatus
 from setpoint_docker_compose.compose import Version
 from setpoint_docker_compose.health import service_health

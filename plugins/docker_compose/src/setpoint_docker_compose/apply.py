@@ -17,7 +17,6 @@ from typing import Any
 from setpoint.api import Action, ApplyResult, Desired, Plan, ResourceChange, private_directory
 from setpoint.errors import SetpointError
 from setpoint.secrets import Secret, reveal_all, safe_error
-
 from setpoint_docker_compose.compose import ComposeCli
 from setpoint_docker_compose.connection import UNREACHABLE
 from setpoint_docker_compose.observe import PROJECT, SERVICE

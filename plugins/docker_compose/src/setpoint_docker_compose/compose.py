@@ -10,7 +10,6 @@ from pathlib import Path
 
 from setpoint.errors import PermanentError, RenderError, TemporaryError
 from setpoint.secrets import scrub
-
 from setpoint_docker_compose.settings import ComposeSettings
 
 #: Compose reads these from the environment; a stray one on the setpoint host (COMPOSE_FILE,

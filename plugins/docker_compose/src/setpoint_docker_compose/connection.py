@@ -8,8 +8,8 @@ import docker
 from docker.errors import DockerException
 from docker.tls import TLSConfig
 from requests.exceptions import RequestException
-from setpoint.errors import TemporaryError
 
+from setpoint.errors import TemporaryError
 from setpoint_docker_compose.settings import ComposeSettings
 
 #: Errors that mean "the host did not answer", which mark only this target as failing (retried).

@@ -8,7 +8,6 @@ restart loop) or held back by the crash-loop guard. Missing: a service with no c
 from __future__ import annotations
 
 from setpoint.api import Desired, Health, HealthStatus, Live
-
 from setpoint_docker_compose.observe import ContainerState
 
 

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from docker.errors import NotFound
+
 from setpoint.api import Desired, Live, Resource
 from setpoint.errors import TemporaryError
 from setpoint.secrets import wrap_like
-
 from setpoint_docker_compose.connection import UNREACHABLE
 from setpoint_docker_compose.hashing import CONTENT_LABEL, fingerprint
 from setpoint_docker_compose.render import Project, network_body, service_key, volume_body

@@ -17,7 +17,6 @@ from typing import Any
 from setpoint.api import Desired, Resource, SourceTree, private_directory
 from setpoint.errors import RenderError
 from setpoint.secrets import Secret, iter_secrets, reveal_all
-
 from setpoint_docker_compose.compose import ComposeCli
 from setpoint_docker_compose.hashing import (
     CONTENT_LABEL,

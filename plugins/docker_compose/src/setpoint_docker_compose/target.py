@@ -21,7 +21,6 @@ from setpoint.api import (
     diff_resources,
 )
 from setpoint.errors import TemporaryError
-
 from setpoint_docker_compose.apply import Applier
 from setpoint_docker_compose.compose import ComposeCli
 from setpoint_docker_compose.connection import UNREACHABLE, make_client
@@ -41,7 +40,7 @@ class DockerComposeTarget(TargetDriver):
 
     def __init__(self, context: TargetContext) -> None:
         super().__init__(context)
-        self.settings_: ComposeSettings = context.settings or ComposeSettings()
+        self.settings_: ComposeSettings = context.settings or ComposeSettings.model_validate({})
         self.project = self.settings_.project(self.spec.name)
         self.cli = ComposeCli(self.settings_, self.project)
         #: The project's files live here while containers run (bind mounts); see render.py.
