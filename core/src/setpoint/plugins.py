@@ -33,7 +33,7 @@ from setpoint.secrets import safe_error
 log = logging.getLogger("setpoint.plugins")
 
 ENTRY_POINT_GROUP = "setpoint"
-BUILTIN_PLUGINS = ("setpoint.builtin.files", "setpoint.metrics", "setpoint.notify")
+BUILTIN_PLUGINS = ("setpoint.builtin.files", "setpoint.builtin.metrics", "setpoint.builtin.notify")
 
 
 @dataclass

@@ -33,7 +33,7 @@ from setpoint.server.webhooks import PROVIDERS
 
 if TYPE_CHECKING:
     from setpoint.engine.engine import Engine
-    from setpoint.metrics import MetricsPlugin
+    from setpoint.builtin.metrics import MetricsPlugin
 
 
 class Loops(Protocol):
@@ -116,7 +116,7 @@ def build_app(ctx: AppContext) -> Starlette:
 
 def make_context(engine: Engine, loops: Loops | None) -> AppContext:
     """Read tokens and webhook secrets (raises ConfigError naming each missing one)."""
-    from setpoint.metrics import MetricsPlugin
+    from setpoint.builtin.metrics import MetricsPlugin
 
     server = engine.config.server
     auth = TokenAuth.from_config(server, engine.config.base_dir)

@@ -87,8 +87,8 @@ class Operations:
         return self.http.address if self.http else None
 
     def start(self) -> None:
-        from setpoint.metrics import MetricsPlugin
-        from setpoint.notify import NotifyPlugin
+        from setpoint.builtin.metrics import MetricsPlugin
+        from setpoint.builtin.notify import NotifyPlugin
 
         metrics = self.engine.registry.pm.get_plugin("metrics")
         if isinstance(metrics, MetricsPlugin):

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from setpoint import hookimpl
 from setpoint.api import Notifier, Outcome, TargetInfo
-from setpoint.notify.builtin import SlackNotifier, WebhookNotifier
-from setpoint.notify.dispatcher import Dispatcher
-from setpoint.notify.policy import NoisePolicy
+from setpoint.builtin.notify.builtin import SlackNotifier, WebhookNotifier
+from setpoint.builtin.notify.dispatcher import Dispatcher
+from setpoint.builtin.notify.policy import NoisePolicy
 
 if TYPE_CHECKING:
     from setpoint.engine.engine import Engine
@@ -42,7 +42,7 @@ class NotifyPlugin:
 
     def start(self, engine: Engine, backoff: float = 0.5) -> None:
         """Build the configured notifiers (raises ConfigError) and start sending."""
-        from setpoint.notify.setup import build_routes
+        from setpoint.builtin.notify.setup import build_routes
 
         routes = build_routes(engine.config, engine.registry)
         settings = engine.config.notifications

@@ -93,7 +93,7 @@ def sign(key: bytes, timestamp: str, body: bytes) -> str:
 class WebhookNotifier(_HTTPNotifier):
     kind = "webhook"
     Settings = WebhookSettings
-    #: Set by setpoint.notify.setup before the first send (relative paths need the config folder).
+    #: Set by setpoint.builtin.notify.setup before the first send (relative paths need the config folder).
     base_dir: Path = Path(".")
 
     def _key(self) -> Secret[str] | None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from setpoint.api import Notification, Notifier
-from setpoint.notify.policy import NoisePolicy, clean
+from setpoint.builtin.notify.policy import NoisePolicy, clean
 
 log = logging.getLogger("setpoint.notify")
 

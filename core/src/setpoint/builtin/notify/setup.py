@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from setpoint.api import Notifier
 from setpoint.config import config_line_index, validate_block
 from setpoint.errors import ConfigError, PluginLoadError
-from setpoint.notify.dispatcher import Route
+from setpoint.builtin.notify.dispatcher import Route
 from setpoint.opsconfig import read_credential
 from setpoint.secrets import Secret, register_known_values
 
