@@ -25,7 +25,6 @@ from setpoint.api import (
     TargetDriver,
 )
 from setpoint.errors import PermanentError, TemporaryError
-
 from setpoint_kubernetes import diff as differ
 from setpoint_kubernetes import health as checks
 from setpoint_kubernetes.apply import Applier, Item, order_key
@@ -138,7 +137,8 @@ class KubernetesTarget(TargetDriver):
                         found.add(str(path.relative_to(checkout)))
                     if path.is_dir():
                         pending.append(path)
-        return sorted(found)
+        # a file inside a base directory that is already watched adds nothing
+        return sorted(p for p in found if not any(p != q and p.startswith(q + "/") for q in found))
 
     # ------------------------------------------------------------------ observe
 
