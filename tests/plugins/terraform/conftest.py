@@ -51,15 +51,15 @@ class TfSetup:
     terraform_bin: str
     env: dict[str, str]
 
-    def config(self, settings: dict[str, Any] | None = None, **target: Any) -> Path:
+    def config(self, settings: dict[str, Any] | None = None, top: dict[str, Any] | None = None, **target: Any) -> Path:
         block = {"cli_config": self.cli_config, "plugin_cache_dir": str(self.cache), "lock_timeout": "1s",
                  **(settings or {})}
         spec = {"name": "net", "kind": "terraform", "path": "infra/net", "interval": "30s", "terraform": block,
                 **target}
-        return write_config(self.tmp, self.repo.path, [spec])
+        return write_config(self.tmp, self.repo.path, [spec], **(top or {}))
 
-    def engine(self, settings: dict[str, Any] | None = None, **target: Any) -> Any:
-        return make_engine(self.config(settings, **target), load_entrypoints=True)
+    def engine(self, settings: dict[str, Any] | None = None, top: dict[str, Any] | None = None, **target: Any) -> Any:
+        return make_engine(self.config(settings, top, **target), load_entrypoints=True)
 
     def sg(self, name: str = "web") -> dict[str, Any]:
         return json.loads((self.world / f"{name}.json").read_text())

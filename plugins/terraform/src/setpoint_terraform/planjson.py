@@ -104,6 +104,19 @@ def _resources(module: dict[str, Any] | None) -> Iterable[dict[str, Any]]:
         yield from _resources(child)
 
 
+def paired(fields: list[FieldChange]) -> list[FieldChange]:
+    """A field that is secret on one side is secret on both: the live value of an attribute that
+    takes a decrypted value holds the previous secret (after a rotation, Git no longer has it)."""
+    out = []
+    for f in fields:
+        if isinstance(f.before, Secret) != isinstance(f.after, Secret):
+            before = f.before if f.before is None or isinstance(f.before, Secret) else Secret(f.before)
+            after = f.after if f.after is None or isinstance(f.after, Secret) else Secret(f.after)
+            f = FieldChange(f.path, before, after)
+        out.append(f)
+    return out
+
+
 def _fields(action: Action, before: Any, after: Any) -> list[FieldChange]:
     if action == Action.DELETE:
         return []
@@ -112,8 +125,8 @@ def _fields(action: Action, before: Any, after: Any) -> list[FieldChange]:
             return [f for f in diff_values({}, after) if f.after is not None]
         before = None
     if isinstance(before, dict) and isinstance(after, dict):
-        return diff_values(before, after)
-    return diff_values(before, after, "(value)")
+        return paired(diff_values(before, after))
+    return paired(diff_values(before, after, "(value)"))
 
 
 def parse(doc: dict[str, Any], redactor: Redactor) -> TfPlan:
@@ -151,7 +164,7 @@ def parse(doc: dict[str, Any], redactor: Redactor) -> TfPlan:
                               change.get("after_sensitive", False))
         if actions == ("delete",):
             after = None
-        output_fields.append(FieldChange(name, before, after))
+        output_fields.extend(paired([FieldChange(name, before, after)]))
         output_actions.update(actions)
         canonical.append(["output", name, list(actions), to_jsonable(before), to_jsonable(after)])
     if doc.get("output_changes") or output_fields:
@@ -167,7 +180,7 @@ def parse(doc: dict[str, Any], redactor: Redactor) -> TfPlan:
         change = rc.get("change") or {}
         before = redactor.wrap(change.get("before"), change.get("before_sensitive", False))
         after = redactor.wrap(change.get("after"), change.get("after_sensitive", False))
-        drift[rc["address"]] = diff_values(before, after) if isinstance(before, dict) and isinstance(after, dict) \
+        drift[rc["address"]] = paired(diff_values(before, after)) if isinstance(before, dict) and isinstance(after, dict) \
             else [FieldChange("(resource)", "present" if before is not None else None,
                               "deleted outside Terraform" if after is None else "present")]
     live: dict[str, Resource] = {}
