@@ -69,6 +69,7 @@ def test_stale_laptop_apply_is_seen_and_reverted_within_one_interval(tfs: TfSetu
     since = datetime.fromtimestamp(started_wall).isoformat(timespec="seconds")
     until = datetime.fromtimestamp(time.time() + 1).isoformat(timespec="seconds")
     text = cli(config, "audit", "--since", since, "--until", until).stdout
+    print(text)
     assert "drift-detected" in text and "revert-drift" in text, text
     assert "update setpointtest_security_group.web (drift)" in text, text
     assert "ingress_ports: [22, 443] -> [443]" in text, text

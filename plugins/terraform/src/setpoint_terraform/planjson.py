@@ -58,8 +58,8 @@ class Redactor:
             sens = sensitive if isinstance(sensitive, dict) else {}
             return {k: self.wrap(v, sens.get(k, False)) for k, v in value.items()}
         if isinstance(value, list):
-            sens = sensitive if isinstance(sensitive, list) else []
-            return [self.wrap(v, sens[i] if i < len(sens) else False) for i, v in enumerate(value)]
+            items = sensitive if isinstance(sensitive, list) else []
+            return [self.wrap(v, items[i] if i < len(items) else False) for i, v in enumerate(value)]
         if self._is_secret(value):
             return Secret(value, origin="decrypted value")
         return value

@@ -68,7 +68,7 @@ class TerraformTarget(TargetDriver):
 
     def __init__(self, context: TargetContext) -> None:
         super().__init__(context)
-        self.cfg: TerraformSettings = context.settings or TerraformSettings()
+        self.cfg: TerraformSettings = context.settings or TerraformSettings.model_validate({})
         cache = (context.resolve(self.cfg.plugin_cache_dir) if self.cfg.plugin_cache_dir
                  else context.state_dir.parent.parent / "terraform-plugin-cache")
         self.workdir = WorkDir(context.state_dir, cache)
