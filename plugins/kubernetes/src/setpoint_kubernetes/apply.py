@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from setpoint.secrets import reveal_all
-
 from setpoint_kubernetes.client import ApiError, ApiResource, Cluster
 from setpoint_kubernetes.identity import REVISION_ANNOTATION, WAVE_ANNOTATION, Ref
 from setpoint_kubernetes.settings import KubernetesSettings

@@ -22,6 +22,7 @@ from urllib.parse import quote
 import urllib3
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
+
 from setpoint.errors import PermanentError, TemporaryError
 
 AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"

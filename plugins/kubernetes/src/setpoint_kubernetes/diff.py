@@ -22,7 +22,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from setpoint.api import FieldChange
-
 from setpoint_kubernetes.identity import NOISE_ANNOTATIONS_KEYS as _NOISE
 from setpoint_kubernetes.normalize import is_empty, same_scalar
 from setpoint_kubernetes.settings import IgnoreRule
@@ -61,7 +60,7 @@ class ItemRef:
     def matches(self, segment: str) -> bool:
         if segment == "*" or segment == str(self.index):
             return True
-        return bool(self.key) and any(str(v) == segment for v in self.key.values())
+        return self.key is not None and any(str(v) == segment for v in self.key.values())
 
 
 def merge_key(items: list[Any]) -> tuple[str, ...] | None:

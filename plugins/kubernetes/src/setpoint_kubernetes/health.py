@@ -182,7 +182,7 @@ def kstatus(obj: dict[str, Any]) -> tuple[HealthStatus, str] | None:
         if ready.get("status") == "True":
             return H.HEALTHY, ready.get("message", "")
         if ready.get("status") == "False" and ready.get("reason") in ("Failed", "Error"):
-            return H.DEGRADED, ready.get("message") or ready.get("reason")
+            return H.DEGRADED, str(ready.get("message") or ready.get("reason"))
         return H.PROGRESSING, ready.get("message") or ready.get("reason") or "not ready"
     if not conditions:
         return None

@@ -21,7 +21,6 @@ from fractions import Fraction
 from typing import Any
 
 from setpoint.secrets import Secret
-
 from setpoint_kubernetes.identity import REVISION_ANNOTATION
 
 SERVER_METADATA = ("managedFields", "resourceVersion", "uid", "generation", "creationTimestamp", "selfLink")

@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 from setpoint import hookimpl
 from setpoint.api import TargetDriver
-
 from setpoint_kubernetes.target import KubernetesTarget
 
 

@@ -18,10 +18,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
+
 from setpoint.api import SourceTree, private_directory
 from setpoint.errors import RenderError
 from setpoint.secrets import Secret, reveal_all
-
 from setpoint_kubernetes.identity import TARGET_LABEL, Ref, label_value
 from setpoint_kubernetes.settings import KubernetesSettings
 

@@ -41,7 +41,7 @@ class KustomizeSettings(_Strict):
     kubectl_binary: str = "kubectl"
     #: Remote bases (``github.com/...``, ``https://...``) are refused unless this is true.
     allow_remote_bases: bool = False
-    timeout_seconds: float = Field(90.0, gt=0)
+    timeout_seconds: float = Field(default=90.0, gt=0)
 
 
 class HelmSettings(_Strict):
@@ -49,7 +49,7 @@ class HelmSettings(_Strict):
     binary: str | None = None
     release_name: str | None = None
     values_files: tuple[str, ...] = ()
-    timeout_seconds: float = Field(120.0, gt=0)
+    timeout_seconds: float = Field(default=120.0, gt=0)
 
 
 class KubernetesSettings(_Strict):
@@ -71,7 +71,7 @@ class KubernetesSettings(_Strict):
     kustomize: KustomizeSettings = KustomizeSettings()
     helm: HelmSettings = HelmSettings()
     #: The server-side apply field manager setpoint applies as.
-    field_manager: str = Field("setpoint", min_length=1, max_length=128)
+    field_manager: str = Field(default="setpoint", min_length=1, max_length=128)
     #: Take fields another field manager applied (server-side apply ``force``). Off: such a conflict
     #: is reported with the fields and the manager, and nothing of that object is changed.
     force_conflicts: bool = False
@@ -88,10 +88,10 @@ class KubernetesSettings(_Strict):
     #: Server-side field validation of applied objects (unknown or duplicate fields).
     field_validation: Literal["Strict", "Warn", "Ignore"] = "Strict"
     #: Parallel apply requests within one stage.
-    apply_concurrency: int = Field(4, ge=1, le=32)
+    apply_concurrency: int = Field(default=4, ge=1, le=32)
     #: How long to wait for CRDs to become Established before applying their custom resources.
-    wait_timeout_seconds: float = Field(60.0, gt=0)
+    wait_timeout_seconds: float = Field(default=60.0, gt=0)
     #: Timeout of one API request.
-    request_timeout_seconds: float = Field(30.0, gt=0)
+    request_timeout_seconds: float = Field(default=30.0, gt=0)
     #: Full re-list of the watched kinds, as a safety net behind the watches.
-    resync_seconds: float = Field(600.0, ge=10)
+    resync_seconds: float = Field(default=600.0, ge=10)

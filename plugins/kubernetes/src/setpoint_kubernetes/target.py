@@ -181,8 +181,9 @@ class KubernetesTarget(TargetDriver):
                     live[key] = self._convert(key, found)
         except ApiError as exc:
             raise exc.as_setpoint_error("observe") from None
-        for key in [k for k in self._converted if k not in live]:
-            del self._converted[key]
+        for memo in (self._converted, self._memo, self._health_memo, self._confirmed):
+            for key in [k for k in memo if k not in live]:
+                del memo[key]  # type: ignore[attr-defined]
         return Live(live)
 
     def _get(self, ref: Ref) -> dict[str, Any] | None:
