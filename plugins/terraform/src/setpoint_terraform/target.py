@@ -43,7 +43,7 @@ from setpoint_terraform.workdir import WorkDir, _private_dir
 
 #: Diagnostics that mean the working directory needs ``init`` again (someone cleaned the cache).
 _NEEDS_INIT = ("initialization required", "module not installed", "missing required provider",
-               "inconsistent dependency lock file", "required plugins are not installed", "init")
+               "inconsistent dependency lock file", "required plugins are not installed")
 #: How many reviewed plan files to keep for approval.
 KEEP_PINNED = 8
 
@@ -155,7 +155,8 @@ class TerraformTarget(TargetDriver):
         self.workdir.ensure_init(tf, snap, fingerprint, self.cfg.backend_config, self.cfg.workspace)
         path = self._plan_path()
         result = tf.run(self._plan_args(snap, path), module_dir, json_lines=True)
-        if result.returncode == 1 and any(n in d.summary.lower() for d in result.errors() for n in _NEEDS_INIT):
+        if result.returncode == 1 and any(n in d.summary.lower() or f"{tf.name} init" in d.detail
+                                          for d in result.errors() for n in _NEEDS_INIT):
             self.workdir.forget_init()
             self.workdir.ensure_init(tf, snap, fingerprint, self.cfg.backend_config, self.cfg.workspace)
             result = tf.run(self._plan_args(snap, path), module_dir, json_lines=True)
