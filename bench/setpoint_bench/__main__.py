@@ -1,0 +1,5 @@
+import sys
+
+from setpoint_bench.cli import main
+
+sys.exit(main())
