@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 #: Label on every object setpoint applies: the name of the target that owns it.
@@ -58,6 +59,10 @@ class Ref:
 
     @classmethod
     def parse(cls, key: str) -> Ref:
+        return _parse(key)
+
+    @classmethod
+    def _parse(cls, key: str) -> Ref:
         parts = key.split("/")
         if len(parts) not in (2, 3):
             raise ValueError(f"not a Kubernetes resource key: {key!r}")
@@ -71,3 +76,9 @@ class Ref:
         meta = obj.get("metadata") or {}
         return cls(group_of(str(obj.get("apiVersion", ""))), str(obj.get("kind", "")),
                    meta.get("namespace") or None, str(meta.get("name", "")))
+
+
+@lru_cache(maxsize=65536)
+def _parse(key: str) -> Ref:
+    """Keys are parsed on every reconcile for every managed object: parse each once."""
+    return Ref._parse(key)

@@ -40,6 +40,17 @@ from setpoint_kubernetes.settings import KubernetesSettings
 CRD = ("apiextensions.k8s.io", "CustomResourceDefinition")
 
 
+class DesiredResource(Resource):
+    """A rendered object. Its body never changes after render, and the core digests every desired
+    object on every reconcile (drift attribution, adoption): compute the digest once."""
+
+    def digest(self) -> str:
+        cached = self.meta.get("digest")
+        if cached is None:
+            cached = self.meta["digest"] = super().digest()
+        return str(cached)
+
+
 class KubernetesTarget(TargetDriver):
     """Manifests from Git applied to one cluster with server-side apply."""
 
@@ -113,8 +124,8 @@ class KubernetesTarget(TargetDriver):
             if ref.group_kind == CRD:
                 spec = body.get("spec") or {}
                 crds.add((spec.get("group", ""), (spec.get("names") or {}).get("kind", "")))
-            resources.append(Resource(ref.key, ref.kind, ref.name, body, ref.namespace,
-                                      meta={"apiVersion": obj["apiVersion"], "group": ref.group}))
+            resources.append(DesiredResource(ref.key, ref.kind, ref.name, body, ref.namespace,
+                                             meta={"apiVersion": obj["apiVersion"], "group": ref.group}))
         return Desired.of(resources, revision=tree.revision.sha, crds=crds)
 
     def watched_paths(self, tree: SourceTree) -> list[str]:
@@ -229,11 +240,9 @@ class KubernetesTarget(TargetDriver):
                 changes.append(ResourceChange(key, have.kind, have.name, Action.DELETE, [], have.namespace))
         return Plan(changes)
 
-    def _digest(self, want: Resource) -> str:
-        digest = want.meta.get("digest")
-        if digest is None:
-            digest = want.meta["digest"] = want.digest()
-        return str(digest)
+    @staticmethod
+    def _digest(want: Resource) -> str:
+        return want.digest()
 
     def _compare(self, want: Resource, have: Resource, revision: str) -> list[FieldChange]:
         digest, rv = self._digest(want), have.meta.get("rv", "")
