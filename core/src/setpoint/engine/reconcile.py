@@ -204,9 +204,11 @@ class Reconciler:
             self.runner.recheck_delay = 0.0
         if run.health.status == HealthStatus.PROGRESSING:
             self._wake_in(PROGRESS_RECHECK)  # a rollout in progress
-        if run.sync == SyncStatus.SYNCED and not run.paused:
-            # everything desired is live and equal: it is managed from now on
+        if run.sync == SyncStatus.SYNCED and not run.paused and (applied_any or runner.adopted is not desired):
+            # everything desired is live and equal: it is managed from now on (once per render:
+            # digesting a thousand objects on every quiet reconcile would dominate a no-op)
             self._adopt(desired, inventory, run.revision)
+            runner.adopted = desired
             outputs = driver.outputs()
             if outputs or self.engine.outputs.get(self.name):
                 self.engine.outputs[self.name] = dict(outputs)

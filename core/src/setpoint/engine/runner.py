@@ -46,6 +46,8 @@ class TargetRunner:
         self.driver: TargetDriver | None = None
         self.driver_error: str | None = None
         self.render_cache: RenderCache | None = None
+        #: The desired state whose objects were last recorded in the inventory as managed.
+        self.adopted: Desired | None = None
         #: Decryptors with this target's own ``secrets:`` overrides (None: the engine's).
         self.decryptors: list[Any] | None = None
         self.watched_paths: list[str] = []
