@@ -54,6 +54,7 @@ class Informer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._listed_at = 0.0
+        self._response: Any = None
 
     # ------------------------------------------------------------------ listing
 
@@ -105,6 +106,15 @@ class Informer:
 
     def stop(self) -> None:
         self._stop.set()
+        response = self._response
+        if response is not None:
+            try:
+                response.shutdown()  # unblocks the watch thread's read
+            except Exception:  # noqa: BLE001, S110 - best effort: the thread also ends at its timeout
+                pass
+
+    def _opened(self, response: Any) -> None:
+        self._response = response
 
     def _loop(self) -> None:
         failures = 0
@@ -132,7 +142,7 @@ class Informer:
         query: list[tuple[str, Any]] = [("watch", "true"), ("labelSelector", self.selector),
                                         ("resourceVersion", self._rv), ("allowWatchBookmarks", "true"),
                                         ("timeoutSeconds", WATCH_TIMEOUT)]
-        for event in self.cluster.stream(self.resource.path(), query, WATCH_TIMEOUT + 30):
+        for event in self.cluster.stream(self.resource.path(), query, WATCH_TIMEOUT + 30, self._opened):
             if self._stop.is_set():
                 return
             kind, obj = event.get("type"), event.get("object") or {}

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,10 +120,14 @@ class Cluster:
             raise ApiError(response.status, response.reason or "error", parsed if isinstance(parsed, dict) else None)
         return parsed if isinstance(parsed, dict) else {}
 
-    def stream(self, path: str, query: list[tuple[str, Any]], timeout: float) -> Iterator[dict[str, Any]]:
-        """A watch: one decoded event per line until the server ends the stream."""
+    def stream(self, path: str, query: list[tuple[str, Any]], timeout: float,
+               on_open: Callable[[Any], None] | None = None) -> Iterator[dict[str, Any]]:
+        """A watch: one decoded event per line until the server ends the stream. ``on_open`` gets
+        the raw response, so another thread can shut it down to stop the watch at once."""
         response = self._call("GET", path, query, None, None, "application/json", (10, timeout))
         raw = response.response
+        if on_open is not None:
+            on_open(raw)
         if not 200 <= response.status <= 299:
             body = raw.data
             parsed = json.loads(body) if body else {}
