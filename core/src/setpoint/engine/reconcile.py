@@ -209,10 +209,13 @@ class Reconciler:
             # digesting a thousand objects on every quiet reconcile would dominate a no-op)
             self._adopt(desired, inventory, run.revision)
             runner.adopted = desired
-            outputs = driver.outputs()
-            if outputs or self.engine.outputs.get(self.name):
-                self.engine.outputs[self.name] = dict(outputs)
-                store.save_outputs(self.name, dict(outputs))
+        if run.sync == SyncStatus.SYNCED and not run.paused:
+            outputs = dict(driver.outputs())
+            digest = outputs_digest({self.name: outputs})
+            if digest != runner.outputs_digest:  # write only when they changed
+                self.engine.outputs[self.name] = outputs
+                store.save_outputs(self.name, outputs)
+                runner.outputs_digest = digest
         notes = []
         if unmanaged:
             notes.append(f"{len(unmanaged)} object(s) not from Git found (reported, never removed: setpoint did not create them)")

@@ -48,6 +48,8 @@ class TargetRunner:
         self.render_cache: RenderCache | None = None
         #: The desired state whose objects were last recorded in the inventory as managed.
         self.adopted: Desired | None = None
+        #: Digest of the outputs last published, so unchanged outputs are not written again.
+        self.outputs_digest = ""
         #: Decryptors with this target's own ``secrets:`` overrides (None: the engine's).
         self.decryptors: list[Any] | None = None
         self.watched_paths: list[str] = []
