@@ -46,7 +46,8 @@ tofu_build() {
     repl=$(sed -n 's#^replace github\.com/hashicorp/hcl/v2[^=]*=>[[:space:]]*\(github\.com/opentofu/hcl/v2\)[[:space:]]\{1,\}\(v[^[:space:]]*\).*#\1@\2#p' "$gomod")
     [[ -n $repl ]] || { echo "no hcl/v2 replace found in $gomod" >&2; exit 1; }
     go mod edit -replace="github.com/hashicorp/hcl/v2=$repl"
-    go get "github.com/opentofu/opentofu@v$TOFU_VERSION"
+    go mod edit -godebug=tlsmlkem=0     # as in OpenTofu's own go.mod (godebug applies only to the main module)
+    go get "github.com/opentofu/opentofu/cmd/tofu@v$TOFU_VERSION"
     nice -n 10 go build -ldflags "-s -w -X github.com/opentofu/opentofu/version.dev=no" -o "$TOFU_DIR/tofu.tmp" github.com/opentofu/opentofu/cmd/tofu
     mv "$TOFU_DIR/tofu.tmp" "$TOFU_DIR/tofu"
     "$TOFU_DIR/tofu" version
