@@ -7,22 +7,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from setpoint.testing import GitRepo, write_config
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.02) -> float:
-    """Seconds until ``predicate`` held; fails after ``timeout``."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(step)
-    raise AssertionError(f"condition not met within {timeout}s")
+from setpoint.testing import GitRepo, wait_for, write_config
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from opshelpers import CANARY, CanaryPlugin, FakeLoops, Receiver, notify_plugin,
 
 from setpoint import hookimpl
 from setpoint.api import HealthStatus, Notification, Notifier, Outcome, Revision, SyncStatus, TargetInfo
-from setpoint.errors import TemporaryError
 from setpoint.builtin.notify.policy import NoisePolicy
+from setpoint.errors import TemporaryError
 from setpoint.testing import FakePlugin, GitRepo, make_engine, write_config
 
 SIGNING = "notify-signing-key-77"

@@ -342,11 +342,15 @@ def diff_values(before: Any, after: Any, path: str = "") -> list[FieldChange]:
     return [FieldChange(path or "(value)", before, after)]
 
 
-def diff_resources(desired: Desired, live: Live) -> Plan:
+def diff_resources(desired: Desired, live: Live,
+                   compare: Callable[[Resource, Resource], list[FieldChange]] | None = None,
+                   deletable: Callable[[Resource], bool] | None = None) -> Plan:
     """The generic differ: create what is missing, update what differs, delete live keys not desired.
 
-    The core removes deletions of objects it never applied and all deletions when prune is off, so a
-    driver may report every live object it found.
+    ``compare(want, have)`` replaces the field-by-field comparison of ``body`` (a driver comparing
+    only the fields it owns); ``deletable(have)`` can spare a live object from deletion (an opt-out
+    annotation). The core removes deletions of objects it never applied and all deletions when prune
+    is off, so a driver may report every live object it found.
     """
     changes: list[ResourceChange] = []
     for key, want in sorted(desired.resources.items()):
@@ -355,11 +359,11 @@ def diff_resources(desired: Desired, live: Live) -> Plan:
             fields = [FieldChange(k, None, v) for k, v in sorted(want.body.items())]
             changes.append(ResourceChange(key, want.kind, want.name, Action.CREATE, fields, want.namespace))
             continue
-        fields = diff_values(have.body, want.body)
+        fields = compare(want, have) if compare else diff_values(have.body, want.body)
         if fields:
             changes.append(ResourceChange(key, want.kind, want.name, Action.UPDATE, fields, want.namespace))
     for key, have in sorted(live.resources.items()):
-        if key not in desired.resources:
+        if key not in desired.resources and (deletable is None or deletable(have)):
             changes.append(ResourceChange(key, have.kind, have.name, Action.DELETE, [], have.namespace))
     return Plan(changes)
 

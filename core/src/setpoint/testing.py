@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,19 @@ from setpoint.api import (
 )
 from setpoint.errors import RenderError, TemporaryError
 from setpoint.secrets import reveal_all, wrap_like
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, step: float = 0.05) -> float:
+    """Seconds until ``predicate()`` was true; AssertionError after ``timeout`` seconds.
+
+    For tests of event-driven behaviour (drift repaired by a running daemon, a commit applied)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(step)
+    raise AssertionError(f"condition not met within {timeout}s")
+
 
 # --------------------------------------------------------------------------- Git
 

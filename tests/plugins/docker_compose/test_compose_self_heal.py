@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from compose_helpers import ComposeEnv, two_services, wait_for
+from compose_helpers import ComposeEnv, two_services
 
 from setpoint.api import HealthStatus, SyncStatus
-from setpoint.testing import write_config
+from setpoint.testing import wait_for, write_config
 
 pytestmark = pytest.mark.docker
 

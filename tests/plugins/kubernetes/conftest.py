@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -40,13 +39,6 @@ def manifests(*objects: dict[str, Any]) -> str:
     return yaml.safe_dump_all(objects, sort_keys=False)
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, step: float = 0.05) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(step)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 class Kube:

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Kube, configmap, deployment, k8s_target, manifests, wait_for
+from conftest import Kube, configmap, deployment, k8s_target, manifests
 
-from setpoint.testing import GitRepo, write_config
+from setpoint.testing import GitRepo, wait_for, write_config
 
 pytestmark = pytest.mark.kubernetes
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import Kube, deployment, k8s_target, manifests, service, wait_for
+from conftest import Kube, deployment, k8s_target, manifests, service
 
 from setpoint.api import HealthStatus, SyncStatus
-from setpoint.testing import GitRepo
+from setpoint.testing import GitRepo, wait_for
 
 pytestmark = pytest.mark.kubernetes
 

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Kube, configmap, deployment, k8s_config, k8s_target, manifests, service, wait_for
+from conftest import Kube, configmap, deployment, k8s_config, k8s_target, manifests, service
 
 from setpoint import hookimpl
 from setpoint.api import Health, HealthStatus, Resource, SyncStatus
-from setpoint.testing import GitRepo, make_engine
+from setpoint.testing import GitRepo, make_engine, wait_for
 from setpoint_kubernetes import health
 
 H = HealthStatus

@@ -117,7 +117,7 @@ def test_custom_resource_health_from_conditions(kube: Kube, git_repo: GitRepo, e
                      "-p", __import__("json").dumps({"status": status}))
 
     set_status({"conditions": [{"type": "Ready", "status": "False", "reason": "Provisioning"}]})
-    from conftest import wait_for
+    from setpoint.testing import wait_for
 
     driver = engine.runners[kube.namespace].driver
     key = f"Widget.{group}/{kube.namespace}/w1"

@@ -4,10 +4,10 @@ guard, deletion budget), honouring the opt-out annotation; namespaces with the c
 from __future__ import annotations
 
 import pytest
-from conftest import Kube, configmap, deployment, k8s_target, manifests, wait_for
+from conftest import Kube, configmap, deployment, k8s_target, manifests
 
 from setpoint.api import SyncStatus
-from setpoint.testing import GitRepo
+from setpoint.testing import GitRepo, wait_for
 
 pytestmark = pytest.mark.kubernetes
 

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Kube, configmap, k8s_target, manifests, wait_for
+from conftest import Kube, configmap, k8s_target, manifests
 
 from setpoint.api import SyncStatus
-from setpoint.testing import GitRepo
+from setpoint.testing import GitRepo, wait_for
 
 pytestmark = [pytest.mark.kubernetes, pytest.mark.sops]
 

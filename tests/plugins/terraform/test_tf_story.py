@@ -14,6 +14,8 @@ from pathlib import Path
 
 from conftest import TfSetup, sg_module
 
+from setpoint.testing import wait_for
+
 INTERVAL = 3.0
 
 
@@ -22,13 +24,6 @@ def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=120)
 
 
-def wait_for(predicate, timeout: float, step: float = 0.2) -> float:  # type: ignore[no-untyped-def]
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(step)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def test_stale_laptop_apply_is_seen_and_reverted_within_one_interval(tfs: TfSetup) -> None:

@@ -32,8 +32,8 @@ from setpoint.server.receiver import WebhookReceiver
 from setpoint.server.webhooks import PROVIDERS
 
 if TYPE_CHECKING:
-    from setpoint.engine.engine import Engine
     from setpoint.builtin.metrics import MetricsPlugin
+    from setpoint.engine.engine import Engine
 
 
 class Loops(Protocol):

@@ -19,10 +19,10 @@ from setpoint.api import (
     Live,
     Plan,
     Resource,
-    ResourceChange,
     SourceTree,
     TargetContext,
     TargetDriver,
+    diff_resources,
 )
 from setpoint.errors import PermanentError, TemporaryError
 from setpoint_kubernetes import diff as differ
@@ -225,20 +225,9 @@ class KubernetesTarget(TargetDriver):
     # ------------------------------------------------------------------ diff
 
     def diff(self, desired: Desired, live: Live) -> Plan:
-        changes: list[ResourceChange] = []
-        for key, want in sorted(desired.resources.items()):
-            have = live.resources.get(key)
-            if have is None:
-                fields = [FieldChange(k, None, v) for k, v in sorted(want.body.items())]
-                changes.append(ResourceChange(key, want.kind, want.name, Action.CREATE, fields, want.namespace))
-                continue
-            fields = self._compare(want, have, desired.extra.get("revision", ""))
-            if fields:
-                changes.append(ResourceChange(key, want.kind, want.name, Action.UPDATE, fields, want.namespace))
-        for key, have in sorted(live.resources.items()):
-            if key not in desired.resources and not opted_out(have.meta.get("raw")):
-                changes.append(ResourceChange(key, have.kind, have.name, Action.DELETE, [], have.namespace))
-        return Plan(changes)
+        revision = desired.extra.get("revision", "")
+        return diff_resources(desired, live, compare=lambda want, have: self._compare(want, have, revision),
+                              deletable=lambda have: not opted_out(have.meta.get("raw")))
 
     @staticmethod
     def _digest(want: Resource) -> str:

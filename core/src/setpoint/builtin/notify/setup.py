@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from setpoint.api import Notifier
+from setpoint.builtin.notify.dispatcher import Route
 from setpoint.config import config_line_index, validate_block
 from setpoint.errors import ConfigError, PluginLoadError
-from setpoint.builtin.notify.dispatcher import Route
 from setpoint.opsconfig import read_credential
 from setpoint.secrets import Secret, register_known_values
 
