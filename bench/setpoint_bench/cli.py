@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
                                         + (f" | target {row.target}: {'met' if row.met else 'MISSED'}"
                                            if row.met is not None else "")), flush=True)
         rows.extend(new_rows)
+        # written after every case, so a long run stopped half-way still leaves its numbers
+        report.write(args.out, rows, info, {"started": started, "smoke": args.smoke, "reps": reps,
+                                            "warmup": warmup, "seconds": time.monotonic() - t0, "partial": True})
     meta = {"started": started, "smoke": args.smoke, "reps": reps, "warmup": warmup,
             "seconds": time.monotonic() - t0, "load_average_end": [round(x, 2) for x in os.getloadavg()]}
     json_path, md_path = report.write(args.out, rows, info, meta)
