@@ -26,12 +26,15 @@ def daemon(tmp_path: Path, git_repo: GitRepo) -> Iterator[tuple[subprocess.Popen
     log = open(tmp_path / "daemon.log", "w")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "setpoint.cli", "-c", str(config), "run"], stdout=log,
                             stderr=subprocess.STDOUT, text=True)
-    wait_for(lambda: '"sync": "Synced"' in cli(config, "status", "-o", "json").stdout, 30, step=0.2)
-    yield proc, config, live
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
-    log.close()
+    try:
+        # generous: the first reconcile of a fresh process on a loaded 2-core CI machine
+        wait_for(lambda: '"sync": "Synced"' in cli(config, "status", "-o", "json").stdout, 90, step=0.2)
+        yield proc, config, live
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
 
 
 def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -267,7 +267,9 @@ def write_config(directory: Path, repo: Path | str, targets: list[dict[str, Any]
     """Write a setpoint.yaml with one source ``repo`` and the given targets; returns its path."""
     config = {"sources": {"repo": {"url": str(repo), "branch": "main", "poll_interval": "1s"}},
               "targets": [{"source": "repo", **t} for t in targets],
-              "state": f"sqlite:///{directory / 'state' / 'state.db'}", **top}
+              "state": f"sqlite:///{directory / 'state' / 'state.db'}",
+              # `setpoint run` in tests: any free port, so daemons of several tests never collide
+              "server": {"listen": "127.0.0.1:0"}, **top}
     path = directory / "setpoint.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
