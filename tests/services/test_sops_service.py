@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 import yaml
+
 from service_fixtures import in_ci, shared_dir
 
 pytestmark = pytest.mark.sops

@@ -139,6 +139,11 @@ class _SecretRegistry:
         else:
             self._add_line(text.strip())
 
+    def clear(self) -> None:
+        with self._lock:
+            self._values = set()
+            self._ordered = None
+
     def _add_line(self, line: str) -> None:
         if len(line) >= self.MIN_LENGTH and line not in self._values:
             self._values.add(line)
@@ -160,6 +165,12 @@ class _SecretRegistry:
 
 
 _registry = _SecretRegistry()
+
+
+def forget_known_values() -> None:
+    """Empty the scrubber's memory of secret values (between tests: one test's secrets, such as a
+    short word, must not blank out another test's messages)."""
+    _registry.clear()
 
 
 def scrub(text: str) -> str:

@@ -288,6 +288,16 @@ def make_engine(config_path: Path, *extra_plugins: object, load_entrypoints: boo
 # --------------------------------------------------------------------------- fixtures
 
 
+@pytest.fixture(autouse=True)
+def _fresh_secret_scrubber() -> Iterator[None]:
+    """Each test starts with an empty scrubber, so secrets of one test never blank out another's text."""
+    from setpoint.secrets import forget_known_values
+
+    forget_known_values()
+    yield
+    forget_known_values()
+
+
 @pytest.fixture
 def git_repo(tmp_path: Path) -> GitRepo:
     """A fresh Git repository with branch ``main`` and no commits."""

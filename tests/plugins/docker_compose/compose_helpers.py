@@ -46,7 +46,9 @@ class ComposeEnv:
         labels = [f"com.docker.compose.project={project or self.project}"]
         if service:
             labels.append(f"com.docker.compose.service={service}")
-        return sorted(self.docker.containers.list(all=True, filters={"label": labels}), key=lambda c: c.name)
+        # ignore_removed: a container setpoint replaces while we list must not fail the listing
+        containers = self.docker.containers.list(all=True, filters={"label": labels}, ignore_removed=True)
+        return sorted(containers, key=lambda c: c.name)
 
     def ids(self) -> dict[str, str]:
         return {c.name: c.id for c in self.containers()}

@@ -14,6 +14,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from docker.errors import NotFound
+
 from setpoint.api import Action, ApplyResult, Desired, Plan, ResourceChange, private_directory
 from setpoint.errors import SetpointError
 from setpoint.secrets import Secret, reveal_all, safe_error
@@ -97,9 +99,12 @@ class Applier:
     def _delete(self, change: ResourceChange) -> None:
         project = self.cli.project
         if change.kind == "Service":
-            for container in self.client.containers.list(all=True, filters={"label": [
+            for container in self.client.containers.list(all=True, ignore_removed=True, filters={"label": [
                     f"{PROJECT}={project}", f"{SERVICE}={change.name}"]}):
-                container.remove(force=True)
+                try:
+                    container.remove(force=True)
+                except NotFound:  # removed meanwhile (by hand, or by Compose): the goal is reached
+                    pass
         elif change.kind == "Network":
             for network in self.client.networks.list(filters={"label": [
                     f"{PROJECT}={project}", f"com.docker.compose.network={change.name}"]}):
