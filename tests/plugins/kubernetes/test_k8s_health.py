@@ -86,7 +86,7 @@ def test_health_against_the_control_plane(kube: Kube, git_repo: GitRepo, engine_
         return dict(driver.health(desired, driver.observe(desired, [])).resources)
 
     # the deployment controller observes the Deployment with zero replicas: Healthy; no provisioner, no LB
-    wait_for(lambda: statuses()[f"Deployment.apps/{ns}/idle"] == H.HEALTHY, 15, step=0.2)
+    wait_for(lambda: statuses()[f"Deployment.apps/{ns}/idle"] == H.HEALTHY, 60, step=0.2)  # the controller may be busy on a loaded machine
     current = statuses()
     assert current[f"Service/{ns}/lb"] == H.PROGRESSING
     assert current[f"PersistentVolumeClaim/{ns}/data"] == H.PROGRESSING
