@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
 from typing import Any
 
@@ -35,6 +36,19 @@ def delete_namespaces(*names: str, wait: bool = True) -> None:
     if names:
         kubectl("delete", "namespace", *names, f"--wait={'true' if wait else 'false'}", "--timeout=900s",
                 "--ignore-not-found", check=False, timeout=1000)
+
+
+def settle(*namespaces: str, timeout: float = 300) -> None:
+    """Wait until the deployment controller has observed every Deployment (its status writes would
+    otherwise show up as differences in ``kubectl diff`` and as load in the measurements)."""
+    deadline = time.monotonic() + timeout
+    for ns in namespaces:
+        while time.monotonic() < deadline:
+            out = kubectl("get", "deployments", "-n", ns, "-o",
+                          "jsonpath={range .items[*]}{.metadata.generation}={.status.observedGeneration} {end}").stdout
+            if all(a == b for a, b in (pair.split("=") for pair in out.split())):
+                break
+            time.sleep(1)
 
 
 def objects(n: int, prefix: str = "obj") -> list[dict[str, Any]]:

@@ -30,6 +30,12 @@ def fmt(stats: Stats | None, unit: str, style: str = "median") -> str:
     return f"{_num(stats.median)} {unit} [{_num(stats.min)}–{_num(stats.max)}] (n={stats.n})"
 
 
+def _cell(text: str) -> str:
+    """One table cell: a multi-line error message must not break the table."""
+    text = " ".join(str(text).split())
+    return (text[:240] + "…" if len(text) > 240 else text).replace("|", "\\|")
+
+
 def markdown(rows: list[Row], machine: dict[str, Any], meta: dict[str, Any]) -> str:
     lines = [f"Run {meta['started']} ({'smoke' if meta['smoke'] else 'full'}, {meta['reps']} repetitions after "
              f"{meta['warmup']} warm-up, {meta['seconds']:.0f} s)", ""]
@@ -39,7 +45,7 @@ def markdown(rows: list[Row], machine: dict[str, Any], meta: dict[str, Any]) -> 
     for row in rows:
         if row.status != "ok":
             met = "—"
-            result = f"**{row.status}**: {row.note}"
+            result = f"**{row.status}**: {_cell(row.note)}"
             lines.append(f"| {row.case} | {row.name} | {result} | {row.anchor_name} | | | {row.target} | {met} | "
                          f"{row.extra.get('load', '')} | |")
             continue
@@ -47,7 +53,7 @@ def markdown(rows: list[Row], machine: dict[str, Any], meta: dict[str, Any]) -> 
         met = {True: "yes", False: "**no**", None: "—"}[row.met]
         lines.append(f"| {row.case} | {row.name} | {fmt(row.setpoint, row.unit, row.style)} | {row.anchor_name} | "
                      f"{fmt(row.anchor, row.unit)} | {ratio} | {row.target} | {met} | {row.extra.get('load', '')} | "
-                     f"{row.note} |")
+                     f"{_cell(row.note)} |")
     lines.append("")
     lines.append("Ratio: anchor median / setpoint median unless the note says otherwise (above 1: setpoint is "
                  "faster). Spread: [min–max]. Load: the 1-minute load average at the start and end of the case.")
