@@ -42,9 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "results",
                         help="directory for results.json / results.md (smoke.json / smoke.md in smoke mode)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
-    parser.add_argument("--profile", type=Path, help="write pyinstrument profiles of setpoint's side here")
+    parser.add_argument("--profile", type=Path, help="write pyinstrument profiles here (the scale case's first passes; for the other slow paths "
+                             "see setpoint_bench.profiles)")
     args = parser.parse_args(argv)
 
+    if args.profile:
+        # read by scale_worker.py: each worker's first pass under pyinstrument
+        os.environ["SETPOINT_BENCH_PROFILE"] = str(args.profile.resolve())
     reps = args.reps or (2 if args.smoke else 5)
     warmup = args.warmup if args.warmup is not None else 1
     env = dict(os.environ)
