@@ -14,6 +14,7 @@ deletion waited for) between repetitions so their load does not land on the next
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -56,7 +57,7 @@ def _first_syncs(ctx: Ctx, n: int, reps: int, tag: str) -> tuple[Stats, Stats, A
 
 
 def run(ctx: Ctx) -> list[Row]:
-    sizes = [20] if ctx.smoke else [100, 1000, 5000]
+    sizes = [20] if ctx.smoke else [int(n) for n in os.environ.get("SETPOINT_BENCH_K8S_SIZES", "100,1000,5000").split(",")]
     rows: list[Row] = []
     # Warm-up of both sides (kubectl's discovery cache on disk, the Python imports and the API
     # server's first requests of each kind), unmeasured, at a small size.
@@ -67,7 +68,11 @@ def run(ctx: Ctx) -> list[Row]:
         # kubectl apply of 5000 objects takes over 10 minutes here: one first sync each side at that size
         first_reps = 1 if ctx.smoke or n >= 5000 else 3
         ctx.log(f"   N={n}: {first_reps} first syncs each side")
-        first_ours, first_theirs, eng, ns_ours, ns_theirs, manifests = _first_syncs(ctx, n, first_reps, str(n))
+        try:
+            first_ours, first_theirs, eng, ns_ours, ns_theirs, manifests = _first_syncs(ctx, n, first_reps, str(n))
+        except Exception as exc:  # noqa: BLE001 - keep the sizes already measured
+            rows.append(Row(CASE, f"N={n}", status="failed", note=f"{type(exc).__name__}: {exc}"))
+            break
         try:
             rows.append(speedup_row(CASE, f"first sync, N={n}", first_ours, "kubectl apply --server-side",
                                     first_theirs, min_ratio=1.0, target="no slower than kubectl apply (ratio >= 1)"))
@@ -100,6 +105,9 @@ def run(ctx: Ctx) -> list[Row]:
                                     + (f"; kubectl diff reported differences {len(differed)} times (controller "
                                        "status writes)" if differed else "")))
             ctx.log(f"   N={n}: no-op setpoint {ours.median:.3f} s, kubectl diff {theirs.median:.2f} s")
+        except Exception as exc:  # noqa: BLE001 - keep the sizes already measured (e.g. the API server went away)
+            rows.append(Row(CASE, f"no-op reconcile, N={n}", status="failed", note=f"{type(exc).__name__}: {exc}"))
+            break
         finally:
             eng.close()
             k8sdata.delete_namespaces(ns_ours, ns_theirs, wait=not ctx.smoke)

@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
             row.extra.setdefault("load", f"{load0:.1f}→{load1:.1f}")
             row.extra.setdefault("case_seconds", round(time.monotonic() - c0, 1))
             # a row that reported itself "not run" because of a missing service counts like a case would
+            if row.status == "failed" and row.name != "—":  # a case that caught its own failure per size
+                failures.append(f"{case} {row.name}: {row.note}")
             if row.status == "not run" and row.extra.get("service"):
                 missing_services.append(f"{case} {row.name}: {row.note}")
             print(f"   {row.name}: " + (f"{row.status}: {row.note}" if row.status != "ok" else
