@@ -52,6 +52,9 @@ class GitSource:
         self.base_dir = base_dir
         self._lock = threading.RLock()
         self._head: str | None = None
+        #: The head this process fetched or found in the cache repository: an unchanged poll of it
+        #: needs no ``cat-file`` (one process fewer per poll, half of an idle source's cost).
+        self._verified: str | None = None
         self._revisions: dict[str, Revision] = {}
         self._last_commit_cache: dict[tuple[str, tuple[str, ...]], str] = {}
         self.last_error: str | None = None
@@ -102,6 +105,7 @@ class GitSource:
 
     def _ensure_repo(self) -> None:
         if not (self.repo / "HEAD").exists():
+            self._verified = None  # the cache repository was removed: nothing in it is known any more
             self.repo.parent.mkdir(parents=True, exist_ok=True)
             subprocess.run(["git", "init", "--quiet", "--bare", str(self.repo)], check=True, env=self._env)
 
@@ -128,13 +132,13 @@ class GitSource:
                 raise SourceError(self.last_error)
             head = line.split("\t", 1)[0]
             previous = self._head or self._stored_head()
-            if head == previous and self._has_commit(head):
-                self._head = head
+            if head == previous and (head == self._verified or self._has_commit(head)):
+                self._head = self._verified = head
                 self.last_error = None
                 return PollResult(head, moved=False, previous=previous)
             self._git("fetch", "--quiet", "--force", "--no-tags", "--", self.url, f"+{ref}:refs/setpoint/head")
             forced = bool(previous) and self._has_commit(previous or "") and not self._is_ancestor(previous or "", head)
-            self._head = head
+            self._head = self._verified = head
             self.last_error = None
             return PollResult(head, moved=head != previous, forced=forced, previous=previous)
 
