@@ -40,4 +40,4 @@ def run(ctx: Ctx) -> list[Row]:
                 setpoint=type(ours)([v * ms for v in ours.values]), anchor_name="git fetch (up to date)",
                 anchor=type(theirs)([v * ms for v in theirs.values]), ratio=ratio,
                 target="<= 20 ms per unchanged poll", met=ours.median * ms <= 20,
-                note="ls-remote of one ref + cat-file -e of the known head")]
+                note="one ls-remote of the branch (the known head needs no cat-file)")]
