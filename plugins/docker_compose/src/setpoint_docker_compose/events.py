@@ -22,10 +22,14 @@ WATCHED = frozenset({"die", "stop", "kill", "destroy", "rename", "update", "paus
 
 class EventWatcher:
     def __init__(self, make_client: Callable[[], Any], project: str, trigger: Callable[[str], None],
-                 log: logging.Logger | logging.LoggerAdapter[Any]) -> None:
+                 log: logging.Logger | logging.LoggerAdapter[Any],
+                 touched: Callable[[str | None], None] = lambda container_id: None) -> None:
         self.make_client = make_client
         self.project = project
         self.trigger = trigger
+        #: Told which container an event was about (None: any of them, events may have been missed)
+        #: before the target is woken, so the next observe inspects it instead of trusting a cache.
+        self.touched = touched
         self.log = log
         self._stop = threading.Event()
         self._stream: Any = None
@@ -57,6 +61,7 @@ class EventWatcher:
                 self.connected.set()
                 if not first:
                     self.log.info("Docker events stream for project %s reconnected", self.project)
+                    self.touched(None)
                     self.trigger("event:docker:reconnected")
                 first, delay = False, 0.5
                 for event in self._stream:
@@ -90,6 +95,8 @@ class EventWatcher:
         base = action.split(":", 1)[0].strip()
         if base not in WATCHED:
             return
-        attributes = (event.get("Actor") or {}).get("Attributes") or {}
+        actor = event.get("Actor") or {}
+        attributes = actor.get("Attributes") or {}
         service = attributes.get(SERVICE, "?")
+        self.touched(actor.get("ID") or event.get("id") or None)
         self.trigger(f"event:docker:{base}:{service}")

@@ -46,7 +46,10 @@ def content_key(state_dir: Path) -> bytes:
         return path.read_bytes()
     except FileNotFoundError:
         key = secrets.token_bytes(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process (a CLI beside the daemon) created it first
+            return path.read_bytes()
         with os.fdopen(fd, "wb") as handle:
             handle.write(key)
         return key

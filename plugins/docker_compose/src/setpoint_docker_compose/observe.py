@@ -10,6 +10,7 @@ mounted files on the host).
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -50,61 +51,126 @@ class ContainerState:
         return self.status == "exited" and self.exit_code == 0 and restart_policy in ("no", "on-failure", "")
 
 
+@dataclass(frozen=True)
+class _Container:
+    """One replica as observe needs it: the list summary plus the parts of an inspection that never change."""
+
+    name: str
+    id: str
+    labels: dict[str, str]
+    configured_image: str  # the reference the container was created from
+    listed_image: str  # what the list reports: that reference while it still resolves to image_id, else image_id
+    image_id: str  # the image the container runs
+    env: list[str]
+    state: ContainerState
+
+
 class Observer:
-    def __init__(self, client: Any, project: str, key: bytes, stable_root: Path) -> None:
-        self.client = client
+    """Reads a project's live state in three list requests when nothing changed.
+
+    A no-op is the hot path (every poll and every event ends in one), so the per-container work is
+    cached: a container's configuration (environment, image reference) cannot change without
+    recreating it under a new id, and an image's environment cannot change without a new image id.
+    A replica is inspected again when it is not running (for its exit code and restart count) or
+    when the events stream named it since the last observe: the daemon updates the list view only
+    after it has sent an event such as ``die``, so right after an event the list may still say
+    running. Whether a tag still points at the running image comes from the list itself: the
+    daemon reports the image id instead of the reference once the reference resolves elsewhere.
+    """
+
+    def __init__(self, project: str, key: bytes, stable_root: Path) -> None:
         self.project = project
         self.key = key
         self.stable_root = stable_root
-        self._image_ids: dict[str, str | None] = {}
-        self._image_env: dict[str, dict[str, str]] = {}
+        self._config: dict[str, dict[str, Any]] = {}  # container id -> its inspected Config
+        self._image_env: dict[str, dict[str, str]] = {}  # image id -> the environment it sets
+        self._touched: set[str] = set()  # containers an event named since the last observe
+        self._touched_all = False  # events may have been missed: inspect everything once
+        self._touched_lock = threading.Lock()
 
-    def observe(self, desired: Desired, managed: Collection[str]) -> Live:
-        self._image_ids.clear()
+    def touched(self, container_id: str | None) -> None:
+        """An event named this container (None: events may have been missed): inspect it next time."""
+        with self._touched_lock:
+            if container_id is None:
+                self._touched_all = True
+            else:
+                self._touched.add(container_id)
+
+    def observe(self, client: Any, desired: Desired, managed: Collection[str]) -> Live:
+        label = {"label": f"{PROJECT}={self.project}"}
+        with self._touched_lock:
+            touched, self._touched = self._touched, set()
+            if self._touched_all:
+                self._config.clear()
+                self._touched_all = False
         try:
-            containers = self.client.containers.list(all=True, filters={"label": f"{PROJECT}={self.project}"},
-                                                     ignore_removed=True)
-            networks = self.client.networks.list(filters={"label": f"{PROJECT}={self.project}"})
-            volumes = self.client.volumes.list(filters={"label": f"{PROJECT}={self.project}"})
+            summaries = client.api.containers(all=True, filters=label)
+            networks = client.api.networks(filters=label)
+            volumes = client.api.volumes(filters=label).get("Volumes") or []
+            containers = [c for c in (self._container(client, s, touched) for s in summaries) if c is not None]
         except UNREACHABLE as exc:
             raise TemporaryError(f"Docker host unreachable: {type(exc).__name__}: {str(exc)[:200]}") from None
-        by_service: dict[str, list[Any]] = defaultdict(list)
+        self._forget_except({c.id for c in containers})
+        by_service: dict[str, list[_Container]] = defaultdict(list)
         for container in containers:
-            labels = container.labels or {}
-            if labels.get(ONEOFF, "False") == "True" or SERVICE not in labels:
+            if container.labels.get(ONEOFF, "False") == "True" or SERVICE not in container.labels:
                 continue
-            by_service[labels[SERVICE]].append(container)
+            by_service[container.labels[SERVICE]].append(container)
         project: Project | None = desired.extra.get("compose")
         found = []
         for name, members in sorted(by_service.items()):
-            members.sort(key=lambda c: int((c.labels or {}).get(NUMBER, "0") or 0))
+            members.sort(key=lambda c: int(c.labels.get(NUMBER, "0") or 0))
             want = desired.resources.get(service_key(name))
-            found.append(self._service(name, members, want, project))
+            found.append(self._service(client, name, members, want, project))
         for network in networks:
-            key = (network.attrs.get("Labels") or {}).get("com.docker.compose.network")
+            key = (network.get("Labels") or {}).get("com.docker.compose.network")
             if key:
-                found.append(Resource(f"network/{key}", "Network", key, _network(network.attrs),
-                                      meta={"id": network.id}))
+                found.append(Resource(f"network/{key}", "Network", key, _network(network), meta={"id": network["Id"]}))
         for volume in volumes:
-            key = (volume.attrs.get("Labels") or {}).get("com.docker.compose.volume")
+            key = (volume.get("Labels") or {}).get("com.docker.compose.volume")
             if key:
-                found.append(Resource(f"volume/{key}", "Volume", key, _volume(volume.attrs),
-                                      meta={"name": volume.name}))
+                found.append(Resource(f"volume/{key}", "Volume", key, _volume(volume), meta={"name": volume["Name"]}))
         return Live.of(found)
+
+    # ------------------------------------------------------------------ containers
+
+    def _container(self, client: Any, summary: dict[str, Any], touched: set[str]) -> _Container | None:
+        """The summary, completed from the cache or, for a new, touched or not-running replica, one inspection."""
+        cid = summary["Id"]
+        attrs: dict[str, Any] | None = None
+        if cid not in self._config or cid in touched or summary.get("State") != "running":
+            try:
+                attrs = client.api.inspect_container(cid)
+            except NotFound:
+                return None  # removed between the list and the inspection
+            self._config[cid] = attrs.get("Config") or {}
+        config = self._config[cid]
+        name = (summary.get("Names") or [f"/{cid[:12]}"])[0].lstrip("/")
+        if attrs is not None:
+            state = _state(name, cid, attrs)
+        else:
+            state = ContainerState(name, cid, "running", 0, _listed_health(summary.get("Status", "")), 0)
+        return _Container(name, cid, summary.get("Labels") or {}, config.get("Image", ""), summary.get("Image", ""),
+                          summary.get("ImageID", ""), config.get("Env") or [], state)
+
+    def _forget_except(self, ids: set[str]) -> None:
+        for cid in [c for c in self._config if c not in ids]:
+            del self._config[cid]
 
     # ------------------------------------------------------------------ services
 
-    def _service(self, name: str, members: list[Any], want: Resource | None, project: Project | None) -> Resource:
+    def _service(self, client: Any, name: str, members: list[_Container], want: Resource | None,
+                 project: Project | None) -> Resource:
         restart = (want.meta.get("restart", "no") if want else "no") or "no"
-        states = [_state(c) for c in members]
+        states = [c.state for c in members]
         body: dict[str, Any] = {
-            "image": self._image(members, want),
+            "image": self._image(client, members, want),
             "replicas": len(members),
             "state": _summary(states, restart),
             "config": _config(members, want),
         }
         desired_env = want.body.get("environment", {}) if want else {}
-        body["environment"] = self._environment(members, desired_env)
+        body["environment"] = self._environment(client, members, desired_env)
         if want is not None and "content" in want.body:
             body["content"] = self._content(name, members, want, project)
         if want is not None:
@@ -112,33 +178,25 @@ class Observer:
         meta = {"containers": states, "restart": restart}
         return Resource(service_key(name), "Service", name, body, meta=meta)
 
-    def _image(self, members: list[Any], want: Resource | None) -> str:
+    def _image(self, client: Any, members: list[_Container], want: Resource | None) -> str:
         ref = want.body["image"] if want else None
         for container in members:
-            configured = container.attrs.get("Config", {}).get("Image", "")
-            if ref is None or configured != ref:
-                return configured
-            current = self._image_id(ref)
-            running = container.attrs.get("Image", "")
-            if current is not None and running != current:
-                return f"{ref} (container runs image {_short(running)}; the tag now points to {_short(current)})"
+            if ref is None or container.configured_image != ref:
+                return container.configured_image
+            if container.listed_image != ref:  # the reference no longer resolves to the running image
+                current = _image_id(client, ref)
+                if current is not None and current != container.image_id:
+                    return (f"{ref} (container runs image {_short(container.image_id)}; "
+                            f"the tag now points to {_short(current)})")
         return ref or ""
 
-    def _image_id(self, ref: str) -> str | None:
-        if ref not in self._image_ids:
-            try:
-                self._image_ids[ref] = self.client.images.get(ref).id
-            except NotFound:
-                self._image_ids[ref] = None
-        return self._image_ids[ref]
-
-    def _environment(self, members: list[Any], desired_env: dict[str, Any]) -> dict[str, Any]:
+    def _environment(self, client: Any, members: list[_Container], desired_env: dict[str, Any]) -> dict[str, Any]:
         """The container's own environment, without what its image sets (unless the service sets it too)."""
         first: dict[str, Any] | None = None
         for container in members:
-            image_env = self._image_environment(container.attrs.get("Image", ""))
+            image_env = self._image_environment(client, container.image_id)
             env = {}
-            for item in container.attrs.get("Config", {}).get("Env") or []:
+            for item in container.env:
                 key, _, value = item.partition("=")
                 if key in desired_env or image_env.get(key) != value:
                     env[key] = value
@@ -149,19 +207,21 @@ class Observer:
                 return wrapped  # type: ignore[no-any-return]
         return wrap_like(first or {}, desired_env)  # type: ignore[no-any-return]
 
-    def _image_environment(self, image_id: str) -> dict[str, str]:
+    def _image_environment(self, client: Any, image_id: str) -> dict[str, str]:
         if image_id not in self._image_env:
             try:
-                items = self.client.images.get(image_id).attrs.get("Config", {}).get("Env") or []
+                items = (client.api.inspect_image(image_id).get("Config") or {}).get("Env") or []
             except NotFound:
-                items = []
+                return {}  # not cached: the image may come back (pulled again) under the same id
+            if len(self._image_env) >= _IMAGE_CACHE_SIZE:
+                self._image_env.clear()
             self._image_env[image_id] = dict(i.partition("=")[::2] for i in items)
         return self._image_env[image_id]
 
-    def _content(self, name: str, members: list[Any], want: Resource, project: Project | None) -> str:
+    def _content(self, name: str, members: list[_Container], want: Resource, project: Project | None) -> str:
         expected = want.body["content"]
         for container in members:
-            label = (container.labels or {}).get(CONTENT_LABEL)
+            label = container.labels.get(CONTENT_LABEL)
             if label != expected:
                 return label or "(no fingerprint label)"
         paths = project.content_paths.get(name, []) if project else []
@@ -169,11 +229,30 @@ class Observer:
         return expected if on_host == expected else f"{on_host} (files changed on the host)"
 
 
-def _state(container: Any) -> ContainerState:
-    state = container.attrs.get("State", {})
+#: Image ids are content addresses, so their environments never go stale; the bound only caps memory.
+_IMAGE_CACHE_SIZE = 256
+
+
+def _image_id(client: Any, ref: str) -> str | None:
+    try:
+        return str(client.api.inspect_image(ref)["Id"])
+    except NotFound:
+        return None
+
+
+def _listed_health(status: str) -> str | None:
+    """The health a running container's list status shows: ``Up 2 minutes (healthy)``, ``(health: starting)``."""
+    if status.endswith(")") and "(" in status:
+        shown = status[status.rindex("(") + 1:-1]
+        return {"healthy": "healthy", "unhealthy": "unhealthy", "health: starting": "starting"}.get(shown)
+    return None
+
+
+def _state(name: str, cid: str, attrs: dict[str, Any]) -> ContainerState:
+    state = attrs.get("State") or {}
     health = (state.get("Health") or {}).get("Status")
-    return ContainerState(container.name, container.id, state.get("Status", "unknown"), int(state.get("ExitCode") or 0),
-                          health, int(container.attrs.get("RestartCount") or 0))
+    return ContainerState(name, cid, state.get("Status", "unknown"), int(state.get("ExitCode") or 0), health,
+                          int(attrs.get("RestartCount") or 0))
 
 
 def _summary(states: list[ContainerState], restart: str) -> str:
@@ -188,10 +267,10 @@ def _summary(states: list[ContainerState], restart: str) -> str:
     return ", ".join(f"{n} of {len(states)} {status}" for status, n in sorted(counts.items()))
 
 
-def _config(members: list[Any], want: Resource | None) -> str:
+def _config(members: list[_Container], want: Resource | None) -> str:
     expected = want.body["config"] if want else None
     for container in members:
-        label = (container.labels or {}).get(HASH)
+        label = container.labels.get(HASH)
         if label != expected:
             return label or "(no compose config-hash label)"
     return expected or ""

@@ -49,6 +49,7 @@ class DockerComposeTarget(TargetDriver):
         self._client_lock = threading.Lock()
         self._watcher: EventWatcher | None = None
         self._last_live: Live | None = None
+        self._observer = Observer(self.project, content_key(context.state_dir), self.stable_root)
         self._restarts_file = context.state_dir / "restarts.json"
         self._restarts: dict[str, list[float]] = self._load_restarts()
         self._crash_looping: set[str] = set()
@@ -78,8 +79,7 @@ class DockerComposeTarget(TargetDriver):
 
     def observe(self, desired: Desired, managed: Collection[str]) -> Live:
         try:
-            observer = Observer(self.client, self.project, content_key(self.context.state_dir), self.stable_root)
-            live = observer.observe(desired, managed)
+            live = self._observer.observe(self.client, desired, managed)
         except TemporaryError:
             self._reset_client()  # reconnect next time (the daemon may have restarted)
             raise
@@ -120,7 +120,7 @@ class DockerComposeTarget(TargetDriver):
                             if r.kind == "Service" and k not in desired.resources}
         applier = Applier(self.settings_, self.cli, self.client, self.stable_root, self.context.state_dir / "tree.json")
         try:
-            result = applier.apply(plan, desired, self.spec.prune, live_orphans)
+            result = applier.apply(plan, desired, self.spec.prune, live_orphans, self._last_live)
         except UNREACHABLE as exc:
             self._reset_client()
             raise TemporaryError(f"Docker host {self.settings_.docker_host()} is unreachable: {type(exc).__name__}") \
@@ -134,7 +134,7 @@ class DockerComposeTarget(TargetDriver):
     def start_watching(self) -> None:
         if self._watcher is None and self.settings_.watch_events:
             self._watcher = EventWatcher(lambda: make_client(self.settings_, timeout=60), self.project,
-                                         self.context.trigger, self.context.logger)
+                                         self.context.trigger, self.context.logger, self._observer.touched)
             self._watcher.start()
 
     def close(self) -> None:
