@@ -72,6 +72,8 @@ def test_five_phases_seen_through_metrics(tmp_path: Path, git_repo: GitRepo) -> 
         m = scrape(base)
         assert m.get("setpoint_reconciles_total", target="app", result="ok") == 2
         assert m.get("setpoint_applies_total", target="app", result="ok") == 1
+        assert m.get("setpoint_git_polls_total", source="repo", result="moved") == 1
+        assert m.get("setpoint_git_polls_total", source="repo", result="unchanged") == 1, "a quiet poll counts too"
 
         # 3. manual drift, detected and repaired
         cluster.manual_change("Deployment/web", replicas=5)

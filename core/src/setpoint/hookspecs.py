@@ -100,7 +100,8 @@ def setpoint_reconcile_finished(outcome: Outcome) -> None:
 @hookspec
 def setpoint_event(name: str, target: TargetInfo | None, details: dict[str, Any]) -> None:
     """Observe an operator event that is not a reconcile: ``paused``, ``resumed``, ``approved``,
-    ``plugin_load_failed``, ``source_fetched``, ``source_poll_failed``, and from ``setpoint run``'s
+    ``plugin_load_failed``, ``source_polled`` (every successful poll; details: source, moved,
+    seconds), ``source_fetched``, ``source_poll_failed``, and from ``setpoint run``'s
     server ``webhook_received`` (details: provider, result) and ``notification_sent`` (details:
     notifier, kind, event, result).
 

@@ -83,6 +83,8 @@ class MetricsPlugin:
         self.fetches = Counter("setpoint_git_fetches", "Fetches after a source's branch moved", ["source"], registry=r)
         self.fetch_seconds = Histogram("setpoint_git_fetch_duration_seconds", "Poll and fetch time of a moved branch",
                                        ["source"], buckets=FETCH_BUCKETS, registry=r)
+        self.polls = Counter("setpoint_git_polls", "Successful polls of a source, by result (unchanged, moved)",
+                             ["source", "result"], registry=r)
         self.poll_errors = Counter("setpoint_git_poll_errors", "Failed polls of a source", ["source"], registry=r)
         self.webhooks = Counter("setpoint_webhook_deliveries", "Webhook deliveries by provider and result",
                                 ["provider", "result"], registry=r)
@@ -154,7 +156,9 @@ class MetricsPlugin:
 
     @hookimpl
     def setpoint_event(self, name: str, target: TargetInfo | None, details: dict[str, Any]) -> None:
-        if name == "source_fetched":
+        if name == "source_polled":
+            self.polls.labels(str(details.get("source")), "moved" if details.get("moved") else "unchanged").inc()
+        elif name == "source_fetched":
             source = str(details.get("source"))
             self.fetches.labels(source).inc()
             if isinstance(details.get("seconds"), int | float):

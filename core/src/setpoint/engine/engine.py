@@ -106,6 +106,9 @@ class Engine:
         except SourceError as exc:
             self.emit("source_poll_failed", None, {"source": source_name, "error": safe_error(exc)})
             raise
+        # every successful poll, so a dashboard can tell a quiet branch from a poller that stopped
+        self.emit("source_polled", None, {"source": source_name, "moved": result.moved,
+                                          "seconds": time.monotonic() - started})
         if result.moved:
             revision = source.revision(result.head)
             self.store.record_revision(source_name, revision)
