@@ -46,6 +46,8 @@ class Secret(Generic[T]):
     """
 
     __slots__ = ("_value", "_origin")
+    _value: T
+    _origin: str
 
     def __init__(self, value: T, origin: str = "") -> None:
         if isinstance(value, Secret):  # never double-wrap
@@ -57,12 +59,12 @@ class Secret(Generic[T]):
     def reveal(self) -> T:
         """Return the clear value. Call it only where the value must leave the process (an API call,
         a private file), never to build a message."""
-        return self._value  # type: ignore[no-any-return]
+        return self._value
 
     @property
     def origin(self) -> str:
         """Where the value came from (file and key path), safe to print."""
-        return self._origin  # type: ignore[no-any-return]
+        return self._origin
 
     def fingerprint(self) -> str:
         """A salted digest of the value: equal values give equal fingerprints within an installation."""

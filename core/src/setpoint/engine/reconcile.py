@@ -438,8 +438,8 @@ class Reconciler:
         deploy = [c.to_record() for c in plan.changes if not c.drift]
         reverts = [c.to_record() for c in plan.changes if c.drift]
         result = "failed" if failed else "ok"
-        common = {"target": self.name, "kind": self.runner.target.kind, "revision": run.revision, "trigger": run.trigger,
-                  "duration": duration, "result": result}
+        common: dict[str, Any] = {"target": self.name, "kind": self.runner.target.kind, "revision": run.revision,
+                                  "trigger": run.trigger, "duration": duration, "result": result}
         fields = self._log_fields(run)
         if deploy:
             self.store.audit("apply", details={"changes": deploy, "failed": failed, "plan_id": plan.id}, **common)

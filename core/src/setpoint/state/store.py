@@ -365,7 +365,7 @@ class StateStore:
 
     def audit_entries(self, since: float | None = None, until: float | None = None, target: str | None = None,
                       actions: tuple[str, ...] | None = None, limit: int | None = None) -> list[AuditEntry]:
-        sql, args = "SELECT * FROM audit WHERE 1=1", []
+        sql, args = "SELECT * FROM audit WHERE 1=1", list[float | str]()
         if since is not None:
             sql += " AND time >= ?"
             args.append(since)
