@@ -15,7 +15,7 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,7 +75,7 @@ class GitRepo:
             raise RuntimeError(f"git {' '.join(args)} failed: {proc.stderr.strip()}")
         return proc.stdout.strip()
 
-    def write(self, files: dict[str, str | bytes | None], mode: dict[str, int] | None = None) -> None:
+    def write(self, files: Mapping[str, str | bytes | None], mode: dict[str, int] | None = None) -> None:
         """Write (or with ``None`` delete) files relative to the repository root."""
         for relpath, content in files.items():
             path = self.path / relpath
@@ -88,7 +88,7 @@ class GitRepo:
             if mode and relpath in mode:
                 path.chmod(mode[relpath])
 
-    def commit(self, files: dict[str, str | bytes | None] | None = None, message: str = "change",
+    def commit(self, files: Mapping[str, str | bytes | None] | None = None, message: str = "change",
                author: str = "Dev <dev@example.com>", mode: dict[str, int] | None = None) -> str:
         if files:
             self.write(files, mode)
