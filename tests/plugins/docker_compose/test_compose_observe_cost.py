@@ -1,6 +1,7 @@
 """The cost of observing a Compose project, against the real engine: a no-op reads three lists and
 inspects nothing, yet a stopped replica, a replica an event named, and a replica recreated by hand
-are each inspected again, so the cache can never hide drift."""
+are each inspected again, so the cache can never hide drift. One error-injection test (no Docker)
+checks that an event is not forgotten when the observe after it fails."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from typing import Any
 import pytest
 from compose_helpers import ComposeEnv, two_services
 
-from setpoint.api import SyncStatus
-
-pytestmark = pytest.mark.docker
+from setpoint.api import Desired, SyncStatus
+from setpoint.errors import TemporaryError
+from setpoint_docker_compose.observe import Observer
 
 
 class CountingApi:
@@ -50,6 +51,7 @@ def _counting(engine: Any) -> CountingApi:
     return counting.api
 
 
+@pytest.mark.docker
 def test_noop_observe_lists_and_inspects_nothing(compose_env: ComposeEnv, test_image: str) -> None:
     env = compose_env
     env.repo.commit({"app/compose.yaml": two_services(test_image, web_replicas=2), "app/app.env": "MODE=a\n"}, "v1")
@@ -70,6 +72,7 @@ def test_noop_observe_lists_and_inspects_nothing(compose_env: ComposeEnv, test_i
     assert api.calls["inspect_container"] >= 1
 
 
+@pytest.mark.docker
 def test_event_named_replica_is_inspected_even_when_listed_running(compose_env: ComposeEnv, test_image: str) -> None:
     env = compose_env
     env.repo.commit({"app/compose.yaml": two_services(test_image), "app/app.env": "MODE=a\n"}, "v1")
@@ -93,6 +96,7 @@ def test_event_named_replica_is_inspected_even_when_listed_running(compose_env: 
     assert api.calls["inspect_container"] == 0
 
 
+@pytest.mark.docker
 def test_replica_recreated_by_hand_with_other_env_is_seen(compose_env: ComposeEnv, test_image: str) -> None:
     """A hand-made copy under a new id: a new id is never served from the cache."""
     env = compose_env
@@ -121,6 +125,7 @@ def _logging_compose(env: ComposeEnv) -> tuple[str, Any]:
     return str(wrapper), lambda: log.read_text().splitlines() if log.exists() else []
 
 
+@pytest.mark.docker
 def test_stopped_or_paused_replica_is_started_without_compose(compose_env: ComposeEnv, test_image: str) -> None:
     env = compose_env
     binary, calls = _logging_compose(env)
@@ -146,3 +151,48 @@ def test_stopped_or_paused_replica_is_started_without_compose(compose_env: Compo
     out = engine.reconcile("app")
     assert len(env.running("web")) == 2
     assert len([c for c in calls() if " up " in f" {c} "]) == len(ups_before) + 1
+
+
+class _FlakyApi:
+    """Error injection: a Docker API whose list fails once, with one running container."""
+
+    def __init__(self) -> None:
+        self.fail_next = False
+        self.inspected: list[str] = []
+
+    def containers(self, **_: Any) -> list[dict[str, Any]]:
+        if self.fail_next:
+            self.fail_next = False
+            raise ConnectionError("connection reset by peer")
+        return [{"Id": "c1", "Names": ["/p-web-1"], "Image": "img:1", "ImageID": "sha256:1", "State": "running",
+                 "Status": "Up 1 minute", "Labels": {"com.docker.compose.project": "p",
+                                                     "com.docker.compose.service": "web"}}]
+
+    def networks(self, **_: Any) -> list[Any]:
+        return []
+
+    def volumes(self, **_: Any) -> dict[str, Any]:
+        return {"Volumes": None}
+
+    def inspect_container(self, cid: str) -> dict[str, Any]:
+        self.inspected.append(cid)
+        return {"Config": {"Image": "img:1", "Env": []}, "State": {"Status": "running"}}
+
+    def inspect_image(self, ref: str) -> dict[str, Any]:
+        return {"Id": "sha256:1", "Config": {"Env": []}}
+
+
+def test_an_event_is_not_lost_when_the_observe_after_it_fails(tmp_path: Any) -> None:
+    api = _FlakyApi()
+    client = type("Client", (), {"api": api})()
+    observer = Observer("p", b"k" * 32, tmp_path)
+    observer.observe(client, Desired.of([]), ())
+    assert api.inspected == ["c1"], "a new container is inspected once"
+    observer.touched("c1")
+    api.fail_next = True
+    with pytest.raises(TemporaryError, match="unreachable"):
+        observer.observe(client, Desired.of([]), ())
+    observer.observe(client, Desired.of([]), ())
+    assert api.inspected == ["c1", "c1"], "the event survives the failed observe"
+    observer.observe(client, Desired.of([]), ())
+    assert api.inspected == ["c1", "c1"]

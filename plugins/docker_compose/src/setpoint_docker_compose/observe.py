@@ -108,8 +108,12 @@ class Observer:
             networks = client.api.networks(filters=label)
             volumes = client.api.volumes(filters=label).get("Volumes") or []
             containers = [c for c in (self._container(client, s, touched) for s in summaries) if c is not None]
-        except UNREACHABLE as exc:
-            raise TemporaryError(f"Docker host unreachable: {type(exc).__name__}: {str(exc)[:200]}") from None
+        except BaseException as exc:
+            with self._touched_lock:  # not looked at after all: the next observe must
+                self._touched |= touched
+            if isinstance(exc, UNREACHABLE):
+                raise TemporaryError(f"Docker host unreachable: {type(exc).__name__}: {str(exc)[:200]}") from None
+            raise
         self._forget_except({c.id for c in containers})
         by_service: dict[str, list[_Container]] = defaultdict(list)
         for container in containers:
