@@ -92,3 +92,30 @@ def test_ignore_rules_and_ignored_managers(kube: Kube, git_repo: GitRepo, engine
     dep = kube.obj("apis/apps/v1/deployments", "web")
     assert dep["spec"]["replicas"] == 4 and dep["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":2")
     assert kube.obj("api/v1/configmaps", "settings")["data"] == {"a": "10", "b": "20"}
+
+
+def test_immutable_field_change_needs_the_opt_in_then_replaces(kube: Kube, git_repo: GitRepo, engine_for) -> None:  # type: ignore[no-untyped-def]
+    """An immutable ConfigMap cannot take new data in place: without the annotation the error says
+    how to opt in and nothing changes; with it the object is deleted and re-created."""
+    ns = kube.namespace
+    frozen = {**configmap("frozen", {"a": "1"}), "immutable": True}
+    git_repo.commit({"app/cm.yaml": manifests(frozen)}, "v1")
+    engine = engine_for(git_repo, [k8s_target(ns, kube.kubeconfig, ns)])
+    assert engine.reconcile(ns).sync == SyncStatus.SYNCED
+    first_uid = kube.obj("api/v1/configmaps", "frozen")["metadata"]["uid"]
+
+    git_repo.commit({"app/cm.yaml": manifests({**frozen, "data": {"a": "2"}})}, "v2")
+    out = engine.reconcile(ns)
+    assert out.error_stage == "apply" and "field is immutable" in out.error, out.error
+    assert 'setpoint.dev/replace-on-immutable: "true"' in out.error
+    live = kube.obj("api/v1/configmaps", "frozen")
+    assert live["data"] == {"a": "1"} and live["metadata"]["uid"] == first_uid, "refused: nothing changed"
+
+    opted_in = {**frozen, "data": {"a": "2"},
+                "metadata": {"name": "frozen", "annotations": {"setpoint.dev/replace-on-immutable": "true"}}}
+    git_repo.commit({"app/cm.yaml": manifests(opted_in)}, "v3: opt in")
+    out = engine.reconcile(ns)
+    assert (out.sync, out.error) == (SyncStatus.SYNCED, None), out.error
+    live = kube.obj("api/v1/configmaps", "frozen")
+    assert live["data"] == {"a": "2"} and live["metadata"]["uid"] != first_uid, "a new object"
+    assert engine.reconcile(ns).sync == SyncStatus.SYNCED and not engine.reconcile(ns).actions

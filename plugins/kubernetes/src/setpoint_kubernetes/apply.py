@@ -2,6 +2,10 @@
 are Established and re-read discovery; then everything else by wave and kind, in parallel within a
 group. Only objects in the plan are sent.
 
+Immutable fields: when the server refuses a change because a field cannot be updated in place,
+the object is deleted and re-created only if its manifest opts in with
+``setpoint.dev/replace-on-immutable: "true"``; otherwise the error says how to opt in.
+
 Conflicts: a field another manager changed by an imperative *update* (``kubectl scale``, ``kubectl
 edit``) is taken back, since reverting such edits is what self-heal is for. A field another
 *applier* owns (another GitOps tool, another target, ``kubectl apply --server-side``) is a conflict:
@@ -20,7 +24,7 @@ from typing import Any
 
 from setpoint.secrets import reveal_all
 from setpoint_kubernetes.client import ApiError, ApiResource, Cluster
-from setpoint_kubernetes.identity import REVISION_ANNOTATION, WAVE_ANNOTATION, Ref
+from setpoint_kubernetes.identity import REPLACE_ANNOTATION, REVISION_ANNOTATION, WAVE_ANNOTATION, Ref
 from setpoint_kubernetes.settings import KubernetesSettings
 
 FIRST = {("apiextensions.k8s.io", "CustomResourceDefinition"), ("", "Namespace"),
@@ -56,12 +60,15 @@ class Item:
     body: dict[str, Any]  # with Secret leaves; revealed only when sent
     live: dict[str, Any] | None
     drift: bool = False
+    replaced: bool = False  # set when applied by delete and re-create
 
 
 @dataclass
 class Outcome:
     applied: dict[str, dict[str, Any]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    #: Applied by deleting and re-creating (an immutable field changed; see REPLACE_ANNOTATION).
+    replaced: list[str] = field(default_factory=list)
 
 
 class Applier:
@@ -99,6 +106,8 @@ class Applier:
         for item, (obj, error) in zip(group, results, strict=True):
             if error is None and obj is not None:
                 outcome.applied[item.key] = obj
+                if item.replaced:
+                    outcome.replaced.append(item.key)
             else:
                 outcome.failed[item.key] = error or "no answer"
 
@@ -128,12 +137,52 @@ class Applier:
                         force = True  # only imperative edits hold these fields: take them back
                         continue
                     return None, self._describe_conflict(conflicts, exc)
+                if exc.status == 422 and "field is immutable" in str(exc):
+                    return self._replace(item, resource, body, force, exc)
                 return None, _short(exc)
             obj.setdefault("apiVersion", resource.api_version)
             obj.setdefault("kind", resource.kind)
             self.on_applied(resource, obj)
             return obj, None
         return None, "conflict"
+
+    def _replace(self, item: Item, resource: ApiResource, body: dict[str, Any], force: bool,
+                 refused: ApiError) -> tuple[dict[str, Any] | None, str | None]:
+        """Delete the object, wait until it is gone, create it from ``body``: only when the manifest
+        opts in, since whatever depends on the object (a Job's Pods, readers of a ConfigMap) sees
+        it disappear for a moment."""
+        annotations = (body.get("metadata") or {}).get("annotations") or {}
+        if str(annotations.get(REPLACE_ANNOTATION, "")).lower() != "true":
+            return None, (f"{_short(refused)} (the API server cannot change this in place: rename the object, or "
+                          f'annotate it with {REPLACE_ANNOTATION}: "true" in Git to let setpoint delete and re-create it)')
+        ref = item.ref
+        path = resource.path(ref.namespace, ref.name)
+        try:
+            self.cluster.request("DELETE", path, [("propagationPolicy", "Background")])
+        except ApiError as exc:
+            if exc.status != 404:
+                return None, f"replacing (an immutable field changed): delete refused: {_short(exc)}"
+        deadline = time.monotonic() + self.settings.wait_timeout_seconds
+        while True:
+            try:
+                self.cluster.request("GET", path)
+            except ApiError as exc:
+                if exc.status == 404:
+                    break
+                return None, f"replacing (an immutable field changed): deleted, then {_short(exc)}"
+            if time.monotonic() > deadline:
+                return None, (f"replacing (an immutable field changed): the old object is still there after "
+                              f"{self.settings.wait_timeout_seconds:g}s (a finalizer?); it will be created once gone")
+            time.sleep(0.1)
+        try:
+            obj = self._patch(resource, ref, body, force=force)
+        except ApiError as exc:
+            return None, f"replacing (an immutable field changed): deleted, but creating it again failed: {_short(exc)}"
+        obj.setdefault("apiVersion", resource.api_version)
+        obj.setdefault("kind", resource.kind)
+        self.on_applied(resource, obj)
+        item.replaced = True
+        return obj, None
 
     def _patch(self, resource: ApiResource, ref: Ref, body: dict[str, Any], force: bool,
                dry_run: bool = False) -> dict[str, Any]:

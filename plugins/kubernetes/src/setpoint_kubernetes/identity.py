@@ -18,6 +18,10 @@ TARGET_LABEL = "setpoint.dev/target"
 REVISION_ANNOTATION = "setpoint.dev/revision"
 #: Annotation a manifest sets to ``disabled`` to keep the object when it leaves Git.
 PRUNE_ANNOTATION = "setpoint.dev/prune"
+#: Annotation a manifest sets to ``"true"`` to let setpoint delete and re-create the object when a
+#: change touches a field the API server will not update in place (an immutable ConfigMap's data,
+#: a Job's template, a selector). Opt-in per object: the old object and what depends on it go.
+REPLACE_ANNOTATION = "setpoint.dev/replace-on-immutable"
 #: Optional apply wave (an integer; lower waves first, default 0).
 WAVE_ANNOTATION = "setpoint.dev/wave"
 #: Label on the in-cluster inventory ConfigMap (deliberately not TARGET_LABEL: it is not managed).

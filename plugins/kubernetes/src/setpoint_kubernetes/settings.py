@@ -89,7 +89,7 @@ class KubernetesSettings(_Strict):
     field_validation: Literal["Strict", "Warn", "Ignore"] = "Strict"
     #: Parallel apply requests within one stage.
     apply_concurrency: int = Field(default=4, ge=1, le=32)
-    #: How long to wait for CRDs to become Established before applying their custom resources.
+    #: How long to wait for CRDs to become Established, and for an object being replaced to be gone.
     wait_timeout_seconds: float = Field(default=60.0, gt=0)
     #: Timeout of one API request.
     request_timeout_seconds: float = Field(default=30.0, gt=0)

@@ -30,7 +30,7 @@ from setpoint_kubernetes import health as checks
 from setpoint_kubernetes.apply import Applier, Item, order_key
 from setpoint_kubernetes.cache import LiveCache
 from setpoint_kubernetes.client import ApiError, ApiResource, Cluster, connect
-from setpoint_kubernetes.identity import TARGET_LABEL, Ref, label_value, version_of
+from setpoint_kubernetes.identity import REPLACE_ANNOTATION, TARGET_LABEL, Ref, label_value, version_of
 from setpoint_kubernetes.inventory import ClusterInventory
 from setpoint_kubernetes.normalize import desired_object, live_object
 from setpoint_kubernetes.prune import Pruner, opted_out
@@ -315,6 +315,9 @@ class KubernetesTarget(TargetDriver):
             self._gone.discard(key)
             result.applied.append(key)
         result.failed.update(outcome.failed)
+        for key in outcome.replaced:
+            self.context.logger.warning("%s: deleted and re-created (an immutable field changed; %s is set)",
+                                        key, REPLACE_ANNOTATION)
         deletions = [c for c in plan.changes if c.action == Action.DELETE]
         if deletions:
             pruner = Pruner(self.cluster, self.label, self.cfg.prune_propagation)
