@@ -146,6 +146,64 @@ def test_a_failing_receiver_is_retried(tmp_path: Path, git_repo: GitRepo, receiv
     engine.close()
 
 
+def test_github_commit_statuses(tmp_path: Path, git_repo: GitRepo, receiver: Receiver,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each target's result as a commit status: success from the digest, failure after the
+    threshold, success again on recovery, pending while a plan is held; the token never leaks."""
+    token = "ghp_T0KEN-for-statuses-1234"
+    monkeypatch.setenv("TEST_GH_TOKEN", token)
+    git_repo.commit({"app/web.yaml": manifests("web:1"), "db/db.yaml": yaml.safe_dump(
+        [{"kind": "StatefulSet", "name": "db", "replicas": 1}])}, "v1")
+    config = write_config(tmp_path, git_repo.path, [
+        {"name": "app", "kind": "fake", "path": "app", "prune": True, "hold_deletions": True},
+        {"name": "db", "kind": "fake", "path": "db"}],
+        server={"enabled": False},
+        notifications={"failure_threshold": 2, "digest": {"window": 0}, "notifiers": [
+            {"name": "commits", "kind": "github_status", "github_status": {
+                "repository": "acme/platform-config", "token_env": "TEST_GH_TOKEN",
+                "api_url": receiver.url("/api/v3"), "target_url": "https://setpoint.example.com/status"}}]})
+    plugin = FakePlugin()
+    engine = make_engine(config, plugin)
+    from setpoint.server.runtime import start_operations
+
+    ops = start_operations(engine, None)
+    dispatcher = notify_plugin(engine).dispatcher
+
+    def statuses(sha: str) -> list[tuple[str, str, str]]:
+        assert dispatcher.drain(10)
+        return [(r.json["context"], r.json["state"], r.json["description"])
+                for r in receiver.at(f"/api/v3/repos/acme/platform-config/statuses/{sha}")]
+
+    v1 = git_repo.head()
+    engine.sync()
+    wait_for(lambda: len(statuses(v1)) == 2)
+    assert sorted(statuses(v1)) == [("setpoint/app", "success", "deployed"), ("setpoint/db", "success", "deployed")]
+    sent = receiver.at(f"/api/v3/repos/acme/platform-config/statuses/{v1}")[0]
+    assert sent.headers["authorization"] == f"Bearer {token}"
+    assert sent.json["target_url"] == "https://setpoint.example.com/status"
+
+    git_repo.commit({"app/web.yaml": manifests("web:2")}, "v2")
+    v2 = git_repo.head()
+    cluster = plugin.cluster("app")
+    for _ in range(2):
+        cluster.fail_next("apply", TemporaryError("backend unavailable"))
+        assert engine.reconcile("app").failed
+    assert statuses(v2) == [("setpoint/app", "failure", "reconcile failing at the apply stage")]
+    assert not engine.reconcile("app").failed
+    wait_for(lambda: len(statuses(v2)) == 3)
+    assert [s[1] for s in statuses(v2)] == ["failure", "success", "success"]  # recovered, then the digest
+
+    git_repo.commit({"app/web.yaml": None, "app/other.yaml": manifests("web:2").replace("web", "api")}, "v3")
+    v3 = git_repo.head()
+    out = engine.reconcile("app")
+    assert out.held_plan_id
+    assert statuses(v3) == [("setpoint/app", "pending", f"plan {out.held_plan_id} waits for approval")]
+    ops.stop()
+    engine.close()
+    for r in receiver.requests:
+        assert token not in r.body.decode()
+
+
 def test_unknown_notifier_kind_and_missing_url_are_config_errors(tmp_path: Path, git_repo: GitRepo) -> None:
     from setpoint.errors import ConfigError
     from setpoint.server.runtime import start_operations
@@ -154,11 +212,14 @@ def test_unknown_notifier_kind_and_missing_url_are_config_errors(tmp_path: Path,
     config = write_config(tmp_path, git_repo.path, [{"name": "app", "kind": "fake", "path": "app"}],
                           server={"enabled": False}, notifications={"notifiers": [
                               {"name": "pager", "kind": "pagerduty", "url_env": "NOPE"},
-                              {"name": "chat", "kind": "slack", "url_env": "SETPOINT_TEST_UNSET_VARIABLE"}]})
+                              {"name": "chat", "kind": "slack", "url_env": "SETPOINT_TEST_UNSET_VARIABLE"},
+                              {"name": "commits", "kind": "github_status",
+                               "github_status": {"repository": "acme/cfg"}}]})
     engine = make_engine(config, FakePlugin())
     with pytest.raises(ConfigError) as info:
         start_operations(engine, None)
     assert "no notifier kind 'pagerduty'" in str(info.value) and "SETPOINT_TEST_UNSET_VARIABLE is not set" in str(info.value)
+    assert "give exactly one of token_file or token_env" in str(info.value)
     engine.close()
 
 

@@ -1,6 +1,6 @@
 """Notifications: the built-in plugin that turns outcomes into few, useful, secret-free messages.
 
-It is registered like an external plugin (``setpoint_register_notifiers`` for its two kinds,
+It is registered like an external plugin (``setpoint_register_notifiers`` for its three kinds,
 ``setpoint_reconcile_finished`` and ``setpoint_event`` to observe). The loader gives every engine
 its own instance (``make_plugin``); it stays silent until ``setpoint run`` calls :meth:`start`.
 """
@@ -14,6 +14,7 @@ from setpoint import hookimpl
 from setpoint.api import Notifier, Outcome, TargetInfo
 from setpoint.builtin.notify.builtin import SlackNotifier, WebhookNotifier
 from setpoint.builtin.notify.dispatcher import Dispatcher
+from setpoint.builtin.notify.github_status import GitHubStatusNotifier
 from setpoint.builtin.notify.policy import NoisePolicy
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ class NotifyPlugin:
     def setpoint_register_notifiers(self, register: Callable[[type[Notifier]], None]) -> None:
         register(SlackNotifier)
         register(WebhookNotifier)
+        register(GitHubStatusNotifier)
 
     @hookimpl
     def setpoint_reconcile_finished(self, outcome: Outcome) -> None:

@@ -1,6 +1,7 @@
-"""The built-in notifier kinds: ``slack`` (any Slack-compatible incoming webhook: Slack,
-Mattermost, Rocket.Chat, Discord's /slack endpoint) and ``webhook`` (a JSON document for your
-own receiver, optionally HMAC-signed like setpoint's own generic webhook receiver)."""
+"""The built-in chat and webhook notifier kinds: ``slack`` (any Slack-compatible incoming webhook:
+Slack, Mattermost, Rocket.Chat, Discord's /slack endpoint) and ``webhook`` (a JSON document for
+your own receiver, optionally HMAC-signed like setpoint's own generic webhook receiver). The third
+built-in kind, ``github_status``, lives in github_status.py."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ class _Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class _HTTPNotifier(Notifier):
+class HTTPNotifier(Notifier):
     def _client(self) -> httpx.Client:
         client = getattr(self, "_http", None)
         if client is None:
@@ -54,7 +55,7 @@ class SlackSettings(_Settings):
     icon_emoji: str | None = None
 
 
-class SlackNotifier(_HTTPNotifier):
+class SlackNotifier(HTTPNotifier):
     kind = "slack"
     Settings = SlackSettings
 
@@ -90,7 +91,7 @@ def sign(key: bytes, timestamp: str, body: bytes) -> str:
     return "sha256=" + hmac.new(key, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
-class WebhookNotifier(_HTTPNotifier):
+class WebhookNotifier(HTTPNotifier):
     kind = "webhook"
     Settings = WebhookSettings
     #: Set by setpoint.builtin.notify.setup before the first send (relative paths need the config folder).
