@@ -338,3 +338,46 @@ def test_policy_carries_a_failure_streak_over_a_restart() -> None:
     quiet.resume_from("app", 1, REV1.sha)
     assert quiet.outcome(outcome(error="x")) == []
     assert [n.event for n in quiet.outcome(outcome(error="x"))] == ["failed"]
+
+
+def test_policy_memory_survives_a_restart_including_what_it_forgot() -> None:
+    stored: list[list[tuple[str, str, str]]] = [[]]
+
+    def remember(keys: list[tuple[str, str, str]]) -> None:
+        stored[0] = keys
+
+    first = NoisePolicy(threshold=1, digest=False, remember=remember)
+    drifted = ({"action": "drift-detected", "key": "Deployment/web"},)
+    assert [n.event for n in first.outcome(outcome(actions=drifted))] == ["drift_detected"]
+    assert [n.event for n in first.outcome(outcome(error="down"))] == ["failed"]
+    assert [n.event for n in first.outcome(outcome())] == ["recovered"]  # forgets "failed" for app
+
+    second = NoisePolicy(threshold=1, digest=False)
+    second.restore(stored[0])
+    assert second.outcome(outcome(actions=drifted)) == [], "sent before the restart"
+    assert [n.event for n in second.outcome(outcome(error="down again"))] == ["failed"], "a new streak alerts"
+
+
+def test_a_restarted_process_does_not_resend(tmp_path: Path, git_repo: GitRepo, receiver: Receiver,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from setpoint.server.runtime import start_operations
+
+    monkeypatch.setenv("TEST_HOOK", receiver.url("/hook"))
+    git_repo.commit({"app/web.yaml": manifests("web:1")}, "v1")
+    config = write_config(tmp_path, git_repo.path, [{"name": "app", "kind": "fake", "path": "app",
+                                                      "self_heal": True}],
+                          server={"enabled": False},
+                          notifications={"digest": {"window": 0}, "notifiers": [
+                              {"name": "hook", "kind": "webhook", "url_env": "TEST_HOOK"}]})
+    plugin = FakePlugin()
+    for _process in range(2):
+        engine = make_engine(config, plugin)
+        ops = start_operations(engine, None)
+        engine.reconcile("app")
+        plugin.cluster("app").manual_change("Deployment/web", replicas=9)
+        engine.reconcile("app")
+        assert notify_plugin(engine).dispatcher.drain(10)
+        ops.stop()
+        engine.close()
+    # each process reverted a drift at the same revision: one message in all
+    assert sorted(r.json["event"] for r in receiver.at("/hook")) == ["digest", "drift_repaired"]

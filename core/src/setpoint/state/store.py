@@ -214,6 +214,17 @@ class StateStore:
             db.execute("INSERT INTO meta (key, value) VALUES ('fingerprint_salt', ?)", (salt,))
             return salt
 
+    def get_meta(self, key: str) -> bytes | None:
+        """A value stored by :meth:`set_meta` (small operational memory, such as which
+        notifications were sent), or None."""
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
+        return bytes(rows[0][0]) if rows else None
+
+    def set_meta(self, key: str, value: bytes) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                       (key, value))
+
     def ping(self) -> bool:
         try:
             self._query("SELECT 1")

@@ -7,6 +7,8 @@ its own instance (``make_plugin``); it stays silent until ``setpoint run`` calls
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +21,11 @@ from setpoint.builtin.notify.policy import NoisePolicy
 
 if TYPE_CHECKING:
     from setpoint.engine.engine import Engine
+
+log = logging.getLogger("setpoint.notify")
+#: Key in the state store's meta table: the (target, revision, event) messages already sent, so a
+#: restarted (or crash-looping) setpoint does not send them again.
+SENT_KEYS = "notify.sent_keys"
 
 
 class NotifyPlugin:
@@ -48,8 +55,17 @@ class NotifyPlugin:
 
         routes = build_routes(engine.config, engine.registry)
         settings = engine.config.notifications
+        def remember(keys: list[tuple[str, str, str]]) -> None:
+            engine.store.set_meta(SENT_KEYS, json.dumps(keys).encode())
+
         policy = NoisePolicy(settings.failure_threshold, settings.repeat_after, settings.digest.enabled,
-                             settings.digest.window)
+                             settings.digest.window, remember=remember)
+        stored = engine.store.get_meta(SENT_KEYS)
+        if stored:
+            try:
+                policy.restore([(str(t), str(r), str(e)) for t, r, e in json.loads(stored)])
+            except (ValueError, TypeError):
+                log.warning("the stored notification memory is unreadable; starting afresh")
         for name, status in engine.store.all_status().items():
             if status.get("consecutive_failures"):
                 policy.resume_from(name, int(status["consecutive_failures"]), status.get("revision"))

@@ -60,7 +60,8 @@ class NoisePolicy:
     """Turns outcomes and events into notifications. Thread-safe; the clock is injectable for tests."""
 
     def __init__(self, threshold: int = 3, repeat_after: float | None = None, digest: bool = True,
-                 digest_window: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 digest_window: float = 30.0, clock: Callable[[], float] = time.monotonic,
+                 remember: Callable[[list[tuple[str, str, str]]], None] | None = None) -> None:
         self.threshold = threshold
         self.repeat_after = repeat_after
         self.digest = digest
@@ -70,6 +71,16 @@ class NoisePolicy:
         self._sent: OrderedDict[tuple[str, str, str], float] = OrderedDict()
         self._digests: dict[str, _Digest] = {}
         self._lock = threading.Lock()
+        #: Called with every remembered key after a new one is added, to keep them over a restart.
+        self._remember = remember
+
+    def restore(self, keys: list[tuple[str, str, str]]) -> None:
+        """Keys a previous process sent (from ``remember``): not sent again by this one. With
+        ``repeat_after`` their age counts from now."""
+        with self._lock:
+            now = self.clock()
+            for key in keys[-MAX_KEYS:]:
+                self._sent[key] = now
 
     def resume_from(self, target: str, failures: int, revision: str | None) -> None:
         """Carry a failure streak over a restart (from the stored status): a streak already past the
@@ -94,11 +105,16 @@ class NoisePolicy:
         self._sent.move_to_end(key)
         while len(self._sent) > MAX_KEYS:
             self._sent.popitem(last=False)
+        if self._remember is not None:
+            self._remember(list(self._sent))
         return True
 
     def _forget(self, target: str, event: str) -> None:
-        for key in [k for k in self._sent if k[0] == target and k[2] == event]:
+        forgotten = [k for k in self._sent if k[0] == target and k[2] == event]
+        for key in forgotten:
             del self._sent[key]
+        if forgotten and self._remember is not None:
+            self._remember(list(self._sent))
 
     # ------------------------------------------------------------------ outcomes
 
