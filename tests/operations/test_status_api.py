@@ -11,7 +11,7 @@ import pytest
 import yaml
 from opshelpers import CANARY, CanaryPlugin, FakeLoops, serving
 
-from setpoint.errors import TemporaryError
+from setpoint.errors import ConfigError, TemporaryError
 from setpoint.testing import FakePlugin, GitRepo, make_engine, write_config
 
 STATUS_TOKEN = "status-tok-0123456789abcdef"
@@ -145,7 +145,6 @@ def test_the_api_is_off_without_tokens(tmp_path: Path, git_repo: GitRepo) -> Non
 def test_tokens_must_come_from_files_or_env_and_be_long(tmp_path: Path, git_repo: GitRepo,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     from setpoint.config import ConfigProblems, load_config
-    from setpoint.errors import ConfigError
     from setpoint.server.runtime import start_operations
 
     git_repo.commit({"app/web.yaml": yaml.safe_dump([item("Deployment", "web")])}, "v1")
@@ -161,3 +160,24 @@ def test_tokens_must_come_from_files_or_env_and_be_long(tmp_path: Path, git_repo
     with pytest.raises(ConfigError, match="shorter than 16"):
         start_operations(engine, None)
     engine.close()
+
+
+def test_metrics_can_require_a_token(tmp_path: Path, git_repo: GitRepo) -> None:
+    (tmp_path / "status.token").write_text(STATUS_TOKEN + "\n")
+    git_repo.commit({"app/web.yaml": yaml.safe_dump([item("Deployment", "web")])}, "v1")
+    server = {"listen": "127.0.0.1:0", "metrics_require_token": True,
+              "status_tokens": [{"name": "prometheus", "file": "status.token"}]}
+    config = write_config(tmp_path, git_repo.path, [{"name": "app", "kind": "fake", "path": "app"}], server=server)
+    engine = make_engine(config, FakePlugin())
+    with serving(engine, None) as base:
+        assert httpx.get(f"{base}/metrics").status_code == 401
+        assert httpx.get(f"{base}/metrics", headers=auth("not-the-token-000000000")).status_code == 401
+        scraped = httpx.get(f"{base}/metrics", headers=auth(STATUS_TOKEN))
+        assert scraped.status_code == 200 and "setpoint_target_info" in scraped.text
+        assert httpx.get(f"{base}/healthz").status_code == 200, "probes stay open"
+    engine.close()
+
+    without_tokens = write_config(tmp_path, git_repo.path, [{"name": "app", "kind": "fake", "path": "app"}],
+                                  server={"listen": "127.0.0.1:0", "metrics_require_token": True})
+    with pytest.raises(ConfigError, match="metrics_require_token needs at least one status_tokens"):
+        make_engine(without_tokens, FakePlugin())

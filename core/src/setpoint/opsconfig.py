@@ -111,6 +111,8 @@ class ServerConfig(_Strict):
     status_tokens: tuple[TokenConfig, ...] = ()
     #: Tokens for mutating calls (sync now, approve, pause, resume); they can also read.
     admin_tokens: tuple[TokenConfig, ...] = ()
+    #: Require a status (or admin) token on /metrics too, for a listen address beyond loopback.
+    metrics_require_token: bool = False
     webhooks: Webhooks = Webhooks()
 
     @field_validator("listen")
@@ -125,6 +127,9 @@ class ServerConfig(_Strict):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"token name(s) used twice: {', '.join(duplicates)} (the name identifies the caller)")
+        if self.metrics_require_token and not names:
+            raise ValueError("metrics_require_token needs at least one status_tokens (or admin_tokens) entry; "
+                             "Prometheus sends it with `authorization: {credentials_file: ...}`")
         return self
 
 

@@ -5,11 +5,13 @@ path                                     auth         what
 =======================================  ===========  ==============================================
 GET  /healthz                            none         liveness: the process answers
 GET  /readyz                             none         readiness: state store reachable, loops running
-GET  /metrics                            none         Prometheus exposition (no secrets, bounded labels)
+GET  /metrics                            none [1]     Prometheus exposition (no secrets, bounded labels)
 POST /hooks/{provider}                   signature    github, gitlab, gitea, forgejo, bitbucket, generic
 GET  /api/v1/targets[/{name}], /plans    status token read-only status, history, audit, held plans
 POST /api/v1/targets/{name}/{call}       admin token  sync, approve, pause, resume (audited)
 =======================================  ===========  ==============================================
+
+[1] a status token with ``server.metrics_require_token: true``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from setpoint.server import status_api
-from setpoint.server.auth import Caller, TokenAuth
+from setpoint.server.auth import STATUS, Caller, TokenAuth
 from setpoint.server.http import json_response, read_body
 from setpoint.server.receiver import WebhookReceiver
 from setpoint.server.webhooks import PROVIDERS
@@ -57,6 +59,7 @@ class AppContext:
     receiver: WebhookReceiver
     metrics: MetricsPlugin | None
     max_body: int
+    metrics_require_token: bool = False
 
     def caller(self, request: Request) -> Caller | None:
         return self.auth.identify(request.headers.get("authorization"))
@@ -87,6 +90,10 @@ def build_app(ctx: AppContext) -> Starlette:
         return json_response({"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503)
 
     async def metrics(request: Request) -> Response:
+        if ctx.metrics_require_token:
+            denied = ctx.deny(request, STATUS)
+            if denied is not None:
+                return denied
         if ctx.metrics is None:
             return PlainTextResponse("metrics plugin not loaded\n", 404)
         data = await run_in_threadpool(ctx.metrics.exposition)
@@ -124,4 +131,4 @@ def make_context(engine: Engine, loops: Loops | None) -> AppContext:
     receiver = WebhookReceiver(engine, wake_source)
     plugin = engine.registry.pm.get_plugin("metrics")
     metrics = plugin if isinstance(plugin, MetricsPlugin) else None
-    return AppContext(engine, loops, auth, receiver, metrics, server.max_body_bytes)
+    return AppContext(engine, loops, auth, receiver, metrics, server.max_body_bytes, server.metrics_require_token)
