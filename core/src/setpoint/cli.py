@@ -489,7 +489,8 @@ def plugins(output: str) -> None:
     for column in ("PLUGIN", "DISTRIBUTION", "VERSION", "PROVIDES", "HOOKS", "STATUS"):
         table.add_column(column)
     for p in records:
-        provides = ", ".join([f"kind:{k}" for k in p["kinds"]] + [f"decryptor:{d}" for d in p["decryptors"]]) or "-"
+        provides = ", ".join([f"kind:{k}" for k in p["kinds"]] + [f"decryptor:{d}" for d in p["decryptors"]]
+                             + [f"notifier:{n}" for n in p["notifiers"]]) or "-"
         state = f"[red]failed: {p['error']}[/]" if p["error"] else ("built-in" if p["builtin"] else "loaded")
         table.add_row(p["name"], p["distribution"], p["version"], provides, ", ".join(p["hooks"]) or "-", state)
     console.print(table)

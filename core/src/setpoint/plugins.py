@@ -45,14 +45,16 @@ class PluginRecord:
     builtin: bool = False
     kinds: list[str] = field(default_factory=list)
     decryptors: list[str] = field(default_factory=list)
+    #: Notifier kinds (validated and built when ``setpoint run`` starts its notifications).
+    notifiers: list[str] = field(default_factory=list)
     hooks: list[str] = field(default_factory=list)
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "distribution": self.distribution, "version": self.version, "module": self.module,
-            "builtin": self.builtin, "kinds": self.kinds, "decryptors": self.decryptors, "hooks": self.hooks,
-            "error": self.error,
+            "builtin": self.builtin, "kinds": self.kinds, "decryptors": self.decryptors, "notifiers": self.notifiers,
+            "hooks": self.hooks, "error": self.error,
         }
 
 
@@ -140,7 +142,21 @@ def _register(registry: Registry, record: PluginRecord, plugin: ModuleType | obj
     registry.decryptors.update(decryptors)
     record.kinds = sorted(kinds)
     record.decryptors = sorted(decryptors)
+    record.notifiers = _notifier_kinds(pm, plugin)
     record.hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
+
+
+def _notifier_kinds(pm: pluggy.PluginManager, plugin: ModuleType | object) -> list[str]:
+    """The notifier kinds a plugin registers, for listings only: a bad registration is reported
+    when notifications start (setpoint.builtin.notify.setup), not here."""
+    found: list[str] = []
+    caller = pm.subset_hook_caller("setpoint_register_notifiers",
+                                   remove_plugins=[p for p in pm.get_plugins() if p is not plugin])
+    try:
+        caller(register=lambda cls: found.append(str(getattr(cls, "kind", "?"))))
+    except Exception:  # noqa: BLE001 - a listing must not fail a plugin that loaded
+        return []
+    return sorted(found)
 
 
 def _declared_kinds(entry_point: metadata.EntryPoint) -> list[str]:
