@@ -76,12 +76,14 @@ class Applier:
                 with os.fdopen(fd, "w") as handle:
                     json.dump(reveal_all(project.model), handle)
                 base = self.cli.project_args(self.stable_root / self.settings.project_directory, [path])
+                built = {name for name, svc in (project.model.get("services") or {}).items() if svc.get("build")}
                 if force:
-                    self._up(base, force, scratch, force_recreate=True, yes=approve_volumes, remove_orphans=False)
+                    self._up(base, force, scratch, force_recreate=True, yes=approve_volumes, remove_orphans=False,
+                             build=bool(built & set(force)))
                 rest = [] if whole_project else [s for s in services if s not in force]
                 if whole_project or rest:
                     self._up(base, rest, scratch, force_recreate=False, yes=approve_volumes,
-                             remove_orphans=remove_orphans)
+                             remove_orphans=remove_orphans, build=bool(built & set(rest)) or (whole_project and bool(built)))
         except SetpointError as exc:
             for change in ups:
                 result.failed[change.key] = safe_error(exc)
@@ -90,8 +92,12 @@ class Applier:
         return result
 
     def _up(self, base: list[str], services: list[str], cwd: Path, *, force_recreate: bool, yes: bool,
-            remove_orphans: bool) -> None:
+            remove_orphans: bool, build: bool = False) -> None:
         args = [*base, "up", "--detach", "--no-color", "--quiet-pull"]
+        if build:
+            # the image of a `build:` service is rebuilt from the commit (the build cache keeps an
+            # unchanged context cheap); without it Compose would reuse the image it already has
+            args.append("--build")
         if yes:
             args.append("--yes")  # only for an approved volume recreation (see the module docstring)
         if force_recreate:

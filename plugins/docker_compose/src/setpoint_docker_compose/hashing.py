@@ -26,6 +26,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 CONTENT_LABEL = "io.setpoint.content"
+#: Fingerprint of a service's build context (and Dockerfile) in Git: a label, so a change to them
+#: changes the service's config hash and Compose rebuilds and recreates it (up --build).
+BUILD_LABEL = "io.setpoint.build"
 TARGET_LABEL = "io.setpoint.target"
 
 

@@ -19,6 +19,7 @@ from setpoint.errors import RenderError
 from setpoint.secrets import Secret, iter_secrets, reveal_all
 from setpoint_docker_compose.compose import ComposeCli
 from setpoint_docker_compose.hashing import (
+    BUILD_LABEL,
     CONTENT_LABEL,
     TARGET_LABEL,
     content_key,
@@ -81,6 +82,9 @@ def render_project(tree: SourceTree, settings: ComposeSettings, cli: ComposeCli,
             labels[TARGET_LABEL] = cli.project
             if content_paths[name]:
                 labels[CONTENT_LABEL] = fingerprint(key, root, content_paths[name])
+            build_files = _build_files(tree, svc, stable_root)
+            if build_files is not None:
+                labels[BUILD_LABEL] = fingerprint(key, root, build_files)
             svc["labels"] = labels
         mounted = {p for paths in content_paths.values() for p in paths}
         kept = _tree_files(tree, root, mounted)
@@ -123,6 +127,25 @@ def _content_paths(model: dict[str, Any], service: dict[str, Any], stable_root: 
                 sources.append(spec["file"])
     root = str(stable_root)
     return sorted({s[len(root) + 1:] for s in sources if s.startswith(root + "/")})
+
+
+def _build_files(tree: SourceTree, service: dict[str, Any], stable_root: Path) -> list[str] | None:
+    """The Git files of a service's build context and its Dockerfile (None: no ``build``). Compose
+    does not hash them, and ``up`` reuses an image it already has, so without this a commit that
+    only changes the Dockerfile would never be deployed. Encrypted files are left out: a build
+    context is sent to the daemon and may end up in an image, so setpoint never decrypts into it."""
+    build = service.get("build")
+    if not isinstance(build, dict):
+        return None
+    root = str(stable_root)
+    prefixes = []
+    for path in (build.get("context"), build.get("dockerfile")):
+        if isinstance(path, str) and (path == root or path.startswith(root + "/")):
+            prefixes.append(path[len(root) + 1:])
+    if not prefixes:
+        return []  # a context outside the repository (a URL, another folder): nothing of ours to watch
+    return sorted(f for f in tree.files() if not tree.is_encrypted(f)
+                  and any(p == "" or f == p or f.startswith(p + "/") for p in prefixes))
 
 
 def _tree_files(tree: SourceTree, root: Path, mounted: set[str]) -> dict[str, bytes | Secret[bytes]]:
