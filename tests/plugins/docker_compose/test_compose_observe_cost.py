@@ -44,6 +44,15 @@ class CountingClient:
         return getattr(self._client, name)
 
 
+def _deployed(env: ComposeEnv, image: str, web_replicas: int = 1) -> Any:
+    """An engine whose target deployed the two-service project."""
+    env.repo.commit({"app/compose.yaml": two_services(image, web_replicas=web_replicas), "app/app.env": "MODE=a\n"},
+                    "v1")
+    engine = env.engine()
+    assert engine.reconcile("app").sync == SyncStatus.SYNCED
+    return engine
+
+
 def _counting(engine: Any) -> CountingApi:
     driver = engine.runners["app"].driver
     counting = CountingClient(driver.client)
@@ -54,9 +63,7 @@ def _counting(engine: Any) -> CountingApi:
 @pytest.mark.docker
 def test_noop_observe_lists_and_inspects_nothing(compose_env: ComposeEnv, test_image: str) -> None:
     env = compose_env
-    env.repo.commit({"app/compose.yaml": two_services(test_image, web_replicas=2), "app/app.env": "MODE=a\n"}, "v1")
-    engine = env.engine()
-    assert engine.reconcile("app").sync == SyncStatus.SYNCED
+    engine = _deployed(env, test_image, web_replicas=2)
     assert engine.reconcile("app").sync == SyncStatus.SYNCED  # fills the cache
     api = _counting(engine)
 
@@ -75,9 +82,7 @@ def test_noop_observe_lists_and_inspects_nothing(compose_env: ComposeEnv, test_i
 @pytest.mark.docker
 def test_event_named_replica_is_inspected_even_when_listed_running(compose_env: ComposeEnv, test_image: str) -> None:
     env = compose_env
-    env.repo.commit({"app/compose.yaml": two_services(test_image), "app/app.env": "MODE=a\n"}, "v1")
-    engine = env.engine()
-    assert engine.reconcile("app").sync == SyncStatus.SYNCED
+    engine = _deployed(env, test_image)
     driver = engine.runners["app"].driver
     api = _counting(engine)
     web = env.containers("web")[0]
@@ -100,9 +105,7 @@ def test_event_named_replica_is_inspected_even_when_listed_running(compose_env: 
 def test_replica_recreated_by_hand_with_other_env_is_seen(compose_env: ComposeEnv, test_image: str) -> None:
     """A hand-made copy under a new id: a new id is never served from the cache."""
     env = compose_env
-    env.repo.commit({"app/compose.yaml": two_services(test_image), "app/app.env": "MODE=a\n"}, "v1")
-    engine = env.engine()
-    assert engine.reconcile("app").sync == SyncStatus.SYNCED
+    engine = _deployed(env, test_image)
     assert engine.reconcile("app").sync == SyncStatus.SYNCED
     old = env.containers("worker")[0]
     old.reload()

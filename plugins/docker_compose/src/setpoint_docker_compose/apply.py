@@ -79,11 +79,11 @@ class Applier:
                 built = {name for name, svc in (project.model.get("services") or {}).items() if svc.get("build")}
                 if force:
                     self._up(base, force, scratch, force_recreate=True, yes=approve_volumes, remove_orphans=False,
-                             build=bool(built & set(force)))
+                             build=bool(built.intersection(force)))
                 rest = [] if whole_project else [s for s in services if s not in force]
                 if whole_project or rest:
                     self._up(base, rest, scratch, force_recreate=False, yes=approve_volumes,
-                             remove_orphans=remove_orphans, build=bool(built & set(rest)) or (whole_project and bool(built)))
+                             remove_orphans=remove_orphans, build=bool(built.intersection(rest or built)))
         except SetpointError as exc:
             for change in ups:
                 result.failed[change.key] = safe_error(exc)

@@ -27,6 +27,19 @@ class _Settings(BaseModel):
 
 
 class HTTPNotifier(Notifier):
+    #: Set by setpoint.builtin.notify.setup before the first send (relative paths need the config folder).
+    base_dir: Path = Path(".")
+
+    def _credential(self, file: Path | None, env: str | None, what: str) -> Secret[str]:
+        """A credential from its file or variable, read at the first send and kept; from then on
+        the scrubber blanks its value wherever it might appear."""
+        cache: dict[str, Secret[str]] = self.__dict__.setdefault("_credentials", {})
+        if what not in cache:
+            value = read_credential(file, env, self.base_dir)
+            register_known_values([value])
+            cache[what] = Secret(value, f"notifier {self.name} {what}")
+        return cache[what]
+
     def _client(self) -> httpx.Client:
         client = getattr(self, "_http", None)
         if client is None:
@@ -94,18 +107,12 @@ def sign(key: bytes, timestamp: str, body: bytes) -> str:
 class WebhookNotifier(HTTPNotifier):
     kind = "webhook"
     Settings = WebhookSettings
-    #: Set by setpoint.builtin.notify.setup before the first send (relative paths need the config folder).
-    base_dir: Path = Path(".")
 
     def _key(self) -> Secret[str] | None:
         settings: WebhookSettings | None = self.settings
         if settings is None or (settings.signing_secret_file is None and settings.signing_secret_env is None):
             return None
-        if getattr(self, "_signing_key", None) is None:
-            value = read_credential(settings.signing_secret_file, settings.signing_secret_env, self.base_dir)
-            register_known_values([value])
-            self._signing_key = Secret(value, "notifier signing secret")
-        return self._signing_key
+        return self._credential(settings.signing_secret_file, settings.signing_secret_env, "signing secret")
 
     def send(self, notification: Notification) -> None:
         body = json.dumps({"source": "setpoint", "version": 1, **notification.to_record()}, sort_keys=True).encode()

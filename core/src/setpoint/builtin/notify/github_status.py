@@ -17,8 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from setpoint.api import Notification
 from setpoint.builtin.notify.builtin import HTTPNotifier
-from setpoint.opsconfig import read_credential
-from setpoint.secrets import Secret, register_known_values
 
 #: GitHub caps a status description at 140 characters.
 DESCRIPTION_LIMIT = 140
@@ -51,16 +49,6 @@ class GitHubStatusNotifier(HTTPNotifier):
     kind = "github_status"
     Settings = GitHubStatusSettings
     needs_url = False
-    #: Set by setpoint.builtin.notify.setup before the first send (relative paths need the config folder).
-    base_dir: Path = Path(".")
-
-    def _token(self) -> Secret[str]:
-        if getattr(self, "_token_value", None) is None:
-            settings: GitHubStatusSettings = self.settings
-            value = read_credential(settings.token_file, settings.token_env, self.base_dir)
-            register_known_values([value])
-            self._token_value = Secret(value, f"notifier {self.name} token")
-        return self._token_value
 
     def send(self, notification: Notification) -> None:
         if notification.revision is None or not _SHA.match(notification.revision):
@@ -74,10 +62,11 @@ class GitHubStatusNotifier(HTTPNotifier):
                 "description": description[:DESCRIPTION_LIMIT]}
         if settings.target_url:
             body["target_url"] = settings.target_url
+        token = self._credential(settings.token_file, settings.token_env, "token")
         response = self._client().post(
             f"{settings.api_url.rstrip('/')}/repos/{settings.repository}/statuses/{sha}",
             content=json.dumps(body).encode(),
-            headers={"Authorization": f"Bearer {self._token().reveal()}", "Accept": "application/vnd.github+json",
+            headers={"Authorization": f"Bearer {token.reveal()}", "Accept": "application/vnd.github+json",
                      "X-GitHub-Api-Version": "2022-11-28", "Content-Type": "application/json"})
         response.raise_for_status()
 
