@@ -123,6 +123,9 @@ class ConformanceAdapter(ABC):
     plugins: ClassVar[tuple[object, ...]] = ()
     #: Seconds a live change may take to become visible to ``read_live`` (eventually consistent systems).
     settle_seconds: ClassVar[float] = 0.0
+    #: Glob patterns (relative to setpoint's state folder) of files where the kind's own tool keeps
+    #: secrets in clear by design (Terraform state); the canary test does not scan them.
+    secrets_kept_by_design: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def settings(self) -> dict[str, Any]:
@@ -166,7 +169,7 @@ class ConformanceAdapter(ABC):
         """Create a resource outside setpoint, where the driver would see it (setpoint must never prune it)."""
 
     def secret_locations(self) -> list[Path]:
-        """Files or folders besides the state database where a leak would matter (scanned for the canary)."""
+        """Files or folders outside setpoint's state folder where a leak would matter (scanned for the canary)."""
         return []
 
     def cleanup(self) -> None:  # noqa: B027 - optional, empty by default
@@ -361,9 +364,12 @@ class TargetConformance:
 
         places: dict[str, bytes] = {"log": caplog.text.encode(),
                                     "outcomes": "\n".join(repr(o) for o in outcomes).encode()}
-        for path in [*harness.workdir.joinpath("state").glob("state.db*"), *harness.adapter.secret_locations()]:
+        state = harness.workdir / "state"
+        exempt = {p for pattern in harness.adapter.secrets_kept_by_design for p in state.glob(pattern)}
+        for path in [state, *harness.adapter.secret_locations()]:
             for file in ([path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]):
-                places[str(file)] = file.read_bytes()
+                if not (file in exempt or exempt.intersection(file.parents)):
+                    places[str(file)] = file.read_bytes()
         leaks = [where for where, data in places.items() if CANARY.encode() in data]
         assert not leaks, f"the canary secret leaked into: {leaks}"
 
