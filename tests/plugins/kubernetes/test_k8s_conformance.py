@@ -48,7 +48,8 @@ class KubernetesAdapter(ConformanceAdapter):
     def read_live(self) -> dict[str, str]:
         live = {cm.metadata.name: (cm.data or {}).get("value", "")
                 for cm in self.core.list_namespaced_config_map(self.namespace).items
-                if cm.metadata.name != "kube-root-ca.crt"}
+                if cm.metadata.name != "kube-root-ca.crt"
+                and not cm.metadata.name.startswith("setpoint-inventory-")}  # setpoint's own record
         for secret in self.core.list_namespaced_secret(self.namespace).items:
             if secret.type == "Opaque":
                 live[secret.metadata.name] = base64.b64decode((secret.data or {}).get("value", "")).decode()

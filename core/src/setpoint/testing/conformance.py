@@ -26,6 +26,7 @@ import binascii
 import logging
 import threading
 import time
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -44,8 +45,9 @@ from . import GitRepo, make_engine, write_config
 
 #: The target's folder in the suite's Git repository.
 TARGET_PATH = "target"
-#: The target's name in the suite's setpoint.yaml.
-TARGET_NAME = "conformance"
+#: The prefix of the target's name in the suite's setpoint.yaml (each test adds a random suffix, so tests
+#: sharing one live system, such as a cluster, never see each other's objects as their own).
+TARGET_PREFIX = "conformance-"
 #: Files that start with this marker are "encrypted" for the suite's own decryptor (base64 of the clear text).
 ENCRYPTED_MARKER = b"SETPOINT-CONFORMANCE-ENC:"
 #: A value that must reach the live system and appear nowhere else.
@@ -185,6 +187,7 @@ class Harness:
     repo: GitRepo = field(init=False)
     config_path: Path = field(init=False)
     engine: Any = field(init=False, default=None)
+    name: str = field(init=False, default_factory=lambda: TARGET_PREFIX + uuid.uuid4().hex[:8])
     _committed: set[str] = field(init=False, default_factory=set)
 
     def __post_init__(self) -> None:
@@ -193,7 +196,7 @@ class Harness:
 
     def start(self, first_files: Mapping[str, str | bytes], **target: Any) -> str:
         sha = self.commit_files(first_files, "first")
-        spec = {"name": TARGET_NAME, "kind": self.adapter.kind, "path": TARGET_PATH, "prune": True,
+        spec = {"name": self.name, "kind": self.adapter.kind, "path": TARGET_PATH, "prune": True,
                 "deletion_budget": {"max_count": 100, "max_percent": 100},
                 self.adapter.kind: self.adapter.settings(), **self.adapter.target_options(), **target}
         write_config(self.workdir, self.repo.path, [spec])
@@ -213,7 +216,7 @@ class Harness:
         return self.repo.commit(change, message)
 
     def sync(self) -> Outcome:
-        outcome: Outcome = self.engine.reconcile(TARGET_NAME)
+        outcome: Outcome = self.engine.reconcile(self.name)
         return outcome
 
     def live(self) -> dict[str, str]:
