@@ -1,5 +1,5 @@
 """Shared test configuration. The core's helpers (GitRepo, FakePlugin, fixtures) come from
-setpoint.testing, which is also a pytest plugin for plugin authors."""
+setpoint.testing, an opt-in pytest plugin for plugin authors (loaded here with pytest_plugins)."""
 
 import sys
 from pathlib import Path
@@ -8,4 +8,4 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent / "core"))
 
 # real services (Docker, Kubernetes, Terraform, sops) as fixtures: tests/service_fixtures.py
-pytest_plugins = ["service_fixtures"]
+pytest_plugins = ["service_fixtures", "setpoint.testing"]

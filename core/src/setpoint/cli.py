@@ -542,6 +542,27 @@ def secrets_check(config_path: str | None, path: Path | None, output: str) -> No
     sys.exit(EXIT_FAILED if any(not r.ok for r in results) else EXIT_OK)
 
 
+@main.group()
+def plugin() -> None:
+    """Write new plugins (see docs/writing-plugins.md)."""
+
+
+@plugin.command("new")
+@click.argument("name")
+@click.option("--directory", default=".", show_default=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Where to create the setpoint-NAME folder.")
+def plugin_new(name: str, directory: Path) -> None:
+    """Write a working skeleton distribution for a new target kind NAME, with its conformance test."""
+    from setpoint.scaffold import ScaffoldError, write_skeleton
+
+    try:
+        folder = write_skeleton(name, directory)
+    except ScaffoldError as exc:
+        _fail(str(exc))
+    click.echo(f"wrote {folder}/")
+    click.echo(f"  cd {folder} && pip install -e '.[test]' && pytest")
+
+
 @main.command()
 @click.argument("directory", default="setpoint-demo", type=click.Path(path_type=Path))
 @click.option("--once", is_flag=True, help="Reconcile once and exit instead of running continuously.")

@@ -58,6 +58,8 @@ class EventWatcher:
                 self._client = self.make_client()
                 self._stream = self._client.events(decode=True, filters={
                     "type": "container", "label": f"{PROJECT}={self.project}"})
+                if self._stop.is_set():  # stop() ran while we connected: it may have missed this stream
+                    return
                 self.connected.set()
                 if not first:
                     self.log.info("Docker events stream for project %s reconnected", self.project)
