@@ -545,12 +545,16 @@ def secrets_check(config_path: str | None, path: Path | None, output: str) -> No
 @main.command()
 @click.argument("directory", default="setpoint-demo", type=click.Path(path_type=Path))
 @click.option("--once", is_flag=True, help="Reconcile once and exit instead of running continuously.")
-def demo(directory: Path, once: bool) -> None:
+@click.option("--listen", default=None, help="host:port of the status API and metrics (default 127.0.0.1:9464, "
+              "or a free port when that one is taken).")
+def demo(directory: Path, once: bool, listen: str | None) -> None:
     """Create (if needed) a demo Git repo + setpoint.yaml in DIRECTORY with a `files` target, and run it."""
     from setpoint.demo import create_demo
 
-    config_path = create_demo(directory)
+    config_path, address = create_demo(directory, listen)
     click.echo(f"demo ready in {directory}/: repository {directory}/repo, config {config_path}")
+    if address and not once:
+        click.echo(f"  status API and metrics on http://{address} (/api/v1/targets, /metrics)")
     click.echo(f"  live files are written to {directory}/live; edit one by hand and watch it revert")
     click.echo(f"  commit to {directory}/repo to deploy; 'setpoint -c {config_path} audit' shows what happened")
     ctx = click.get_current_context()
