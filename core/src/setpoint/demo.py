@@ -18,7 +18,9 @@ DEMO_FILES = {
 }
 
 DEMO_CONFIG = """\
+# yaml-language-server: $schema=./setpoint.schema.json
 # A demo: the files under hosts/web/etc in ./repo are kept in ./live.
+# setpoint.schema.json (from `setpoint schema`) gives editors completion and checks for every setting.
 sources:
   demo:
     url: ./repo
