@@ -482,11 +482,8 @@ def sops_env(tmp_path_factory: pytest.TempPathFactory) -> SopsEnv:
     )
 
 
-def shared_dir() -> Path:
-    """The project's shared/ folder (beside the repository, also in CI); SETPOINT_SHARED overrides."""
-    if os.environ.get("SETPOINT_SHARED"):
-        return Path(os.environ["SETPOINT_SHARED"])
-    return REPO_ROOT.parent / "shared"
+#: Real SOPS files with their throwaway keys, kept in the repository (tests/data/sops-vectors/README.md).
+SOPS_VECTORS = REPO_ROOT / "tests" / "data" / "sops-vectors"
 
 
 __all__ = [
@@ -497,6 +494,6 @@ __all__ = [
     "require_service",
     "service_unavailable",
     "services_env",
-    "shared_dir",
+    "SOPS_VECTORS",
 ]
 

@@ -22,7 +22,7 @@ build_etcd() {
   # `go install` is refused; every etcd sub-module is published at the same tag: a bare wrapper suffices.
   go mod init etcd-test-bin >/dev/null 2>&1
   go get -tool "go.etcd.io/etcd/server/v3@v$ETCD_VERSION"
-  "${NICE[@]}" go build -p "$GOBUILD_P" -ldflags "-s -w" -o "$ETCD_DIR/bin/etcd" go.etcd.io/etcd/server/v3
+  "${NICE[@]}" go build -v -p "$GOBUILD_P" -ldflags "-s -w" -o "$ETCD_DIR/bin/etcd" go.etcd.io/etcd/server/v3
   local v; v=$("$ETCD_DIR/bin/etcd" --version); echo "${v%%$'\n'*}"
   echo "etcd $ETCD_VERSION built in $(( $(ts) - t0 ))s"
   touch "$ETCD_DIR/.done"
@@ -50,7 +50,8 @@ build_k8s() {
   local V=k8s.io/component-base/version C=k8s.io/client-go/pkg/version
   local ldx="-X $V.gitVersion=v$K8S_VERSION -X $V.gitMajor=1 -X $V.gitMinor=$minor -X $V.gitTreeState=clean"
   ldx="$ldx -X $C.gitVersion=v$K8S_VERSION -X $C.gitMajor=1 -X $C.gitMinor=$minor"
-  "${NICE[@]}" go build -p "$GOBUILD_P" -ldflags "-s -w $ldx" -o "$K8S_DIR/bin/" \
+  # -v names each package as it is compiled: dev/services prints the count as a heartbeat
+  "${NICE[@]}" go build -v -p "$GOBUILD_P" -ldflags "-s -w $ldx" -o "$K8S_DIR/bin/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
   "$K8S_DIR/bin/kube-apiserver" --version
   echo "kubernetes $K8S_VERSION built in $(( $(ts) - t0 ))s"

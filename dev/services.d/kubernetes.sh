@@ -16,11 +16,19 @@ k8s_install() {
     log "kubernetes: building kube-apiserver/kube-controller-manager $K8S_VERSION and etcd $ETCD_VERSION from the Go module proxy"
     log "kubernetes: this takes a long time on a cold machine (see docs/development.md); progress in $logf"
     go_env
+    # A heartbeat while Go compiles (~15-30 min cold, silent otherwise): elapsed time and packages built so far.
+    local t0 beat; t0=$(now)
+    ( while sleep 60; do
+        log "kubernetes: still building ($(( $(now) - t0 ))s, $(grep -c '^[a-z0-9.-]*/' "$logf" 2>/dev/null || echo 0) packages compiled; log $logf)"
+      done ) &
+    beat=$!
     if ! with_lock k8s-build env K8S_VERSION="$K8S_VERSION" ETCD_VERSION="$ETCD_VERSION" \
          "$SERVICES_D/build-k8s.sh" all >>"$logf" 2>&1; then
+      kill "$beat" 2>/dev/null
       tail -30 "$logf" >&2
       die "building the Kubernetes control plane failed; full log: $logf (see docs/development.md, 'When a build fails')"
     fi
+    kill "$beat" 2>/dev/null
     grep -E 'built in|cached in' "$logf" | tail -2 | sed 's/^/[services] kubernetes: /'
   fi
   link_bin "$K8S_BIN_DIR/kube-apiserver"

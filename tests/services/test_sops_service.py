@@ -8,19 +8,14 @@ import subprocess
 import pytest
 import yaml
 
-from service_fixtures import in_ci, shared_dir
+from service_fixtures import SOPS_VECTORS
 
 pytestmark = pytest.mark.sops
 
 
 def vectors():
-    d = shared_dir() / "vectors" / "sops"
-    if not d.is_dir():
-        msg = f"sops test vectors not found at {d} (set SETPOINT_SHARED to the shared/ folder)"
-        if in_ci():
-            pytest.fail(msg, pytrace=False)
-        pytest.skip(msg)
-    return d
+    assert SOPS_VECTORS.is_dir(), f"the SOPS vectors are missing from the repository ({SOPS_VECTORS})"
+    return SOPS_VECTORS
 
 
 def test_decrypt_age_vector(sops_env):

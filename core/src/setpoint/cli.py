@@ -26,6 +26,7 @@ from rich.table import Table
 
 from setpoint import __version__
 from setpoint.api import Outcome, SyncStatus
+from setpoint.completion import SHELLS, complete_targets, completion_script
 from setpoint.config import ConfigProblems, load_config
 from setpoint.durations import format_duration, parse_duration
 from setpoint.errors import SetpointError
@@ -182,7 +183,7 @@ def _sync_style(value: str) -> str:
 
 @main.command()
 @common
-@click.argument("targets", nargs=-1)
+@click.argument("targets", nargs=-1, shell_complete=complete_targets)
 @click.option("--dry-run", is_flag=True, help="Compute and show the plan; apply nothing.")
 @output_option
 def sync(config_path: str | None, targets: tuple[str, ...], dry_run: bool, output: str) -> None:
@@ -212,7 +213,7 @@ class _null:
 
 @main.command()
 @common
-@click.argument("target")
+@click.argument("target", shell_complete=complete_targets)
 @output_option
 def diff(config_path: str | None, target: str, output: str) -> None:
     """Show what a sync of TARGET would change (drift marked). Exit 1 if anything differs."""
@@ -325,7 +326,7 @@ AUDIT_ACTIONS = ("apply", "revert-drift", "drift-detected", "drift-resolved", "h
 @common
 @click.option("--since", help="Start of the window: '2026-11-19 14:00' (local time), ISO 8601, or '3h' (ago).")
 @click.option("--until", help="End of the window (exclusive); default now.")
-@click.option("--target", "target", help="Only this target.")
+@click.option("--target", "target", help="Only this target.", shell_complete=complete_targets)
 @click.option("--action", "actions", multiple=True, type=click.Choice(AUDIT_ACTIONS), help="Only these actions.")
 @output_option
 def audit(config_path: str | None, since: str | None, until: str | None, target: str | None,
@@ -388,7 +389,7 @@ def _field_lines(fields: list[dict[str, Any]]) -> list[str]:
 
 @main.command()
 @common
-@click.argument("target")
+@click.argument("target", shell_complete=complete_targets)
 @click.option("--limit", default=20, show_default=True)
 @output_option
 def history(config_path: str | None, target: str, limit: int, output: str) -> None:
@@ -414,7 +415,7 @@ def history(config_path: str | None, target: str, limit: int, output: str) -> No
 
 @main.command()
 @common
-@click.argument("target")
+@click.argument("target", shell_complete=complete_targets)
 @click.option("--reason", required=True, help="Why (recorded in status and the audit log).")
 @click.option("--for", "duration", help="Resume by itself after this long (e.g. 2h).")
 @click.option("--by", default=None, help="Who pauses (default $SETPOINT_ACTOR or user@host).")
@@ -434,7 +435,7 @@ def pause(config_path: str | None, target: str, reason: str, duration: str | Non
 
 @main.command()
 @common
-@click.argument("target")
+@click.argument("target", shell_complete=complete_targets)
 @click.option("--by", default=None, help="Who resumes (default $SETPOINT_ACTOR or user@host).")
 def resume(config_path: str | None, target: str, by: str | None) -> None:
     """Resume applying to TARGET."""
@@ -450,7 +451,7 @@ def resume(config_path: str | None, target: str, by: str | None) -> None:
 
 @main.command()
 @common
-@click.argument("target")
+@click.argument("target", shell_complete=complete_targets)
 @click.argument("plan_id")
 @click.option("--by", default=None, help="Who approves (default $SETPOINT_ACTOR or user@host).")
 @click.option("--now", "apply_now", is_flag=True, help="Reconcile TARGET right away in this process.")
@@ -513,6 +514,28 @@ def validate(config_path: str | None) -> None:
     click.echo("configuration is valid")
 
 
+@main.command()
+@click.argument("shell", type=click.Choice(SHELLS))
+def completion(shell: str) -> None:
+    """Print the completion script for SHELL (commands, options and target names).
+
+    \b
+    bash:  eval "$(setpoint completion bash)"      (in ~/.bashrc)
+    zsh:   eval "$(setpoint completion zsh)"       (in ~/.zshrc)
+    fish:  setpoint completion fish > ~/.config/fish/completions/setpoint.fish
+    """
+    click.echo(completion_script(shell, main))
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of setpoint.yaml, with the settings of every installed kind and decryptor."""
+    from setpoint.plugins import get_plugin_manager
+    from setpoint.schema import config_schema
+
+    _emit_json(config_schema(get_plugin_manager()))
+
+
 @main.group()
 def secrets() -> None:
     """Encrypted files in the repository."""
@@ -527,8 +550,9 @@ def secrets_check(config_path: str | None, path: Path | None, output: str) -> No
     from setpoint.secret_check import check_path
 
     config = None
-    if config_path or os.path.exists("setpoint.yaml") or os.environ.get("SETPOINT_CONFIG"):
-        config = Context(config_path).config()
+    context = Context(config_path)  # -c before or after the command
+    if context.config_path or os.path.exists("setpoint.yaml") or os.environ.get("SETPOINT_CONFIG"):
+        config = context.config()
     results = check_path(path or Path("."), config)
     if output == "json":
         _emit_json([r.__dict__ for r in results])
@@ -566,12 +590,21 @@ def plugin_new(name: str, directory: Path) -> None:
 @main.command()
 @click.argument("directory", default="setpoint-demo", type=click.Path(path_type=Path))
 @click.option("--once", is_flag=True, help="Reconcile once and exit instead of running continuously.")
-def demo(directory: Path, once: bool) -> None:
+@click.option("--listen", default=None, help="host:port of the status API and metrics (default 127.0.0.1:9464, "
+              "or a free port when that one is taken).")
+def demo(directory: Path, once: bool, listen: str | None) -> None:
     """Create (if needed) a demo Git repo + setpoint.yaml in DIRECTORY with a `files` target, and run it."""
     from setpoint.demo import create_demo
 
-    config_path = create_demo(directory)
+    config_path, address = create_demo(directory, listen)
+    from setpoint.plugins import get_plugin_manager
+    from setpoint.schema import config_schema
+
+    # the editor schema the demo config points at, for the plugins installed here
+    (directory / "setpoint.schema.json").write_text(json.dumps(config_schema(get_plugin_manager()), indent=2) + "\n")
     click.echo(f"demo ready in {directory}/: repository {directory}/repo, config {config_path}")
+    if address and not once:
+        click.echo(f"  status API and metrics on http://{address} (/api/v1/targets, /metrics)")
     click.echo(f"  live files are written to {directory}/live; edit one by hand and watch it revert")
     click.echo(f"  commit to {directory}/repo to deploy; 'setpoint -c {config_path} audit' shows what happened")
     ctx = click.get_current_context()

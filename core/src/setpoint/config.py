@@ -25,11 +25,9 @@ from pydantic import (
     model_validator,
 )
 
-from setpoint.durations import parse_duration
+from setpoint.durations import Duration
 from setpoint.errors import ConfigError
 from setpoint.opsconfig import NotificationsConfig, ServerConfig
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$"
 DEFAULT_CONFIG = "setpoint.yaml"

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from setpoint.durations import parse_duration
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+from setpoint.durations import Duration
 
 #: Names of the notification events a notifier may subscribe to (docs/operations.md).
 NOTIFICATION_EVENTS = ("failed", "recovered", "drift_detected", "drift_repaired", "held", "paused", "resumed",

@@ -21,7 +21,7 @@ def _require(what: str, hint: str) -> None:
 @pytest.fixture(scope="session")
 def vectors() -> Path:
     if not (VECTORS / "index.json").is_file():
-        _require(f"the SOPS vectors ({VECTORS})", "set SETPOINT_SHARED_DIR to the shared/ folder")
+        pytest.fail(f"the SOPS vectors are missing from the repository ({VECTORS})")
     return VECTORS
 
 

@@ -15,21 +15,16 @@ from setpoint_sops_secrets.stores.yaml import compose_all, to_python
 REPO_ROOT = Path(__file__).resolve().parents[3]  # tests/plugins/sops_secrets/ -> repo root
 
 
-def shared_dir() -> Path:
-    """``../shared`` beside the repository (also in CI); SETPOINT_SHARED_DIR (or SETPOINT_SHARED) overrides."""
-    override = os.environ.get("SETPOINT_SHARED_DIR") or os.environ.get("SETPOINT_SHARED")
-    return Path(override) if override else (REPO_ROOT / ".." / "shared").resolve()
-
-
-VECTORS = shared_dir() / "vectors" / "sops"
+#: Real SOPS files with their throwaway keys, kept in the repository (tests/data/sops-vectors/README.md),
+#: so a fresh clone runs every test.
+VECTORS = REPO_ROOT / "tests" / "data" / "sops-vectors"
 
 
 def load_index() -> list[dict[str, Any]]:
-    """The vector index; empty when shared/ is absent (tests then skip, or fail under CI)."""
-    try:
-        return json.loads((VECTORS / "index.json").read_text())
-    except OSError:
-        return []
+    """The vector index (tests/data/sops-vectors/index.json); missing is an error, never an empty suite."""
+    index: list[dict[str, Any]] = json.loads((VECTORS / "index.json").read_text())
+    assert index, f"{VECTORS / 'index.json'} lists no vectors"
+    return index
 
 
 def parse_plain(fmt: str, content: bytes) -> Any:
@@ -61,7 +56,6 @@ def make_sops_yaml(values: dict[str, str], recipient: str, lastmodified: str = "
     so tests can hold a canary without the sops binary. Follows the format in shared/notes/sops.md."""
     import base64
     import hashlib
-    import os
 
     import pyrage
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM

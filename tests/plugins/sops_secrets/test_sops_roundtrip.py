@@ -241,3 +241,24 @@ def test_delegation_to_the_sops_binary(sops: Sops, sops_binary: str, monkeypatch
         decrypt_bytes(tampered, settings, path="d.yaml")
     with pytest.raises(SopsKeyError, match="set sops_binary"):
         decrypt_bytes(encrypted, SopsSettings(age_keys=[secret_key], use_environment=False), path="d.yaml")
+
+
+KEYSTORE_NAMES = ["keystore.jks", "certs/server.p12", "krb5.keytab", "ca.der", "blob.bin", "keystore.json",
+                  "secret.yaml"]
+
+
+@pytest.mark.parametrize("name", KEYSTORE_NAMES)
+def test_binary_payloads_round_trip_byte_for_byte(sops: Sops, name: str) -> None:
+    """Keystores, certificates and keytabs are arbitrary bytes (not UTF-8): the decryptor returns them
+    exactly, whatever the file is called (an envelope named *.json/*.yaml cannot hold a non-UTF-8 document)."""
+    from setpoint_sops_secrets.plugin import SopsDecryptor
+
+    payload = bytes(range(256)) * 8 + b"\xff\xfe\x00\xc3\x28"
+    secret_key, recipient = _identity()
+    encrypted = sops.encrypt(payload, "binary", "--age", recipient)
+    assert sops.decrypt(encrypted, "binary", {"SOPS_AGE_KEY": secret_key}) == payload
+    decryptor = SopsDecryptor(SopsSettings(age_keys=[secret_key], use_environment=False))
+    assert decryptor.detect(name, encrypted)
+    opened = decryptor.decrypt(name, encrypted)
+    assert opened.plaintext.reveal() == payload
+    assert opened.format == "binary" and opened.documents == []

@@ -36,7 +36,8 @@ def _bind(listen: str) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise SetpointError(f"server.listen {listen}: cannot bind ({exc.strerror or exc})") from None
+        raise SetpointError(f"server.listen {listen}: cannot bind ({exc.strerror or exc}); is another setpoint "
+                            "running? Set server.listen in setpoint.yaml to a free port (127.0.0.1:0 picks one)") from None
     sock.listen(128)
     sock.set_inheritable(True)
     return sock

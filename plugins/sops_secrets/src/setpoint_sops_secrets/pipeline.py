@@ -17,7 +17,7 @@ from setpoint_sops_secrets.keys import Keyring, NoDataKey, recover_data_key
 from setpoint_sops_secrets.keys.datakey import not_native_key
 from setpoint_sops_secrets.mac import MacMismatch, verify_mac
 from setpoint_sops_secrets.metadata import Metadata, parse_metadata
-from setpoint_sops_secrets.stores import FORMATS, STORES, ParsedFile, Store, detect_format
+from setpoint_sops_secrets.stores import FORMATS, STORES, ParsedFile, Store, detect_format, is_envelope
 from setpoint_sops_secrets.tree import LeafContext, LeafError
 
 log = logging.getLogger("setpoint_sops_secrets")
@@ -52,6 +52,23 @@ def _parse(relpath: str, content: bytes, store_format: str | None) -> tuple[str,
 
 
 def _walk_and_verify(
+    relpath: str, store_format: str, store: Store, parsed: ParsedFile, metadata: Metadata, data_key: bytes,
+    content: bytes,
+) -> tuple[str, list[Any], bytes]:
+    """Decrypt every value and verify the MAC; returns the store format actually used.
+
+    A binary-store envelope named like JSON or YAML (``keystore.json``) whose payload is not UTF-8
+    cannot be a JSON or YAML document: it is decrypted as the binary store, byte for byte."""
+    try:
+        return store_format, *_walk(relpath, store_format, store, parsed, metadata, data_key)
+    except SopsFormatError as exc:
+        if store_format not in ("json", "yaml") or "not valid UTF-8" not in str(exc) or not is_envelope(content):
+            raise
+    binary = STORES["binary"]
+    return "binary", *_walk(relpath, "binary", binary, binary.parse(content), metadata, data_key)
+
+
+def _walk(
     relpath: str, store_format: str, store: Store, parsed: ParsedFile, metadata: Metadata, data_key: bytes
 ) -> tuple[list[Any], bytes]:
     cipher = DataKeyCipher(data_key)
@@ -81,7 +98,8 @@ def decrypt(relpath: str, content: bytes, keyring: Keyring, store_format: str | 
         if exc.delegable and keyring.settings.sops_binary:
             return _delegate(relpath, content, store_format, metadata, keyring, exc)
         raise SopsKeyError(relpath, exc.reason) from None
-    documents, plaintext = _walk_and_verify(relpath, store_format, store, parsed, metadata, recovery.data_key)
+    store_format, documents, plaintext = _walk_and_verify(relpath, store_format, store, parsed, metadata,
+                                                          recovery.data_key, content)
     log.debug("decrypted %s (%s) with %s", relpath, store_format, ", ".join(recovery.keys_used))
     return Decrypted(store_format, documents, plaintext, recovery.keys_used, "native")
 
@@ -93,7 +111,8 @@ def decrypt_with_data_key(
     store_format, store, parsed, metadata = _parse(relpath, content, store_format)
     if len(data_key) != 32:
         raise SopsKeyError(relpath, "a sops data key is 32 bytes")
-    documents, plaintext = _walk_and_verify(relpath, store_format, store, parsed, metadata, data_key)
+    store_format, documents, plaintext = _walk_and_verify(relpath, store_format, store, parsed, metadata, data_key,
+                                                          content)
     return Decrypted(store_format, documents, plaintext, ("data-key",), "native")
 
 

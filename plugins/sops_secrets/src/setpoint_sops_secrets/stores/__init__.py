@@ -44,7 +44,7 @@ def detect_format(relpath: str, content: bytes) -> str | None:
             return "json"
         if name.endswith(_YAML_SUFFIXES):
             return "yaml"
-        return "binary" if _is_envelope(content) else "json"
+        return "binary" if is_envelope(content) else "json"
     if _YAML_META.search(content) and _YAML_FIELD.search(content):
         return "yaml"
     if _DOTENV_META.search(content):
@@ -54,7 +54,8 @@ def detect_format(relpath: str, content: bytes) -> str | None:
     return None
 
 
-def _is_envelope(content: bytes) -> bool:
+def is_envelope(content: bytes) -> bool:
+    """A JSON object holding exactly `data` and `sops`: the binary store's envelope."""
     import json
 
     try:
@@ -78,4 +79,4 @@ def format_from_name(relpath: str) -> str:
     return "binary"
 
 
-__all__ = ["FORMATS", "STORES", "ParsedFile", "Store", "detect_format", "format_from_name"]
+__all__ = ["FORMATS", "STORES", "ParsedFile", "Store", "detect_format", "format_from_name", "is_envelope"]
