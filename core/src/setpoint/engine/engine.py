@@ -15,12 +15,14 @@ from typing import Any
 from setpoint.api import HealthStatus, Outcome, SyncStatus, TargetInfo
 from setpoint.config import Config, config_line_index, validate_block
 from setpoint.engine.reconcile import Reconciler
+from setpoint.engine.run import RunResult
 from setpoint.engine.runner import TargetRunner
 from setpoint.errors import ConfigError, SetpointError, SourceError
 from setpoint.plugins import Registry, get_plugin_manager
 from setpoint.secrets import safe_error
 from setpoint.source.git import GitSource, PollResult
 from setpoint.state import HeldPlan, Pause, StateStore
+from setpoint.state.memory import StoredMemory
 
 log = logging.getLogger("setpoint.engine")
 
@@ -29,14 +31,11 @@ LOCK_TIMEOUT = 600.0
 
 
 class Engine:
-    def __init__(self, config: Config, registry: Registry | None = None, store: StateStore | None = None,
-                 *, poll_on_demand: bool = True) -> None:
+    def __init__(self, config: Config, registry: Registry | None = None, store: StateStore | None = None) -> None:
         self.config = config
         self.registry = registry or get_plugin_manager()
         self.state_dir = config.state_dir
         self.store = store or StateStore(config.state_path)
-        #: One-shot commands poll Git at every reconcile; the daemon's pollers do it on their own clock.
-        self.poll_on_demand = poll_on_demand
         self.sources = {name: GitSource(name, sc, self.state_dir / "cache", config.base_dir)
                         for name, sc in config.sources.items()}
         self.outputs: dict[str, dict[str, Any]] = {}
@@ -81,7 +80,8 @@ class Engine:
             runner.create_driver(cls, settings, self.state_dir, lambda reason, n=target.name: self.trigger(n, reason),
                                  lambda t=target: self.dependency_outputs(t),
                                  lambda resource, info=runner.info: self.registry.hook.setpoint_check_health(
-                                     target=info, resource=resource))
+                                     target=info, resource=resource),
+                                 StoredMemory(self.store, target.name))
         except Exception as exc:  # noqa: BLE001 - one bad target never stops the others
             runner.driver_error = safe_error(exc)
             log.error("target %s cannot run: %s", target.name, runner.driver_error)
@@ -92,6 +92,7 @@ class Engine:
             if runner.driver is not None:
                 try:
                     runner.driver.close()
+                    runner.memory.flush()  # what a driver remembered outside a reconcile
                 except Exception:  # noqa: BLE001
                     log.exception("closing target %s failed", runner.name)
         self.store.close()
@@ -122,14 +123,15 @@ class Engine:
                             (result.previous or "")[:12], result.head[:12])
         return result
 
-    def current_head(self, source_name: str) -> str:
-        """The head to reconcile to. A failed poll falls back to the last good head, never to nothing."""
+    def current_head(self, source_name: str, *, poll: bool = True) -> str:
+        """The head to reconcile to: polled now if ``poll`` (or never polled yet), else the last poll's.
+        A failed poll falls back to the last good head, never to nothing."""
         source = self.sources[source_name]
-        if self.poll_on_demand or source.head is None:
+        if poll or source.head is None:
             try:
                 self.poll(source_name)
             except SourceError:
-                fallback = source.head or source._stored_head()
+                fallback = source.last_good_head()
                 if fallback is None:
                     raise
                 log.warning("%s; using the last good revision %s", source.last_error, fallback[:12])
@@ -143,17 +145,24 @@ class Engine:
     # ------------------------------------------------------------------ reconcile
 
     def reconcile(self, name: str, trigger: str = "manual", dry_run: bool = False,
-                  lock_timeout: float = LOCK_TIMEOUT) -> Outcome:
+                  lock_timeout: float = LOCK_TIMEOUT, *, poll: bool = True) -> Outcome:
+        """Reconcile one target once; see :meth:`run_target` for the whole decision."""
+        return self.run_target(name, trigger, dry_run, lock_timeout, poll=poll).outcome
+
+    def run_target(self, name: str, trigger: str = "manual", dry_run: bool = False,
+                   lock_timeout: float = LOCK_TIMEOUT, *, poll: bool = True) -> RunResult:
+        """Reconcile one target once, under its run lock. ``poll``: ask Git for the head first
+        (one-shot commands); the daemon passes False because its pollers keep the head fresh."""
         runner = self.runner(name)
         with runner.exclusive(self.state_dir / "locks", lock_timeout):
-            outcome = Reconciler(self, runner).run(trigger, dry_run)
-        runner.last_outcome = outcome
+            result = Reconciler(self, runner).run(trigger, dry_run, poll=poll)
+        runner.last_result = result
         if not dry_run:
             try:
-                self.registry.hook.setpoint_reconcile_finished(outcome=outcome)
+                self.registry.hook.setpoint_reconcile_finished(outcome=result.outcome)
             except Exception:  # noqa: BLE001 - observers never break the loop
                 log.exception("a setpoint_reconcile_finished hook failed")
-        return outcome
+        return result
 
     def sync(self, names: Iterable[str] | None = None, dry_run: bool = False, trigger: str = "manual") -> list[Outcome]:
         """One pass over ``names`` (default: every target), dependencies first."""
@@ -167,11 +176,7 @@ class Engine:
             except SourceError as exc:
                 log.warning("%s; targets of this source use the last good revision", safe_error(exc))
         self.prime_revisions(wanted)
-        polling, self.poll_on_demand = self.poll_on_demand, False
-        try:
-            return [self.reconcile(name, trigger, dry_run) for name in self.ordered(wanted)]
-        finally:
-            self.poll_on_demand = polling
+        return [self.reconcile(name, trigger, dry_run, poll=False) for name in self.ordered(wanted)]
 
     def prime_revisions(self, names: Iterable[str]) -> None:
         """Resolve the revision of many targets with one history walk per source."""
@@ -207,10 +212,10 @@ class Engine:
     def unmet_dependencies(self, runner: TargetRunner, head: str) -> list[str]:
         waiting = []
         for dep in runner.target.depends_on:
-            status = self.store.status(dep) or {}
+            status = self.store.status(dep)
             same_source = self.config.target(dep).source == runner.target.source
-            ok = (status.get("sync") == SyncStatus.SYNCED.value and status.get("health") == HealthStatus.HEALTHY.value
-                  and not status.get("last_error") and (not same_source or status.get("applied_head") == head))
+            ok = (status is not None and status.sync == SyncStatus.SYNCED and status.health == HealthStatus.HEALTHY
+                  and not status.last_error and (not same_source or status.applied_head == head))
             if not ok:
                 waiting.append(dep)
         return waiting

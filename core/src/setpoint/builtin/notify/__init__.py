@@ -67,8 +67,8 @@ class NotifyPlugin:
             except (ValueError, TypeError):
                 log.warning("the stored notification memory is unreadable; starting afresh")
         for name, status in engine.store.all_status().items():
-            if status.get("consecutive_failures"):
-                policy.resume_from(name, int(status["consecutive_failures"]), status.get("revision"))
+            if status.consecutive_failures:
+                policy.resume_from(name, status.consecutive_failures, status.revision)
         dispatcher = Dispatcher(routes, policy, engine.emit, backoff=backoff)
         dispatcher.start()
         self.policy, self.dispatcher = policy, dispatcher
