@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from setpoint.api import HealthStatus, Outcome, SyncStatus, TargetInfo
-from setpoint.config import Config, config_line_index, validate_block
+from setpoint.config import Config, validate_block
+from setpoint.decryption import build_decryptors
 from setpoint.engine.reconcile import Reconciler
 from setpoint.engine.run import RunResult
 from setpoint.engine.runner import TargetRunner
@@ -52,14 +53,9 @@ class Engine:
                            loc: tuple[Any, ...] = ("secrets",)) -> list[Any]:
         """One instance of every registered decryptor, with the ``secrets:`` settings (and a
         target's overrides merged over them)."""
-        index = config_line_index(self.config.file)
-        decryptors = []
-        for name, cls in sorted(self.registry.decryptors.items()):
-            block = {**self.config.secrets.get(name, {}), **(overrides or {}).get(name, {})}
-            settings, problems = validate_block(cls.Settings, block, str(self.config.file), index, (*loc, name))
-            if problems:
-                raise ConfigError("\n".join(str(p) for p in problems))
-            decryptors.append(cls(settings))
+        decryptors, problems = build_decryptors(self.registry, self.config, overrides, loc)
+        if problems:
+            raise ConfigError("\n".join(str(p) for p in problems))
         return decryptors
 
     def decryptors_for(self, runner: TargetRunner) -> list[Any]:
