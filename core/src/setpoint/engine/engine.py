@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import ExitStack
 from typing import Any
 
 from setpoint.api import HealthStatus, Outcome, SyncStatus, TargetInfo
@@ -22,7 +23,7 @@ from setpoint.errors import ConfigError, SetpointError, SourceError
 from setpoint.plugins import Registry, get_plugin_manager
 from setpoint.secrets import safe_error
 from setpoint.source.git import GitSource, PollResult
-from setpoint.state import HeldPlan, Pause, StateStore
+from setpoint.state import AuditAction, HeldPlan, Pause, StateStore
 from setpoint.state.memory import StoredMemory
 
 log = logging.getLogger("setpoint.engine")
@@ -107,12 +108,10 @@ class Engine:
         self.emit("source_polled", None, {"source": source_name, "moved": result.moved,
                                           "seconds": time.monotonic() - started})
         if result.moved:
-            revision = source.revision(result.head)
-            self.store.record_revision(source_name, revision)
             self.emit("source_fetched", None, {"source": source_name, "head": result.head,
                                                "seconds": time.monotonic() - started})
             if result.forced:
-                self.store.audit("force-push", trigger="poll", revision=revision, details={
+                self.store.audit(AuditAction.FORCE_PUSH, trigger="poll", revision=source.revision(result.head), details={
                     "source": source_name, "previous_head": result.previous, "new_head": result.head,
                     "note": "the branch was rewritten: the previous head is not an ancestor of the new one"})
                 log.warning("source %s: branch was force-pushed (%s -> %s)", source_name,
@@ -137,6 +136,27 @@ class Engine:
 
     def source_error(self, source_name: str) -> str | None:
         return self.sources[source_name].last_error
+
+    def prune_trees(self, source_name: str) -> int | None:
+        """Remove the exported per-commit trees of ``source_name`` that no target needs: kept are the
+        revision each target last resolved, the one last applied, those of held plans and the one each
+        runner has rendered. Runs only while no target of the source is reconciling (in this or another
+        process: it takes every target's run lock without waiting); returns None when one was busy."""
+        names = [t.name for t in self.config.targets if t.source == source_name]
+        keep: set[str] = set()
+        for name, status in self.store.all_status().items():
+            if name in names:
+                keep.update(r for r in (status.revision, status.applied_revision) if r)
+        keep.update(h.revision for h in self.store.held_plans(None) if h.target in names and h.revision)
+        runners = [self.runners[n] for n in names if n in self.runners]
+        keep.update(r.render_cache.revision for r in runners if r.render_cache is not None)
+        try:
+            with ExitStack() as locks:
+                for runner in runners:
+                    locks.enter_context(runner.exclusive(self.state_dir / "locks", 0.0))
+                return self.sources[source_name].prune_trees(keep)
+        except SetpointError:
+            return None  # a target is reconciling (and may be reading a tree): try again later
 
     # ------------------------------------------------------------------ reconcile
 

@@ -195,11 +195,14 @@ class Scheduler:
     def _poll_loop(self, source: str) -> None:
         interval = self.engine.config.sources[source].poll_interval
         wake = self._source_wake[source]
+        #: New revisions were seen since exported trees were last pruned (at start: whatever an earlier run left).
+        prune_pending = True
         while not self._stop.is_set():
             reason = "git"
             try:
                 result = self.engine.poll(source)
                 if result.moved:
+                    prune_pending = True
                     reason = self._source_reason.pop(source, "git")
                     names = [n for n, r in self.engine.runners.items() if r.target.source == source]
                     self.engine.prime_revisions(names)
@@ -209,8 +212,21 @@ class Scheduler:
                 log.warning("%s", safe_error(exc))
             except Exception:  # noqa: BLE001
                 log.exception("source %s: poll failed", source)
+            if prune_pending:
+                prune_pending = not self._prune_trees(source)
             wake.wait(interval)
             wake.clear()
+
+    def _prune_trees(self, source: str) -> bool:
+        """Drop the exported trees no target needs; False when it must be tried again (a target was busy)."""
+        try:
+            removed = self.engine.prune_trees(source)
+        except Exception:  # noqa: BLE001 - disk housekeeping never stops the loop
+            log.exception("source %s: pruning exported trees failed", source)
+            return True
+        if removed:
+            log.debug("source %s: removed %d exported tree(s)", source, removed)
+        return removed is not None
 
     def _take_wakeups(self) -> None:
         try:

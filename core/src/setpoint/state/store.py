@@ -1,8 +1,8 @@
 """The state store and audit log, in SQLite (WAL, synchronous=FULL, numbered migrations).
 
 Everything that must survive a restart lives here: per-target status, pauses, the inventory of
-what setpoint applied (for safe prune and drift attribution), open drift, held plans, revisions
-seen and the append-only audit log. No secret value is ever written: records are built with
+what setpoint applied (for safe prune and drift attribution), open drift, held plans, drivers'
+memory (``context.memory``) and the append-only audit log. No secret value is ever written: records are built with
 :func:`setpoint.secrets.to_jsonable`, which turns secrets into salted fingerprints.
 
 The :class:`StateStore` interface is what the engine and CLI use; a PostgreSQL store can implement
@@ -66,6 +66,10 @@ MIGRATIONS: list[str] = [
     # 2: drivers' durable memory (context.memory), one JSON value per target and key
     """
     CREATE TABLE target_memory (target TEXT, key TEXT, value TEXT NOT NULL, PRIMARY KEY (target, key));
+    """,
+    # 3: the revisions table was written at every poll and never read: commit metadata comes from Git
+    """
+    DROP TABLE IF EXISTS revisions;
     """,
 ]
 
@@ -236,16 +240,6 @@ class StateStore:
             return True
         except sqlite3.Error:
             return False
-
-    # ------------------------------------------------------------------ revisions
-
-    def record_revision(self, source: str, revision: Revision) -> None:
-        with self._tx() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO revisions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (revision.sha, source, revision.author, revision.author_email, revision.committer,
-                 revision.time.timestamp(), revision.message),
-            )
 
     # ------------------------------------------------------------------ target status
 
