@@ -25,7 +25,7 @@ from setpoint.api import HealthStatus, Outcome, SyncStatus, TargetInfo
 from setpoint.state import TargetStatus
 
 if TYPE_CHECKING:
-    from setpoint.engine.engine import Engine
+    from setpoint.builtin.engine_view import EngineView
 
 RECONCILE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 FETCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -35,7 +35,7 @@ class _SourceCollector(Collector):
     """Read at scrape time from the engine's sources: when each last polled and whether it is failing.
     A poller that silently stopped shows as a growing ``time() - last_poll`` (see the alert example)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: EngineView) -> None:
         self.engine = engine
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
@@ -97,7 +97,7 @@ class MetricsPlugin:
 
     # ------------------------------------------------------------------ engine binding
 
-    def bind(self, engine: Engine) -> None:
+    def bind(self, engine: EngineView) -> None:
         """Start from what the engine knows (stored status, plugin errors) and watch its sources."""
         if self._bound:
             return
