@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from setpoint.testing import GitRepo, wait_for, write_config
+import pytest
+
+from setpoint.testing import GitRepo, make_engine, wait_for, write_config
 
 
 def test_300_commits_under_setpoint_run_leave_a_handful_of_trees(tmp_path: Path, git_repo: GitRepo) -> None:
@@ -35,3 +37,25 @@ def test_300_commits_under_setpoint_run_leave_a_handful_of_trees(tmp_path: Path,
         proc.terminate()
         proc.wait(30)
         log.close()
+
+
+def test_pruning_keeps_needed_trees_waits_for_busy_targets_and_goes_in_batches(
+        tmp_path: Path, git_repo: GitRepo, monkeypatch: pytest.MonkeyPatch) -> None:
+    old = [git_repo.commit({"etc/app.conf": f"version = {v}\n"}, f"v{v}") for v in range(3)]
+    config = write_config(tmp_path, git_repo.path, [
+        {"name": "host", "kind": "files", "path": "etc", "files": {"destination": str(tmp_path / "live")}}])
+    engine = make_engine(config)
+    source = engine.sources["repo"]
+    source.poll()
+    for sha in old:
+        source.checkout(sha)
+    assert engine.reconcile("host").error is None  # applies old[-1]: its tree is needed
+    runner = engine.runners["host"]
+    with runner.exclusive(tmp_path / "state" / "locks", 1.0):
+        assert engine.prune_trees("repo") is None, "never while a target may be reading a tree"
+    monkeypatch.setattr("setpoint.engine.engine.PRUNE_BATCH", 1)
+    assert engine.prune_trees("repo") == 1
+    assert engine.prune_trees("repo") == 1
+    assert engine.prune_trees("repo") == 0
+    assert sorted(p.name for p in source.trees.iterdir()) == [old[-1]]
+    engine.close()

@@ -30,6 +30,8 @@ log = logging.getLogger("setpoint.engine")
 
 #: How long a one-shot command waits for another process that is reconciling the same target.
 LOCK_TIMEOUT = 600.0
+#: Exported trees removed per :meth:`Engine.prune_trees` call.
+PRUNE_BATCH = 50
 
 
 class Engine:
@@ -150,11 +152,16 @@ class Engine:
         keep.update(h.revision for h in self.store.held_plans(None) if h.target in names and h.revision)
         runners = [self.runners[n] for n in names if n in self.runners]
         keep.update(r.render_cache.revision for r in runners if r.render_cache is not None)
+        source = self.sources[source_name]
         try:
             with ExitStack() as locks:
                 for runner in runners:
                     locks.enter_context(runner.exclusive(self.state_dir / "locks", 0.0))
-                return self.sources[source_name].prune_trees(keep)
+                # At most PRUNE_BATCH trees per call: the targets' locks are held meanwhile, and a
+                # reconcile waiting for one gives up after a few seconds.
+                present = sorted(p.name for p in source.trees.iterdir()) if source.trees.exists() else []
+                victims = [name for name in present if name not in keep and not name.startswith(".")][:PRUNE_BATCH]
+                return source.prune_trees(set(present) - set(victims))
         except SetpointError:
             return None  # a target is reconciling (and may be reading a tree): try again later
 

@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from setpoint.api import HealthStatus, SyncStatus
-from setpoint.engine.engine import Engine
+from setpoint.engine.engine import PRUNE_BATCH, Engine
 from setpoint.engine.run import RunResult
 from setpoint.engine.runner import TargetRunner
 from setpoint.errors import SourceError
@@ -218,7 +218,8 @@ class Scheduler:
             wake.clear()
 
     def _prune_trees(self, source: str) -> bool:
-        """Drop the exported trees no target needs; False when it must be tried again (a target was busy)."""
+        """Drop the exported trees no target needs; False when it must be tried again (a target was
+        busy, or there were more than one batch)."""
         try:
             removed = self.engine.prune_trees(source)
         except Exception:  # noqa: BLE001 - disk housekeeping never stops the loop
@@ -226,7 +227,7 @@ class Scheduler:
             return True
         if removed:
             log.debug("source %s: removed %d exported tree(s)", source, removed)
-        return removed is not None
+        return removed is not None and removed < PRUNE_BATCH
 
     def _take_wakeups(self) -> None:
         try:
