@@ -140,30 +140,37 @@ class Engine:
         return self.sources[source_name].last_error
 
     def prune_trees(self, source_name: str) -> int | None:
-        """Remove the exported per-commit trees of ``source_name`` that no target needs: kept are the
-        revision each target last resolved, the one last applied, those of held plans and the one each
-        runner has rendered. Runs only while no target of the source is reconciling (in this or another
-        process: it takes every target's run lock without waiting); returns None when one was busy."""
-        names = [t.name for t in self.config.targets if t.source == source_name]
-        keep: set[str] = set()
-        for name, status in self.store.all_status().items():
-            if name in names:
-                keep.update(r for r in (status.revision, status.applied_revision) if r)
-        keep.update(h.revision for h in self.store.held_plans(None) if h.target in names and h.revision)
-        runners = [self.runners[n] for n in names if n in self.runners]
-        keep.update(r.render_cache.revision for r in runners if r.render_cache is not None)
+        """Remove the exported per-commit trees of ``source_name`` that no target needs (see
+        :meth:`needed_revisions`), at most :data:`PRUNE_BATCH` per call. Runs only while no target of
+        the source is reconciling (in this or another process: it takes every target's run lock
+        without waiting); returns how many it removed, or None when a target was busy."""
+        runners = [r for r in self.runners.values() if r.target.source == source_name]
+        keep = self.needed_revisions(source_name)
         source = self.sources[source_name]
         try:
             with ExitStack() as locks:
                 for runner in runners:
                     locks.enter_context(runner.exclusive(self.state_dir / "locks", 0.0))
-                # At most PRUNE_BATCH trees per call: the targets' locks are held meanwhile, and a
-                # reconcile waiting for one gives up after a few seconds.
-                present = sorted(p.name for p in source.trees.iterdir()) if source.trees.exists() else []
-                victims = [name for name in present if name not in keep and not name.startswith(".")][:PRUNE_BATCH]
-                return source.prune_trees(set(present) - set(victims))
+                # a batch at a time: the targets' locks are held meanwhile, and a reconcile waiting
+                # for one gives up after a few seconds
+                present = set(source.exported_trees())
+                victims = sorted(present - keep)[:PRUNE_BATCH]
+                return source.prune_trees(present - set(victims))
         except SetpointError:
             return None  # a target is reconciling (and may be reading a tree): try again later
+
+    def needed_revisions(self, source_name: str) -> set[str]:
+        """The revisions of ``source_name`` whose trees are kept: each target's last resolved and last
+        applied revision, those of pending or approved held plans, and the renders cached in memory."""
+        names = {t.name for t in self.config.targets if t.source == source_name}
+        keep: set[str] = set()
+        for name, status in self.store.all_status().items():
+            if name in names:
+                keep.update(filter(None, (status.revision, status.applied_revision)))
+        keep.update(h.revision for h in self.store.held_plans(None) if h.target in names)
+        keep.update(r.render_cache.revision for n, r in self.runners.items() if n in names and r.render_cache)
+        keep.discard("")
+        return keep
 
     # ------------------------------------------------------------------ reconcile
 

@@ -262,6 +262,12 @@ class GitSource:
                 raise
             return dest
 
+    def exported_trees(self) -> list[str]:
+        """The commits whose trees are exported on disk."""
+        if not self.trees.exists():
+            return []
+        return sorted(entry.name for entry in self.trees.iterdir() if not entry.name.startswith("."))
+
     def prune_trees(self, keep: Iterable[str]) -> int:
         """Remove exported trees no target needs any more; returns how many were removed."""
         keep_set = set(keep)
