@@ -34,11 +34,11 @@ def run(ctx: Ctx) -> list[Row]:
     try:
         eng = engine(base, repo.path, [composedata.target("shop", "app", ours_name)])
         check(eng.reconcile("shop", trigger="bench"))
-        eng.poll_on_demand = False
+        # from here on reconcile with poll=False: the head polled above is used, Git is not asked again
         composedata.compose(theirs_name, anchor_dir, "up", "-d")
 
         def noop() -> None:
-            outcome = check(eng.reconcile("shop", trigger="bench"))
+            outcome = check(eng.reconcile("shop", trigger="bench", poll=False))
             if outcome.actions:
                 raise RuntimeError(f"no-op reconcile acted: {outcome.actions[:3]}")
 

@@ -35,10 +35,10 @@ def run(ctx: Ctx) -> list[Row]:
     eng = engine(base, repo.path, [tfdata.target("net", "infra", cache)])
     try:
         check(eng.reconcile("net", trigger="bench"))
-        eng.poll_on_demand = False
+        # from here on reconcile with poll=False: the head polled above is used, Git is not asked again
 
         def noop() -> None:
-            outcome = check(eng.reconcile("net", trigger="bench"))
+            outcome = check(eng.reconcile("net", trigger="bench", poll=False))
             if outcome.actions:
                 raise RuntimeError(f"no-op reconcile acted: {outcome.actions[:3]}")
 

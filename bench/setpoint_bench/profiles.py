@@ -44,19 +44,19 @@ def compose(out: Path, base: Path, repair: bool) -> None:
     docker = composedata.docker_client()
     try:
         check(eng.reconcile("shop"))
-        eng.poll_on_demand = False
+        # from here on reconcile with poll=False: the head polled above is used, Git is not asked again
         if repair:
             def stop_and_repair() -> None:
                 found = docker.containers.list(filters={"label": [f"com.docker.compose.project={name}",
                                                                    "com.docker.compose.service=svc00"]})
                 found[0].stop(timeout=0)
-                check(eng.reconcile("shop", trigger="event:docker:die:svc00"))
+                check(eng.reconcile("shop", trigger="event:docker:die:svc00", poll=False))
 
             stop_and_repair()  # warm-up
             _profile("compose-repair", out, stop_and_repair, repeat=5)
         else:
-            eng.reconcile("shop")
-            _profile("compose-noop", out, lambda: check(eng.reconcile("shop")), repeat=20)
+            eng.reconcile("shop", poll=False)
+            _profile("compose-noop", out, lambda: check(eng.reconcile("shop", poll=False)), repeat=20)
     finally:
         eng.close()
         composedata.down(name)
@@ -71,9 +71,9 @@ def terraform(out: Path, base: Path) -> None:
     eng = engine(base, repo.path, [tfdata.target("net", "infra", base / "cache")])
     try:
         check(eng.reconcile("net"))
-        eng.poll_on_demand = False
-        eng.reconcile("net")
-        _profile("terraform-noop", out, lambda: check(eng.reconcile("net")), repeat=5)
+        # from here on reconcile with poll=False: the head polled above is used, Git is not asked again
+        eng.reconcile("net", poll=False)
+        _profile("terraform-noop", out, lambda: check(eng.reconcile("net", poll=False)), repeat=5)
     finally:
         eng.close()
 
@@ -85,9 +85,9 @@ def k8s(out: Path, base: Path, n: int = 1000) -> None:
     eng = engine(base, repo.path, [k8sdata.target("app", ns, "app")])
     try:
         _profile("k8s-first-sync", out, lambda: check(eng.reconcile("app")))
-        eng.poll_on_demand = False
-        eng.reconcile("app")
-        _profile("k8s-noop", out, lambda: check(eng.reconcile("app")), repeat=10)
+        # from here on reconcile with poll=False: the head polled above is used, Git is not asked again
+        eng.reconcile("app", poll=False)
+        _profile("k8s-noop", out, lambda: check(eng.reconcile("app", poll=False)), repeat=10)
     finally:
         eng.close()
         k8sdata.delete_namespaces(ns, wait=False)

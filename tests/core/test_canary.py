@@ -142,7 +142,7 @@ def test_canary_is_scrubbed_from_errors_status_and_audit(tmp_path: Path, git_rep
     db_bytes = b"".join(p.read_bytes() for p in (tmp_path / "state").glob("state.db*"))
     assert CANARY.encode() not in db_bytes
     assert CANARY not in caplog.text
-    assert CANARY not in json.dumps(engine.store.all_status())
+    assert CANARY not in json.dumps({k: s.to_json() for k, s in engine.store.all_status().items()})
 
 
 def test_secret_type_redacts_itself() -> None:

@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
@@ -206,12 +207,24 @@ class Resource:
 
 @dataclass
 class Desired:
+    """What a render produced: the resources, plus typed fields the core and the driver share."""
+
     resources: dict[str, Resource] = field(default_factory=dict)
+    #: Untyped driver data, kept for drivers written before ``payload``; the core never reads or writes it.
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The commit the render was made from (set by the core after ``render`` if the driver did not).
+    revision: str = ""
+    #: Set by the core, not by a render: the target's folder was deleted in Git, so everything
+    #: setpoint applied goes (through the deletion budget and approval). ``resources`` is empty.
+    removed_from_git: bool = False
+    #: The driver's own data for ``diff``/``apply`` (a parsed project, a saved plan); the core
+    #: passes it through untouched.
+    payload: Any = None
 
     @classmethod
-    def of(cls, resources: Collection[Resource], **extra: Any) -> Desired:
-        return cls({r.key: r for r in resources}, dict(extra))
+    def of(cls, resources: Collection[Resource], *, revision: str = "", payload: Any = None,
+           **extra: Any) -> Desired:
+        return cls({r.key: r for r in resources}, dict(extra), revision=revision, payload=payload)
 
 
 @dataclass
@@ -384,6 +397,82 @@ class TargetSpec:
     interval_seconds: float
 
 
+class TargetMemory:
+    """A target's small durable key-value memory, for what a driver must remember across restarts
+    (digests it applied, a state serial, a restart count). Values are JSON (no :class:`Secret`).
+
+    Under the engine (``context.memory``) it lives in setpoint's state store: reads see every
+    earlier write at once; writes become durable together with the target's inventory after an
+    apply and its status at the end of the reconcile, in the same transaction, so a crash never
+    leaves the memory ahead of what setpoint recorded. This base class keeps values in the process
+    only (for tests that build a driver by hand).
+    """
+
+    def __init__(self, values: Mapping[str, Any] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[str, str] = {k: self._encode(k, v) for k, v in (values or {}).items()}
+        #: key -> encoded value, or None for a deletion; written by :meth:`flush`.
+        self._pending: dict[str, str | None] = {}
+
+    @staticmethod
+    def _encode(key: str, value: Any) -> str:
+        try:
+            return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"memory[{key!r}]: only JSON values can be remembered ({exc})") from None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A copy of the value remembered under ``key`` (changing it changes nothing until :meth:`set`)."""
+        with self._lock:
+            encoded = self._values.get(key)
+        return default if encoded is None else json.loads(encoded)
+
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            return key in self._values
+
+    def set(self, key: str, value: Any) -> None:
+        encoded = self._encode(key, value)
+        with self._lock:
+            if self._values.get(key) == encoded:
+                return
+            self._values[key] = self._pending[key] = encoded
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            if self._values.pop(key, None) is not None:
+                self._pending[key] = None
+
+    def adopt_file(self, key: str, path: Path) -> bool:
+        """Move a JSON file a driver kept before this memory existed into ``key`` (once; the file is
+        removed after the value is durable). A file that does not parse is left alone."""
+        if not path.exists():
+            return False
+        if key not in self:
+            try:
+                value = json.loads(path.read_text())
+            except (OSError, ValueError):
+                return False
+            self.set(key, value)
+            self.flush()
+        path.unlink(missing_ok=True)
+        return True
+
+    def take_pending(self) -> dict[str, str | None]:
+        """The writes not yet durable (encoded; None: deleted), handed to the store. Core-internal."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        return pending
+
+    def flush(self) -> None:
+        """Make pending writes durable now (in-process memory: nothing to do)."""
+        self.take_pending()
+
+    def discard_pending(self) -> None:
+        """Forget writes not yet durable (the run that made them failed before recording). Core-internal."""
+        self.take_pending()
+
+
 @dataclass
 class TargetContext:
     """What the core hands a driver when it creates it for one configured target."""
@@ -402,6 +491,8 @@ class TargetContext:
     config_dir: Path = Path(".")
     #: Ask health-check plugins (hook ``setpoint_check_health``) about one resource; None: no opinion.
     check_health: Callable[[Resource], Health | None] = lambda resource: None
+    #: The target's durable key-value memory (see :class:`TargetMemory`).
+    memory: TargetMemory = field(default_factory=TargetMemory)
 
     def resolve(self, path: str | Path) -> Path:
         """An absolute path for a path from the settings (``~`` expanded, relative to ``config_dir``)."""

@@ -32,6 +32,7 @@ from setpoint.durations import format_duration, parse_duration
 from setpoint.errors import SetpointError
 from setpoint.logs import setup_logging
 from setpoint.secrets import safe_error, to_jsonable
+from setpoint.state.status import AuditAction
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -219,14 +220,14 @@ def diff(config_path: str | None, target: str, output: str) -> None:
     """Show what a sync of TARGET would change (drift marked). Exit 1 if anything differs."""
     engine = Context(config_path).engine()
     try:
-        outcome = engine.reconcile(target, trigger="diff", dry_run=True)
+        result = engine.run_target(target, trigger="diff", dry_run=True)
     except SetpointError as exc:
         _fail(safe_error(exc))
     finally:
         engine.close()
+    outcome, plan = result.outcome, result.plan
     if outcome.failed:
         _fail(f"{outcome.error_stage}: {outcome.error}", EXIT_FAILED)
-    plan = engine.runners[target].last_plan
     changes = plan.to_record() if plan is not None else []
     if output == "json":
         _emit_json({"target": target, "revision": outcome.revision.sha if outcome.revision else None, "changes": changes})
@@ -256,25 +257,10 @@ def _show(value: Any) -> str:
 @output_option
 def status(config_path: str | None, output: str) -> None:
     """Sync and health of every target, with revision, last error, pause and held plans."""
+    from setpoint.views import status_rows
+
     ctx = Context(config_path)
-    config = ctx.config()
-    store = ctx.store()
-    states = store.all_status()
-    rows = []
-    for target in config.targets:
-        st = states.get(target.name, {})
-        pause = store.get_pause(target.name)
-        held = store.held_plans(target.name, ("pending",))
-        rows.append({
-            "target": target.name, "kind": target.kind, "sync": st.get("sync", "Unknown"),
-            "health": st.get("health", "Unknown"), "revision": st.get("revision"),
-            "applied_revision": st.get("applied_revision"), "last_run": st.get("last_run"),
-            "last_error": st.get("last_error"), "error_stage": st.get("error_stage"), "message": st.get("message"),
-            "drift": st.get("drift", []),
-            "paused": {"reason": pause.reason, "by": pause.paused_by, "since": pause.paused_at, "until": pause.until}
-            if pause and not pause.expired() else None,
-            "held_plans": [{"plan_id": h.plan_id, "reason": h.reason, "created_at": h.created_at} for h in held],
-        })
+    rows = status_rows(ctx.config(), ctx.store())
     if output == "json":
         _emit_json(rows)
         return
@@ -318,8 +304,7 @@ def _parse_time(text: str) -> float:
     return moment.timestamp()  # naive = local time
 
 
-AUDIT_ACTIONS = ("apply", "revert-drift", "drift-detected", "drift-resolved", "held", "approve", "pause", "resume",
-                 "error", "recovered", "force-push", "api")
+AUDIT_ACTIONS = tuple(action.value for action in AuditAction)
 
 
 @main.command()
@@ -394,19 +379,18 @@ def _field_lines(fields: list[dict[str, Any]]) -> list[str]:
 @output_option
 def history(config_path: str | None, target: str, limit: int, output: str) -> None:
     """Revisions applied to TARGET, newest first."""
-    store = Context(config_path).store()
-    entries = [e for e in store.audit_entries(target=target, actions=("apply",)) if e.result == "ok"]
-    entries = list(reversed(entries))[:limit]
+    from setpoint.views import history_rows
+
+    rows = history_rows(Context(config_path).store(), target, limit)
     if output == "json":
-        _emit_json([{"time": e.time, "revision": e.revision, "author": e.author, "subject": e.subject,
-                     "trigger": e.trigger, "changes": len(e.details.get("changes", []))} for e in entries])
+        _emit_json(rows)
         return
     table = Table(box=None, pad_edge=False)
     for column in ("APPLIED", "REVISION", "AUTHOR", "SUBJECT", "CHANGES"):
         table.add_column(column)
-    for e in entries:
-        table.add_row(_when(e.time), (e.revision or "-")[:12], e.author or "-", e.subject or "-",
-                      str(len(e.details.get("changes", []))))
+    for r in rows:
+        table.add_row(_when(r["time"]), (r["revision"] or "-")[:12], r["author"] or "-", r["subject"] or "-",
+                      str(r["changes"]))
     console.print(table)
 
 

@@ -5,12 +5,11 @@ Works with any registered decryptor; prints names, key identities and results, n
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from setpoint.config import Config, validate_block
+from setpoint.config import Config
+from setpoint.decryption import build_decryptors, candidate_files
 from setpoint.errors import DecryptError
 from setpoint.plugins import get_plugin_manager
 from setpoint.secrets import safe_error
@@ -26,22 +25,18 @@ class CheckResult:
 
 
 def check_path(root: Path, config: Config | None) -> list[CheckResult]:
-    registry = get_plugin_manager()
-    decryptors: list[Any] = []
-    for name, cls in sorted(registry.decryptors.items()):
-        block = config.secrets.get(name, {}) if config is not None else {}
-        settings, problems = validate_block(cls.Settings, block, "setpoint.yaml", {}, ("secrets", name))
-        if problems:
-            raise DecryptError(name, "; ".join(p.message for p in problems))
-        decryptors.append(cls(settings))
+    """Decrypt every encrypted file under ``root`` (or ``root`` itself, a file) with the configured
+    decryptors; the files considered are exactly those a reconcile would decrypt."""
+    decryptors, problems = build_decryptors(get_plugin_manager(), config)
+    if problems:
+        raise DecryptError(problems[0].path, "; ".join(p.message for p in problems))
     results: list[CheckResult] = []
-    paths = [root] if root.is_file() else sorted(
-        Path(d, f) for d, dirs, files in os.walk(root) for f in files if ".git" not in Path(d).parts)
-    for path in paths:
-        if path.is_symlink() or not path.is_file():
-            continue
+    if root.is_file() and not root.is_symlink():
+        candidates = [(str(root), root)]
+    else:
+        candidates = [(str(root / relpath), path) for relpath, path in candidate_files(root)]
+    for relpath, path in candidates:
         content = path.read_bytes()
-        relpath = str(path)
         for decryptor in decryptors:
             if not decryptor.detect(relpath, content):
                 continue

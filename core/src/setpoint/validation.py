@@ -4,8 +4,10 @@ block (a target kind's settings, a decryptor's ``secrets:`` block), all problems
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from setpoint.config import ConfigProblems, Problem, config_line_index, load_config, validate_block
+from setpoint.config import Config, ConfigProblems, Problem, config_line_index, load_config, validate_block
+from setpoint.decryption import build_decryptors
 from setpoint.errors import ConfigError, UnknownKindError
 from setpoint.plugins import Registry, get_plugin_manager
 
@@ -29,20 +31,27 @@ def validate_all(config_path: str | Path | None, registry: Registry | None = Non
             problems.append(Problem(file, index.get(("targets", number, "kind")), f"targets[{number}].kind", str(exc)))
             continue
         problems.extend(validate_block(cls.Settings, target.settings_block, file, index, loc)[1])
-        for name, block in target.secrets.items():
-            merged = {**config.secrets.get(name, {}), **block}
-            if name in registry.decryptors:
-                problems.extend(validate_block(registry.decryptors[name].Settings, merged, file, index,
-                                               ("targets", number, "secrets", name))[1])
-            else:
+        for name in target.secrets:
+            if name not in registry.decryptors:
                 problems.append(Problem(file, index.get(("targets", number, "secrets", name)),
                                         f"targets[{number}].secrets.{name}", f"no installed decryptor is called {name!r}"))
-    for name, block in config.secrets.items():
+        if target.secrets:
+            # the same builder the engine uses for this target's decryptors
+            overrides = {n: b for n, b in target.secrets.items() if n in registry.decryptors}
+            problems.extend(_target_decryptor_problems(registry, config, overrides, number))
+    for name in config.secrets:
         if name not in registry.decryptors:
             problems.append(Problem(file, index.get(("secrets", name)), f"secrets.{name}",
                                     f"no installed decryptor is called {name!r} "
                                     f"(installed: {', '.join(sorted(registry.decryptors)) or 'none'})",
                                     "install it, e.g. pip install 'setpoint[sops]'"))
-            continue
-        problems.extend(validate_block(registry.decryptors[name].Settings, block or {}, file, index, ("secrets", name))[1])
+    problems.extend(build_decryptors(registry, config)[1])
     return problems
+
+
+def _target_decryptor_problems(registry: Registry, config: Config, overrides: dict[str, Any],
+                               number: int) -> list[Problem]:
+    """Problems of a target's own ``secrets:`` blocks (merged over the top-level ones), only for the
+    decryptors it overrides: the others are reported once, at the top level."""
+    problems = build_decryptors(registry, config, overrides, ("targets", number, "secrets"))[1]
+    return [p for p in problems if any(p.path.startswith(f"targets[{number}].secrets.{name}") for name in overrides)]

@@ -22,9 +22,10 @@ from prometheus_client.registry import Collector
 
 from setpoint import hookimpl
 from setpoint.api import HealthStatus, Outcome, SyncStatus, TargetInfo
+from setpoint.state import TargetStatus
 
 if TYPE_CHECKING:
-    from setpoint.engine.engine import Engine
+    from setpoint.builtin.engine_view import EngineView
 
 RECONCILE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 FETCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -34,7 +35,7 @@ class _SourceCollector(Collector):
     """Read at scrape time from the engine's sources: when each last polled and whether it is failing.
     A poller that silently stopped shows as a growing ``time() - last_poll`` (see the alert example)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: EngineView) -> None:
         self.engine = engine
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
@@ -96,7 +97,7 @@ class MetricsPlugin:
 
     # ------------------------------------------------------------------ engine binding
 
-    def bind(self, engine: Engine) -> None:
+    def bind(self, engine: EngineView) -> None:
         """Start from what the engine knows (stored status, plugin errors) and watch its sources."""
         if self._bound:
             return
@@ -106,14 +107,14 @@ class MetricsPlugin:
         for name, runner in engine.runners.items():
             info = runner.info
             self.target_info.labels(info.name, info.kind, info.source).set(1)
-            status = stored.get(name, {})
-            self._set_state(name, status.get("sync", SyncStatus.UNKNOWN.value), status.get("health", HealthStatus.UNKNOWN.value))
+            status = stored.get(name) or TargetStatus(name)
+            self._set_state(name, status.sync.value, status.health.value)
             pause = engine.store.get_pause(name)
             self.paused.labels(name).set(1 if pause and not pause.expired() else 0)
-            self.failures.labels(name).set(status.get("consecutive_failures") or 0)
+            self.failures.labels(name).set(status.consecutive_failures)
             self.plan_held.labels(name).set(1 if engine.store.held_plans(name, ("pending",)) else 0)
-            if status.get("last_run"):
-                self.last_run.labels(name).set(status["last_run"])
+            if status.last_run:
+                self.last_run.labels(name).set(status.last_run)
         self.registry.register(_SourceCollector(engine))
 
     def exposition(self) -> bytes:

@@ -10,33 +10,36 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import ExitStack
 from typing import Any
 
 from setpoint.api import HealthStatus, Outcome, SyncStatus, TargetInfo
-from setpoint.config import Config, config_line_index, validate_block
+from setpoint.config import Config, validate_block
+from setpoint.decryption import build_decryptors
 from setpoint.engine.reconcile import Reconciler
+from setpoint.engine.run import RunResult
 from setpoint.engine.runner import TargetRunner
 from setpoint.errors import ConfigError, SetpointError, SourceError
 from setpoint.plugins import Registry, get_plugin_manager
 from setpoint.secrets import safe_error
 from setpoint.source.git import GitSource, PollResult
-from setpoint.state import HeldPlan, Pause, StateStore
+from setpoint.state import AuditAction, HeldPlan, Pause, StateStore
+from setpoint.state.memory import StoredMemory
 
 log = logging.getLogger("setpoint.engine")
 
 #: How long a one-shot command waits for another process that is reconciling the same target.
 LOCK_TIMEOUT = 600.0
+#: Exported trees removed per :meth:`Engine.prune_trees` call.
+PRUNE_BATCH = 50
 
 
 class Engine:
-    def __init__(self, config: Config, registry: Registry | None = None, store: StateStore | None = None,
-                 *, poll_on_demand: bool = True) -> None:
+    def __init__(self, config: Config, registry: Registry | None = None, store: StateStore | None = None) -> None:
         self.config = config
         self.registry = registry or get_plugin_manager()
         self.state_dir = config.state_dir
         self.store = store or StateStore(config.state_path)
-        #: One-shot commands poll Git at every reconcile; the daemon's pollers do it on their own clock.
-        self.poll_on_demand = poll_on_demand
         self.sources = {name: GitSource(name, sc, self.state_dir / "cache", config.base_dir)
                         for name, sc in config.sources.items()}
         self.outputs: dict[str, dict[str, Any]] = {}
@@ -53,14 +56,9 @@ class Engine:
                            loc: tuple[Any, ...] = ("secrets",)) -> list[Any]:
         """One instance of every registered decryptor, with the ``secrets:`` settings (and a
         target's overrides merged over them)."""
-        index = config_line_index(self.config.file)
-        decryptors = []
-        for name, cls in sorted(self.registry.decryptors.items()):
-            block = {**self.config.secrets.get(name, {}), **(overrides or {}).get(name, {})}
-            settings, problems = validate_block(cls.Settings, block, str(self.config.file), index, (*loc, name))
-            if problems:
-                raise ConfigError("\n".join(str(p) for p in problems))
-            decryptors.append(cls(settings))
+        decryptors, problems = build_decryptors(self.registry, self.config, overrides, loc)
+        if problems:
+            raise ConfigError("\n".join(str(p) for p in problems))
         return decryptors
 
     def decryptors_for(self, runner: TargetRunner) -> list[Any]:
@@ -81,7 +79,8 @@ class Engine:
             runner.create_driver(cls, settings, self.state_dir, lambda reason, n=target.name: self.trigger(n, reason),
                                  lambda t=target: self.dependency_outputs(t),
                                  lambda resource, info=runner.info: self.registry.hook.setpoint_check_health(
-                                     target=info, resource=resource))
+                                     target=info, resource=resource),
+                                 StoredMemory(self.store, target.name))
         except Exception as exc:  # noqa: BLE001 - one bad target never stops the others
             runner.driver_error = safe_error(exc)
             log.error("target %s cannot run: %s", target.name, runner.driver_error)
@@ -92,6 +91,7 @@ class Engine:
             if runner.driver is not None:
                 try:
                     runner.driver.close()
+                    runner.memory.flush()  # what a driver remembered outside a reconcile
                 except Exception:  # noqa: BLE001
                     log.exception("closing target %s failed", runner.name)
         self.store.close()
@@ -110,26 +110,25 @@ class Engine:
         self.emit("source_polled", None, {"source": source_name, "moved": result.moved,
                                           "seconds": time.monotonic() - started})
         if result.moved:
-            revision = source.revision(result.head)
-            self.store.record_revision(source_name, revision)
             self.emit("source_fetched", None, {"source": source_name, "head": result.head,
                                                "seconds": time.monotonic() - started})
             if result.forced:
-                self.store.audit("force-push", trigger="poll", revision=revision, details={
+                self.store.audit(AuditAction.FORCE_PUSH, trigger="poll", revision=source.revision(result.head), details={
                     "source": source_name, "previous_head": result.previous, "new_head": result.head,
                     "note": "the branch was rewritten: the previous head is not an ancestor of the new one"})
                 log.warning("source %s: branch was force-pushed (%s -> %s)", source_name,
                             (result.previous or "")[:12], result.head[:12])
         return result
 
-    def current_head(self, source_name: str) -> str:
-        """The head to reconcile to. A failed poll falls back to the last good head, never to nothing."""
+    def current_head(self, source_name: str, *, poll: bool = True) -> str:
+        """The head to reconcile to: polled now if ``poll`` (or never polled yet), else the last poll's.
+        A failed poll falls back to the last good head, never to nothing."""
         source = self.sources[source_name]
-        if self.poll_on_demand or source.head is None:
+        if poll or source.head is None:
             try:
                 self.poll(source_name)
             except SourceError:
-                fallback = source.head or source._stored_head()
+                fallback = source.last_good_head()
                 if fallback is None:
                     raise
                 log.warning("%s; using the last good revision %s", source.last_error, fallback[:12])
@@ -140,20 +139,60 @@ class Engine:
     def source_error(self, source_name: str) -> str | None:
         return self.sources[source_name].last_error
 
+    def prune_trees(self, source_name: str) -> int | None:
+        """Remove the exported per-commit trees of ``source_name`` that no target needs (see
+        :meth:`needed_revisions`), at most :data:`PRUNE_BATCH` per call. Runs only while no target of
+        the source is reconciling (in this or another process: it takes every target's run lock
+        without waiting); returns how many it removed, or None when a target was busy."""
+        runners = [r for r in self.runners.values() if r.target.source == source_name]
+        keep = self.needed_revisions(source_name)
+        source = self.sources[source_name]
+        try:
+            with ExitStack() as locks:
+                for runner in runners:
+                    locks.enter_context(runner.exclusive(self.state_dir / "locks", 0.0))
+                # a batch at a time: the targets' locks are held meanwhile, and a reconcile waiting
+                # for one gives up after a few seconds
+                present = set(source.exported_trees())
+                victims = sorted(present - keep)[:PRUNE_BATCH]
+                return source.prune_trees(present - set(victims))
+        except SetpointError:
+            return None  # a target is reconciling (and may be reading a tree): try again later
+
+    def needed_revisions(self, source_name: str) -> set[str]:
+        """The revisions of ``source_name`` whose trees are kept: each target's last resolved and last
+        applied revision, those of pending or approved held plans, and the renders cached in memory."""
+        names = {t.name for t in self.config.targets if t.source == source_name}
+        keep: set[str] = set()
+        for name, status in self.store.all_status().items():
+            if name in names:
+                keep.update(filter(None, (status.revision, status.applied_revision)))
+        keep.update(h.revision for h in self.store.held_plans(None) if h.target in names)
+        keep.update(r.render_cache.revision for n, r in self.runners.items() if n in names and r.render_cache)
+        keep.discard("")
+        return keep
+
     # ------------------------------------------------------------------ reconcile
 
     def reconcile(self, name: str, trigger: str = "manual", dry_run: bool = False,
-                  lock_timeout: float = LOCK_TIMEOUT) -> Outcome:
+                  lock_timeout: float = LOCK_TIMEOUT, *, poll: bool = True) -> Outcome:
+        """Reconcile one target once; see :meth:`run_target` for the whole decision."""
+        return self.run_target(name, trigger, dry_run, lock_timeout, poll=poll).outcome
+
+    def run_target(self, name: str, trigger: str = "manual", dry_run: bool = False,
+                   lock_timeout: float = LOCK_TIMEOUT, *, poll: bool = True) -> RunResult:
+        """Reconcile one target once, under its run lock. ``poll``: ask Git for the head first
+        (one-shot commands); the daemon passes False because its pollers keep the head fresh."""
         runner = self.runner(name)
         with runner.exclusive(self.state_dir / "locks", lock_timeout):
-            outcome = Reconciler(self, runner).run(trigger, dry_run)
-        runner.last_outcome = outcome
+            result = Reconciler(self, runner).run(trigger, dry_run, poll=poll)
+        runner.last_result = result
         if not dry_run:
             try:
-                self.registry.hook.setpoint_reconcile_finished(outcome=outcome)
+                self.registry.hook.setpoint_reconcile_finished(outcome=result.outcome)
             except Exception:  # noqa: BLE001 - observers never break the loop
                 log.exception("a setpoint_reconcile_finished hook failed")
-        return outcome
+        return result
 
     def sync(self, names: Iterable[str] | None = None, dry_run: bool = False, trigger: str = "manual") -> list[Outcome]:
         """One pass over ``names`` (default: every target), dependencies first."""
@@ -167,11 +206,7 @@ class Engine:
             except SourceError as exc:
                 log.warning("%s; targets of this source use the last good revision", safe_error(exc))
         self.prime_revisions(wanted)
-        polling, self.poll_on_demand = self.poll_on_demand, False
-        try:
-            return [self.reconcile(name, trigger, dry_run) for name in self.ordered(wanted)]
-        finally:
-            self.poll_on_demand = polling
+        return [self.reconcile(name, trigger, dry_run, poll=False) for name in self.ordered(wanted)]
 
     def prime_revisions(self, names: Iterable[str]) -> None:
         """Resolve the revision of many targets with one history walk per source."""
@@ -207,10 +242,10 @@ class Engine:
     def unmet_dependencies(self, runner: TargetRunner, head: str) -> list[str]:
         waiting = []
         for dep in runner.target.depends_on:
-            status = self.store.status(dep) or {}
+            status = self.store.status(dep)
             same_source = self.config.target(dep).source == runner.target.source
-            ok = (status.get("sync") == SyncStatus.SYNCED.value and status.get("health") == HealthStatus.HEALTHY.value
-                  and not status.get("last_error") and (not same_source or status.get("applied_head") == head))
+            ok = (status is not None and status.sync == SyncStatus.SYNCED and status.health == HealthStatus.HEALTHY
+                  and not status.last_error and (not same_source or status.applied_head == head))
             if not ok:
                 waiting.append(dep)
         return waiting

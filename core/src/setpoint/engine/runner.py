@@ -11,11 +11,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from setpoint.api import Desired, Outcome, Plan, TargetContext, TargetDriver, TargetInfo, TargetSpec
+from setpoint.api import (
+    Desired,
+    Outcome,
+    Plan,
+    TargetContext,
+    TargetDriver,
+    TargetInfo,
+    TargetMemory,
+    TargetSpec,
+)
 from setpoint.config import Config, Grace, TargetConfig
 from setpoint.errors import SetpointError
+
+if TYPE_CHECKING:
+    from setpoint.engine.run import RunResult
+    from setpoint.state import TargetStatus
 
 
 class TargetLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -53,20 +66,32 @@ class TargetRunner:
         #: Decryptors with this target's own ``secrets:`` overrides (None: the engine's).
         self.decryptors: list[Any] | None = None
         self.watched_paths: list[str] = []
-        self.last_outcome: Outcome | None = None
-        self.last_plan: Plan | None = None
-        #: A time (epoch) at which the target must run again regardless of its interval
-        #: (a grace period or a pause expiring, a rollout to re-check).
-        self.wake_at: float | None = None
+        #: The driver's ``context.memory``; the record stage makes its writes durable.
+        self.memory = TargetMemory()
+        #: What the last reconcile in this process returned (read-only for others: CLI, tests).
+        self.last_result: RunResult | None = None
         self.consecutive_failures = 0
         #: The last status written to the store (without volatile fields) and when (monotonic).
-        self.saved_status: dict[str, object] | None = None
+        self.saved_status: TargetStatus | None = None
         self.saved_at = 0.0
         #: Delay of the next quick re-check after an apply that did not converge (doubles, capped).
         self.recheck_delay = 0.0
         self._thread_lock = threading.Lock()
         self.info = TargetInfo(target.name, target.kind, target.source, target.path)
         self.logger = TargetLogger(logging.getLogger(f"setpoint.target.{target.name}"), {"target": target.name})
+
+    @property
+    def last_outcome(self) -> Outcome | None:
+        return self.last_result.outcome if self.last_result else None
+
+    @property
+    def last_plan(self) -> Plan | None:
+        return self.last_result.plan if self.last_result else None
+
+    @property
+    def wake_at(self) -> float | None:
+        """When the last reconcile asked to run again regardless of the interval (epoch), if it did."""
+        return self.last_result.next_run_at if self.last_result else None
 
     # Effective settings (target value, else the defaults block)
     @property
@@ -91,11 +116,13 @@ class TargetRunner:
                           self.allow_empty, self.interval)
 
     def create_driver(self, cls: type[TargetDriver], settings: object, state_dir: Path,
-                      trigger: object, outputs: object, check_health: object) -> None:
+                      trigger: object, outputs: object, check_health: object, memory: TargetMemory) -> None:
         driver_dir = state_dir / "targets" / self.name
         driver_dir.mkdir(parents=True, exist_ok=True)
+        self.memory = memory
         context = TargetContext(self.spec(), settings, driver_dir, logging.getLogger(f"setpoint.target.{self.name}"),
-                                trigger, outputs, self.config.base_dir, check_health)  # type: ignore[arg-type]
+                                trigger, outputs, self.config.base_dir, check_health,  # type: ignore[arg-type]
+                                memory)
         self.driver = cls(context)
 
     @contextmanager

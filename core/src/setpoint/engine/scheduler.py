@@ -17,8 +17,10 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from setpoint.api import HealthStatus, Outcome, SyncStatus
-from setpoint.engine.engine import Engine
+from setpoint.api import HealthStatus, SyncStatus
+from setpoint.engine.engine import PRUNE_BATCH, Engine
+from setpoint.engine.run import RunResult
+from setpoint.engine.runner import TargetRunner
 from setpoint.errors import SourceError
 from setpoint.secrets import safe_error
 
@@ -46,7 +48,6 @@ class Scheduler:
         self._threads: list[threading.Thread] = []
         self.first_pass_done = threading.Event()
         self._first_pending = set(engine.runners)
-        engine.poll_on_demand = False
         engine.set_waker(self.wake)
 
     # ------------------------------------------------------------------ public
@@ -132,16 +133,40 @@ class Scheduler:
         return ready
 
     def _work(self, name: str, reason: str) -> None:
-        outcome: Outcome | None = None
+        result: RunResult | None = None
         try:
-            outcome = self.engine.reconcile(name, trigger=reason, lock_timeout=5.0)
+            result = self.engine.run_target(name, trigger=reason, lock_timeout=5.0, poll=False)
         except Exception as exc:  # noqa: BLE001 - the loop survives anything a target does
             log.error("target %s: %s", name, safe_error(exc))
         finally:
-            self._after(name, outcome)
+            self._after(name, result)
 
-    def _after(self, name: str, outcome: Outcome | None) -> None:
+    def _next_delay(self, runner: TargetRunner, result: RunResult | None) -> float | None:
+        """Seconds until the next timed run (None: none; only a wake-up runs the target again).
+
+        After a failure: a ``TemporaryError``'s own delay, else exponential backoff; after a
+        ``PermanentError``: no timed run, a new revision (the poller's wake-up) or a manual sync
+        runs it again. Otherwise the interval with jitter. Never later than the run asked for
+        (a grace period or a pause ending, a rollout to re-check)."""
+        defaults = self.engine.config.defaults
+        delay: float | None
+        if result is not None and result.give_up:
+            delay = None
+        elif result is not None and result.retry_after is not None:
+            delay = result.retry_after
+        elif result is not None and result.outcome.failed:
+            failures = max(1, runner.consecutive_failures)
+            delay = min(defaults.backoff * 2 ** (failures - 1), defaults.max_backoff)
+        else:
+            delay = runner.interval * (1 + random.uniform(-defaults.jitter, defaults.jitter))
+        if result is not None and result.next_run_at is not None:
+            asked = max(0.0, result.next_run_at - time.time())
+            delay = asked if delay is None else min(delay, asked)
+        return delay
+
+    def _after(self, name: str, result: RunResult | None) -> None:
         runner = self.engine.runners[name]
+        outcome = result.outcome if result is not None else None
         if runner.driver is not None and name not in self._watching and not self._stop.is_set():
             self._watching.add(name)
             try:
@@ -149,24 +174,17 @@ class Scheduler:
             except Exception as exc:  # noqa: BLE001
                 log.warning("target %s: live-state watch could not start (%s); relying on the interval",
                             name, safe_error(exc))
-        now_wall, now = time.time(), time.monotonic()
-        if outcome is not None and outcome.failed:
-            failures = max(1, runner.consecutive_failures)
-            delay = min(self.engine.config.defaults.backoff * 2 ** (failures - 1), self.engine.config.defaults.max_backoff)
-        else:
-            jitter = self.engine.config.defaults.jitter
-            delay = runner.interval * (1 + random.uniform(-jitter, jitter))
-        if runner.wake_at is not None:
-            delay = max(0.0, min(delay, runner.wake_at - now_wall))
-            runner.wake_at = None
+        delay, now = self._next_delay(runner, result), time.monotonic()
         with self._cond:
             self._running.discard(name)
             again = self._again.pop(name, None)
             if again is not None:
                 self._schedule(name, now, again)
-            else:
+            elif delay is not None:
                 self._schedule(name, now + delay, "poll")
             self._cond.notify_all()
+        if delay is None and again is None:
+            log.warning("target %s: the error is permanent; waiting for a new revision or a manual sync", name)
         if outcome is not None and outcome.sync == SyncStatus.SYNCED and outcome.health == HealthStatus.HEALTHY:
             for dependant in self.engine.dependants(name):
                 self.wake(dependant, f"dependency:{name}")
@@ -177,11 +195,14 @@ class Scheduler:
     def _poll_loop(self, source: str) -> None:
         interval = self.engine.config.sources[source].poll_interval
         wake = self._source_wake[source]
+        #: New revisions were seen since exported trees were last pruned (at start: whatever an earlier run left).
+        prune_pending = True
         while not self._stop.is_set():
             reason = "git"
             try:
                 result = self.engine.poll(source)
                 if result.moved:
+                    prune_pending = True
                     reason = self._source_reason.pop(source, "git")
                     names = [n for n, r in self.engine.runners.items() if r.target.source == source]
                     self.engine.prime_revisions(names)
@@ -191,8 +212,22 @@ class Scheduler:
                 log.warning("%s", safe_error(exc))
             except Exception:  # noqa: BLE001
                 log.exception("source %s: poll failed", source)
+            if prune_pending:
+                prune_pending = not self._prune_trees(source)
             wake.wait(interval)
             wake.clear()
+
+    def _prune_trees(self, source: str) -> bool:
+        """Drop the exported trees no target needs; False when it must be tried again (a target was
+        busy, or there were more than one batch)."""
+        try:
+            removed = self.engine.prune_trees(source)
+        except Exception:  # noqa: BLE001 - disk housekeeping never stops the loop
+            log.exception("source %s: pruning exported trees failed", source)
+            return True
+        if removed:
+            log.debug("source %s: removed %d exported tree(s)", source, removed)
+        return removed is not None and removed < PRUNE_BATCH
 
     def _take_wakeups(self) -> None:
         try:

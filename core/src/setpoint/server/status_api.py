@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from setpoint import views
 from setpoint.durations import parse_duration
 from setpoint.errors import SetpointError
 from setpoint.secrets import safe_error
@@ -25,27 +26,8 @@ if TYPE_CHECKING:
     from setpoint.server.app import AppContext
 
 CALLS = ("sync", "approve", "pause", "resume")
-HISTORY_LIMIT = 20
+HISTORY_LIMIT = views.HISTORY_LIMIT
 AUDIT_LIMIT = 50
-
-
-def _target_row(ctx: AppContext, name: str, state: dict[str, Any]) -> dict[str, Any]:
-    store = ctx.engine.store
-    target = ctx.engine.config.target(name)
-    pause = store.get_pause(name)
-    held = store.held_plans(name, ("pending",))
-    return {
-        "target": name, "kind": target.kind, "source": target.source, "path": target.path,
-        "sync": state.get("sync", "Unknown"), "health": state.get("health", "Unknown"),
-        "revision": state.get("revision"), "applied_revision": state.get("applied_revision"),
-        "last_run": state.get("last_run"), "last_trigger": state.get("last_trigger"),
-        "last_error": state.get("last_error"), "error_stage": state.get("error_stage"),
-        "consecutive_failures": state.get("consecutive_failures", 0), "message": state.get("message"),
-        "drift": state.get("drift", []),
-        "paused": ({"reason": pause.reason, "by": pause.paused_by, "since": pause.paused_at, "until": pause.until}
-                   if pause and not pause.expired() else None),
-        "held_plans": [{"plan_id": h.plan_id, "reason": h.reason, "created_at": h.created_at} for h in held],
-    }
 
 
 def _names(ctx: AppContext) -> list[str]:
@@ -53,24 +35,19 @@ def _names(ctx: AppContext) -> list[str]:
 
 
 def list_targets(ctx: AppContext) -> list[dict[str, Any]]:
-    states = ctx.engine.store.all_status()
-    return [_target_row(ctx, name, states.get(name, {})) for name in _names(ctx)]
+    return views.status_rows(ctx.engine.config, ctx.engine.store)
 
 
 def one_target(ctx: AppContext, name: str, limit: int) -> dict[str, Any]:
     store = ctx.engine.store
-    row = _target_row(ctx, name, store.status(name) or {})
-    applies = [e for e in store.audit_entries(target=name, actions=("apply",)) if e.result == "ok"]
-    row["history"] = [{"time": e.time, "revision": e.revision, "author": e.author, "subject": e.subject,
-                       "trigger": e.trigger, "changes": len(e.details.get("changes", []))}
-                      for e in reversed(applies[-HISTORY_LIMIT:])]
+    row = views.status_row(ctx.engine.config.target(name), store.status(name), store)
+    row["history"] = views.history_rows(store, name, HISTORY_LIMIT)
     row["audit"] = [e.to_dict() for e in store.audit_entries(target=name, limit=limit)]
     return row
 
 
 def pending_plans(ctx: AppContext) -> list[dict[str, Any]]:
-    return [{"target": h.target, "plan_id": h.plan_id, "revision": h.revision, "reason": h.reason,
-             "created_at": h.created_at, "changes": h.changes} for h in ctx.engine.store.held_plans(None, ("pending",))]
+    return views.held_plan_rows(ctx.engine.store)
 
 
 # --------------------------------------------------------------------------- mutating calls

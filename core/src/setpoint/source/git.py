@@ -142,6 +142,11 @@ class GitSource:
             self.last_error = None
             return PollResult(head, moved=head != previous, forced=forced, previous=previous)
 
+    def last_good_head(self) -> str | None:
+        """The head of the last successful poll: this process's, else the one the cache repository
+        kept from an earlier run (None if this source was never fetched)."""
+        return self._head or self._stored_head()
+
     def _stored_head(self) -> str | None:
         try:
             return self._git("rev-parse", "--verify", "--quiet", "refs/setpoint/head").decode().strip() or None
@@ -256,6 +261,12 @@ class GitSource:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
             return dest
+
+    def exported_trees(self) -> list[str]:
+        """The commits whose trees are exported on disk."""
+        if not self.trees.exists():
+            return []
+        return sorted(entry.name for entry in self.trees.iterdir() if not entry.name.startswith("."))
 
     def prune_trees(self, keep: Iterable[str]) -> int:
         """Remove exported trees no target needs any more; returns how many were removed."""

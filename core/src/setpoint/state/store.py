@@ -1,8 +1,8 @@
 """The state store and audit log, in SQLite (WAL, synchronous=FULL, numbered migrations).
 
 Everything that must survive a restart lives here: per-target status, pauses, the inventory of
-what setpoint applied (for safe prune and drift attribution), open drift, held plans, revisions
-seen and the append-only audit log. No secret value is ever written: records are built with
+what setpoint applied (for safe prune and drift attribution), open drift, held plans, drivers'
+memory (``context.memory``) and the append-only audit log. No secret value is ever written: records are built with
 :func:`setpoint.secrets.to_jsonable`, which turns secrets into salted fingerprints.
 
 The :class:`StateStore` interface is what the engine and CLI use; a PostgreSQL store can implement
@@ -24,6 +24,7 @@ from typing import Any
 
 from setpoint.api import Revision
 from setpoint.secrets import set_fingerprint_salt, to_jsonable
+from setpoint.state.status import AuditAction, TargetStatus
 
 MIGRATIONS: list[str] = [
     # 1: initial schema
@@ -61,6 +62,14 @@ MIGRATIONS: list[str] = [
     CREATE INDEX audit_target_time ON audit (target, time);
     CREATE TABLE wakeups (id INTEGER PRIMARY KEY AUTOINCREMENT, target TEXT, reason TEXT, time REAL);
     CREATE TABLE outputs (target TEXT PRIMARY KEY, data TEXT, updated_at REAL);
+    """,
+    # 2: drivers' durable memory (context.memory), one JSON value per target and key
+    """
+    CREATE TABLE target_memory (target TEXT, key TEXT, value TEXT NOT NULL, PRIMARY KEY (target, key));
+    """,
+    # 3: the revisions table was written at every poll and never read: commit metadata comes from Git
+    """
+    DROP TABLE IF EXISTS revisions;
     """,
 ]
 
@@ -232,32 +241,40 @@ class StateStore:
         except sqlite3.Error:
             return False
 
-    # ------------------------------------------------------------------ revisions
-
-    def record_revision(self, source: str, revision: Revision) -> None:
-        with self._tx() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO revisions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (revision.sha, source, revision.author, revision.author_email, revision.committer,
-                 revision.time.timestamp(), revision.message),
-            )
-
     # ------------------------------------------------------------------ target status
 
-    def save_status(self, target: str, kind: str, data: dict[str, Any]) -> None:
+    def save_status(self, status: TargetStatus) -> None:
         with self._tx() as db:
             db.execute(
                 "INSERT INTO target_state VALUES (?, ?, ?, ?) ON CONFLICT(target) DO UPDATE SET "
                 "kind = excluded.kind, data = excluded.data, updated_at = excluded.updated_at",
-                (target, kind, json.dumps(to_jsonable(data)), time.time()),
+                (status.target, status.kind, json.dumps(to_jsonable(status.to_json())), time.time()),
             )
 
-    def status(self, target: str) -> dict[str, Any] | None:
+    def status(self, target: str) -> TargetStatus | None:
         rows = self._query("SELECT data FROM target_state WHERE target = ?", (target,))
-        return json.loads(rows[0][0]) if rows else None
+        return TargetStatus.from_json(json.loads(rows[0][0])) if rows else None
 
-    def all_status(self) -> dict[str, dict[str, Any]]:
-        return {r["target"]: json.loads(r["data"]) for r in self._query("SELECT target, data FROM target_state")}
+    def all_status(self) -> dict[str, TargetStatus]:
+        return {r["target"]: TargetStatus.from_json(json.loads(r["data"]))
+                for r in self._query("SELECT target, data FROM target_state")}
+
+    # ------------------------------------------------------------------ drivers' memory
+
+    def memory(self, target: str) -> dict[str, str]:
+        """A target's remembered values, JSON-encoded, by key."""
+        return {r["key"]: r["value"] for r in self._query("SELECT key, value FROM target_memory WHERE target = ?", (target,))}
+
+    def write_memory(self, target: str, changes: dict[str, str | None]) -> None:
+        """Store JSON-encoded values (None: forget the key); inside :meth:`batch`, with the rest of it."""
+        if not changes:
+            return
+        with self._tx() as db:
+            for key, value in changes.items():
+                if value is None:
+                    db.execute("DELETE FROM target_memory WHERE target = ? AND key = ?", (target, key))
+                else:
+                    db.execute("INSERT OR REPLACE INTO target_memory VALUES (?, ?, ?)", (target, key, value))
 
     # ------------------------------------------------------------------ pauses
 
@@ -361,7 +378,7 @@ class StateStore:
 
     # ------------------------------------------------------------------ audit
 
-    def audit(self, action: str, *, target: str | None = None, kind: str | None = None, revision: Revision | None = None,
+    def audit(self, action: AuditAction | str, *, target: str | None = None, kind: str | None = None, revision: Revision | None = None,
               trigger: str | None = None, result: str | None = None, duration: float | None = None,
               actor: str | None = None, details: dict[str, Any] | None = None, at: float | None = None) -> int:
         with self._tx() as db:
@@ -370,7 +387,7 @@ class StateStore:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (at or time.time(), target, kind, revision.sha if revision else None,
                  f"{revision.author} <{revision.author_email}>" if revision else None,
-                 revision.subject if revision else None, trigger, action, result, duration, actor,
+                 revision.subject if revision else None, trigger, str(action), result, duration, actor,
                  json.dumps(to_jsonable(details or {}))))
             return int(cur.lastrowid or 0)
 

@@ -17,7 +17,16 @@ from typing import Any
 
 from docker.errors import APIError, NotFound
 
-from setpoint.api import Action, ApplyResult, Desired, Live, Plan, ResourceChange, private_directory
+from setpoint.api import (
+    Action,
+    ApplyResult,
+    Desired,
+    Live,
+    Plan,
+    ResourceChange,
+    TargetMemory,
+    private_directory,
+)
 from setpoint.errors import SetpointError
 from setpoint.secrets import Secret, reveal_all, safe_error
 from setpoint_docker_compose.compose import ComposeCli
@@ -28,20 +37,23 @@ from setpoint_docker_compose.settings import ComposeSettings
 
 #: Fields whose drift Compose cannot see through its own hash: the container must be recreated.
 _HIDDEN_FROM_HASH = ("environment", "content", "image")
+#: context.memory key: the files of the stable tree setpoint wrote (so it removes only those).
+TREE_FILES_MEMORY = "stable-tree-files"
 
 
 class Applier:
     def __init__(self, settings: ComposeSettings, cli: ComposeCli, client: Any, stable_root: Path,
-                 manifest: Path) -> None:
+                 memory: TargetMemory) -> None:
         self.settings = settings
         self.cli = cli
         self.client = client
         self.stable_root = stable_root
-        self.manifest = manifest
+        #: Remembers (under TREE_FILES_MEMORY) which files of the stable tree setpoint wrote.
+        self.memory = memory
 
     def apply(self, plan: Plan, desired: Desired, prune: bool, live_orphans: set[str],
               live: Live | None = None) -> ApplyResult:
-        if desired.extra.get("removed_from_git"):
+        if desired.removed_from_git:
             return self._down(plan)
         project: Project = desired.extra["compose"]
         result = ApplyResult()
@@ -169,7 +181,7 @@ class Applier:
     def sync_files(self, files: dict[str, bytes | Secret[bytes]]) -> None:
         """Write changed files in place (a single-file bind mount keeps its inode) and remove the
         files setpoint wrote before that left Git; files a container created are never touched."""
-        previous = set(json.loads(self.manifest.read_text())) if self.manifest.exists() else set()
+        previous = set(self.memory.get(TREE_FILES_MEMORY) or [])
         for relpath, content in files.items():
             data = content.reveal() if isinstance(content, Secret) else content
             path = self.stable_root / relpath
@@ -185,7 +197,7 @@ class Applier:
                 handle.write(data)
         for relpath in sorted(previous - set(files)):
             (self.stable_root / relpath).unlink(missing_ok=True)
-        self.manifest.write_text(json.dumps(sorted(files)))
+        self.memory.set(TREE_FILES_MEMORY, sorted(files))
 
 
 def _needs_recreate(change: ResourceChange) -> bool:

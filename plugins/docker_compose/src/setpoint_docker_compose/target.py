@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Collection
@@ -21,7 +20,7 @@ from setpoint.api import (
     diff_resources,
 )
 from setpoint.errors import TemporaryError
-from setpoint_docker_compose.apply import Applier
+from setpoint_docker_compose.apply import TREE_FILES_MEMORY, Applier
 from setpoint_docker_compose.compose import ComposeCli
 from setpoint_docker_compose.connection import UNREACHABLE, make_client
 from setpoint_docker_compose.events import EventWatcher
@@ -30,6 +29,9 @@ from setpoint_docker_compose.health import project_health
 from setpoint_docker_compose.observe import Observer
 from setpoint_docker_compose.render import render_project
 from setpoint_docker_compose.settings import ComposeSettings
+
+#: context.memory key: service -> times its stopped containers were restarted (the crash-loop guard).
+RESTARTS_MEMORY = "restarts"
 
 
 class DockerComposeTarget(TargetDriver):
@@ -50,7 +52,9 @@ class DockerComposeTarget(TargetDriver):
         self._watcher: EventWatcher | None = None
         self._last_live: Live | None = None
         self._observer = Observer(self.project, content_key(context.state_dir), self.stable_root)
-        self._restarts_file = context.state_dir / "restarts.json"
+        # remembered in setpoint's state store; files from an older version move there once
+        context.memory.adopt_file(RESTARTS_MEMORY, context.state_dir / "restarts.json")
+        context.memory.adopt_file(TREE_FILES_MEMORY, context.state_dir / "tree.json")
         self._restarts: dict[str, list[float]] = self._load_restarts()
         self._crash_looping: set[str] = set()
 
@@ -118,7 +122,7 @@ class DockerComposeTarget(TargetDriver):
         if self._last_live is not None:
             live_orphans = {r.name for k, r in self._last_live.resources.items()
                             if r.kind == "Service" and k not in desired.resources}
-        applier = Applier(self.settings_, self.cli, self.client, self.stable_root, self.context.state_dir / "tree.json")
+        applier = Applier(self.settings_, self.cli, self.client, self.stable_root, self.context.memory)
         try:
             result = applier.apply(plan, desired, self.spec.prune, live_orphans, self._last_live)
         except UNREACHABLE as exc:
@@ -162,11 +166,11 @@ class DockerComposeTarget(TargetDriver):
                 self._restarts[change.name] = [*self._window(change.name), now]
                 changed = True
         if changed:
-            self._restarts_file.write_text(json.dumps(self._restarts))
+            self.context.memory.set(RESTARTS_MEMORY, self._restarts)
 
     def _load_restarts(self) -> dict[str, list[float]]:
         try:
-            data = json.loads(self._restarts_file.read_text())
+            data = self.context.memory.get(RESTARTS_MEMORY) or {}
             return {str(k): [float(t) for t in v] for k, v in data.items()}
-        except (OSError, ValueError, AttributeError):
+        except (TypeError, ValueError, AttributeError):
             return {}

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 from collections.abc import Collection
 from typing import Any
@@ -38,6 +36,8 @@ from setpoint_kubernetes.render import Renderer, wrap_secret_data
 from setpoint_kubernetes.settings import KubernetesSettings
 
 CRD = ("apiextensions.k8s.io", "CustomResourceDefinition")
+#: context.memory key: object key -> digest of the desired body setpoint last applied.
+APPLIED_MEMORY = "applied-digests"
 
 
 class DesiredResource(Resource):
@@ -75,7 +75,8 @@ class KubernetesTarget(TargetDriver):
         self._health_memo: dict[str, tuple[str, tuple[HealthStatus, str]]] = {}
         #: Managed keys found absent by a direct GET (looked up once; the watch reports re-appearance).
         self._gone: set[str] = set()
-        self._applied_path = context.state_dir / "applied-digests.json"
+        # the digests live in setpoint's state store; a file from an older version moves there once
+        context.memory.adopt_file(APPLIED_MEMORY, context.state_dir / "applied-digests.json")
         self._applied = self._load_applied()
         self._inventory: ClusterInventory | None = None
         #: What the core's inventory held at the last observe (for the in-cluster inventory).
@@ -225,7 +226,7 @@ class KubernetesTarget(TargetDriver):
     # ------------------------------------------------------------------ diff
 
     def diff(self, desired: Desired, live: Live) -> Plan:
-        revision = desired.extra.get("revision", "")
+        revision = desired.revision
         return diff_resources(desired, live, compare=lambda want, have: self._compare(want, have, revision),
                               deletable=lambda have: not opted_out(have.meta.get("raw")))
 
@@ -287,7 +288,7 @@ class KubernetesTarget(TargetDriver):
     # ------------------------------------------------------------------ apply
 
     def apply(self, plan: Plan, desired: Desired) -> ApplyResult:
-        revision = str(desired.extra.get("revision", ""))
+        revision = desired.revision
         result = ApplyResult()
         live_raw: dict[str, dict[str, Any]] = {}
         for change in plan.changes:
@@ -429,19 +430,11 @@ class KubernetesTarget(TargetDriver):
     # ------------------------------------------------------------------ state
 
     def _load_applied(self) -> dict[str, str]:
-        try:
-            data = json.loads(self._applied_path.read_text())
-            return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
-        except (OSError, ValueError):
-            return {}
+        data = self.context.memory.get(APPLIED_MEMORY)
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
     def _save_applied(self) -> None:
-        tmp = self._applied_path.with_suffix(".tmp")
-        try:
-            tmp.write_text(json.dumps(self._applied, sort_keys=True))
-            os.replace(tmp, self._applied_path)
-        except OSError as exc:
-            self.context.logger.warning("could not save %s: %s", self._applied_path, exc)
+        self.context.memory.set(APPLIED_MEMORY, self._applied)
 
 
 def _spec_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:

@@ -1,11 +1,13 @@
-"""What the driver remembers across restarts (next to the working directory, no secrets)."""
+"""What the driver remembers across restarts, kept in setpoint's state store (``context.memory``; no secrets)."""
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+
+from setpoint.api import TargetMemory
+
+#: The context.memory key (a file ``setpoint.json`` in the working directory before).
+MEMORY_KEY = "terraform"
 
 
 @dataclass
@@ -20,14 +22,14 @@ class Memory:
     stale_ids: list[str] = field(default_factory=list)
 
     @classmethod
-    def load(cls, path: Path) -> Memory:
+    def load(cls, memory: TargetMemory) -> Memory:
+        data = memory.get(MEMORY_KEY)
+        if not isinstance(data, dict):
+            return cls()
         try:
-            data = json.loads(path.read_text())
             return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-        except (OSError, ValueError, TypeError):
+        except TypeError:
             return cls()
 
-    def save(self, path: Path) -> None:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self)))
-        os.replace(tmp, path)
+    def save(self, memory: TargetMemory) -> None:
+        memory.set(MEMORY_KEY, asdict(self))

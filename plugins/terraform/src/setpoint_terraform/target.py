@@ -35,7 +35,7 @@ from setpoint.errors import PermanentError, RenderError
 from setpoint.secrets import iter_secrets, scrub
 from setpoint_terraform import planjson, snapshot
 from setpoint_terraform.binary import StalePlan, Terraform, build_env, find_binary
-from setpoint_terraform.memory import Memory
+from setpoint_terraform.memory import MEMORY_KEY, Memory
 from setpoint_terraform.planjson import OUTPUTS_KEY, Redactor, TfPlan
 from setpoint_terraform.settings import TerraformSettings
 from setpoint_terraform.snapshot import ModuleSnapshot
@@ -72,8 +72,9 @@ class TerraformTarget(TargetDriver):
         cache = (context.resolve(self.cfg.plugin_cache_dir) if self.cfg.plugin_cache_dir
                  else context.state_dir.parent.parent / "terraform-plugin-cache")
         self.workdir = WorkDir(context.state_dir, cache)
-        self.memory_path = self.workdir.base / "setpoint.json"
-        self.memory = Memory.load(self.memory_path)
+        # a setpoint.json from an older version moves into setpoint's state store once
+        context.memory.adopt_file(MEMORY_KEY, self.workdir.base / "setpoint.json")
+        self.memory = Memory.load(context.memory)
         self._tf: Terraform | None = None
         self._version: str | None = None
         self._plans: Path | None = None
@@ -181,7 +182,7 @@ class TerraformTarget(TargetDriver):
             self._apply_error = None
             self.memory.synced_digest, self.memory.serial, self.memory.lineage = snap.digest, serial, lineage
             self.memory.stale_ids = []
-            self.memory.save(self.memory_path)
+            self.memory.save(self.context.memory)
         self._fill(desired, self._last, snap)
         return Live(dict(tfplan.live), {"serial": serial})
 
@@ -311,7 +312,7 @@ class TerraformTarget(TargetDriver):
             self.memory.synced_digest = observed.digest
             self.memory.stale_ids = []
             self.memory.serial = self.memory.lineage = None  # set from the re-observe
-            self.memory.save(self.memory_path)
+            self.memory.save(self.context.memory)
             if pinned is not None:
                 pinned.unlink(missing_ok=True)
             return ApplyResult([c.key for c in plan.changes], message=f"applied plan {plan.id}")
@@ -323,7 +324,7 @@ class TerraformTarget(TargetDriver):
             if pinned is not None:
                 pinned.unlink(missing_ok=True)
             self.memory.stale_ids = [*self.memory.stale_ids[-20:], plan.id]
-            self.memory.save(self.memory_path)
+            self.memory.save(self.context.memory)
             self._last = None
             self.context.trigger("terraform:stale-plan")
             raise StalePlan(f"terraform refused the saved plan {plan.id} as stale: the state changed after it was "

@@ -20,7 +20,7 @@ from setpoint.builtin.notify.github_status import GitHubStatusNotifier
 from setpoint.builtin.notify.policy import NoisePolicy
 
 if TYPE_CHECKING:
-    from setpoint.engine.engine import Engine
+    from setpoint.builtin.engine_view import EngineView
 
 log = logging.getLogger("setpoint.notify")
 #: Key in the state store's meta table: the (target, revision, event) messages already sent, so a
@@ -49,7 +49,7 @@ class NotifyPlugin:
         if self.policy is not None and self.dispatcher is not None:
             self.dispatcher.submit(self.policy.event(name, target, details))
 
-    def start(self, engine: Engine, backoff: float = 0.5) -> None:
+    def start(self, engine: EngineView, backoff: float = 0.5) -> None:
         """Build the configured notifiers (raises ConfigError) and start sending."""
         from setpoint.builtin.notify.setup import build_routes
 
@@ -67,8 +67,8 @@ class NotifyPlugin:
             except (ValueError, TypeError):
                 log.warning("the stored notification memory is unreadable; starting afresh")
         for name, status in engine.store.all_status().items():
-            if status.get("consecutive_failures"):
-                policy.resume_from(name, int(status["consecutive_failures"]), status.get("revision"))
+            if status.consecutive_failures:
+                policy.resume_from(name, status.consecutive_failures, status.revision)
         dispatcher = Dispatcher(routes, policy, engine.emit, backoff=backoff)
         dispatcher.start()
         self.policy, self.dispatcher = policy, dispatcher

@@ -1,0 +1,188 @@
+"""The record stage: what a reconcile leaves behind in the state store.
+
+* inventory: the objects setpoint applied (after an apply) or adopted (when live already equals Git);
+* audit: apply and revert results, errors and recoveries (an intent-before-apply record belongs
+  here too, next to :meth:`Recorder.apply_result`);
+* status: the target's status row, written once per run (a no-op run at most once a minute).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from setpoint.api import (
+    Action,
+    ApplyResult,
+    Desired,
+    Health,
+    HealthStatus,
+    Outcome,
+    Plan,
+    ResourceChange,
+    Revision,
+    SyncStatus,
+)
+from setpoint.engine.ports import ReconcilePorts
+from setpoint.engine.run import Run
+from setpoint.engine.runner import TargetRunner
+from setpoint.secrets import safe_error
+from setpoint.state import AuditAction, InventoryItem, PauseInfo, TargetStatus
+
+#: A status that changed only in its volatile fields (TargetStatus.VOLATILE) is persisted at most this often.
+STATUS_REFRESH = 60.0
+
+
+class Recorder:
+    def __init__(self, ports: ReconcilePorts, runner: TargetRunner) -> None:
+        self.ports = ports
+        self.store = ports.store
+        self.runner = runner
+        self.name = runner.name
+        self.kind = runner.target.kind
+
+    # ------------------------------------------------------------------ inventory
+
+    def apply_result(self, run: Run, plan: Plan, desired: Desired, revert: list[ResourceChange],
+                     result: ApplyResult, applied: set[str], duration: float) -> None:
+        """Record what an apply changed: inventory, cleared drift, the approved plan's end, the audit entries."""
+        now = time.time()
+        upserts, deletes = [], []
+        for change in plan.changes:
+            if change.key not in applied:
+                continue
+            if change.action == Action.DELETE:
+                deletes.append(change.key)
+            else:
+                want = desired.resources[change.key]
+                upserts.append(InventoryItem(change.key, want.kind, want.name, want.namespace, want.digest(),
+                                             run.revision.sha if run.revision else "", now))
+        self.store.update_inventory(self.name, upserts, deletes)
+        reverted = [c.key for c in revert if c.key in applied]
+        if reverted:
+            self.store.set_drift(self.name, [], reverted)
+        if plan.id and any(a.get("action") == "approved-plan" for a in run.actions):
+            self.store.finish_plan(self.name, plan.id, "applied" if result.ok else "failed")
+        self.apply_audit(run, plan, sorted(applied), result.failed, duration)
+        self.runner.memory.flush()  # what the driver remembered about this apply, in the same commit
+
+    def adopt(self, desired: Desired, inventory: dict[str, InventoryItem], revision: Revision | None) -> None:
+        """Everything desired is live and equal: record it as managed (digests that changed only)."""
+        upserts = []
+        now = time.time()
+        for key, want in desired.resources.items():
+            item = inventory.get(key)
+            digest = want.digest()
+            if item is None or item.digest != digest:
+                upserts.append(InventoryItem(key, want.kind, want.name, want.namespace, digest,
+                                             revision.sha if revision else "", now))
+        if upserts:
+            self.store.update_inventory(self.name, upserts, [])
+
+    # ------------------------------------------------------------------ audit
+
+    def apply_audit(self, run: Run, plan: Plan, applied: list[str], failed: dict[str, str], duration: float) -> None:
+        deploy = [c.to_record() for c in plan.changes if not c.drift]
+        reverts = [c.to_record() for c in plan.changes if c.drift]
+        result = "failed" if failed else "ok"
+        common: dict[str, Any] = {"target": self.name, "kind": self.kind, "revision": run.revision,
+                                  "trigger": run.trigger, "duration": duration, "result": result}
+        fields, log = run.log_fields(), self.runner.logger
+        if deploy:
+            self.store.audit(AuditAction.APPLY, details={"changes": deploy, "failed": failed, "plan_id": plan.id}, **common)
+            run.actions.append({"action": AuditAction.APPLY.value, "count": len(deploy), "result": result})
+            log.info("applied %d change(s) from %s: %s", len(deploy),
+                     run.revision.author if run.revision else "?", run.revision.subject if run.revision else "",
+                     extra=fields)
+        if reverts:
+            self.store.audit(AuditAction.REVERT_DRIFT, details={"changes": reverts, "failed": failed, "plan_id": plan.id},
+                             **common)
+            run.actions.append({"action": AuditAction.REVERT_DRIFT.value, "count": len(reverts), "result": result})
+            log.info("reverted drift on %s", ", ".join(c["key"] for c in reverts[:5]) +
+                     (f" and {len(reverts) - 5} more" if len(reverts) > 5 else ""), extra=fields)
+
+    # ------------------------------------------------------------------ the end of a run
+
+    def outcome(self, run: Run, error_stage: str | None = None, error: str | None = None) -> Outcome:
+        return Outcome(
+            target=self.runner.info, trigger=run.trigger, revision=run.revision, sync=run.sync,
+            health=run.health.status, actions=tuple(run.actions), drift=tuple(run.drift), error_stage=error_stage,
+            error=error, held_plan_id=run.held_plan_id, duration_seconds=time.monotonic() - run.started,
+            paused=run.paused,
+        )
+
+    def finished(self, run: Run, previous: TargetStatus) -> Outcome:
+        outcome = self.outcome(run)
+        if not run.dry_run:
+            self.runner.consecutive_failures = 0
+            with self.store.batch():
+                if previous.last_error:
+                    self.store.audit(AuditAction.RECOVERED, target=self.name, kind=self.kind,
+                                     revision=run.revision, trigger=run.trigger,
+                                     details={"previous_error": previous.last_error})
+                self.save_status(run, outcome, previous, None, None)
+                self.runner.memory.flush()
+        else:
+            self.runner.memory.flush()
+        return outcome
+
+    def failed(self, run: Run, previous: TargetStatus, stage: str, error: BaseException) -> Outcome:
+        message = safe_error(error)
+        self.runner.consecutive_failures += 1
+        run.sync = previous.sync if stage != "plugin" else SyncStatus.UNKNOWN
+        run.health = Health(previous.health if stage not in ("plugin", "apply") else HealthStatus.DEGRADED, message)
+        outcome = self.outcome(run, stage, message)
+        if not run.dry_run:
+            with self.store.batch():
+                if previous.last_error != message:
+                    self.store.audit(AuditAction.ERROR, target=self.name, kind=self.kind, revision=run.revision,
+                                     trigger=run.trigger, result="failed", details={"stage": stage, "error": message})
+                self.save_status(run, outcome, previous, stage, message)
+                self.runner.memory.flush()
+        else:
+            self.runner.memory.flush()
+        self.runner.logger.warning("reconcile failed at %s: %s", stage, message, extra=run.log_fields(stage))
+        return outcome
+
+    def status(self, run: Run, outcome: Outcome, previous: TargetStatus, stage: str | None,
+               error: str | None) -> TargetStatus:
+        """The status row after this run; what the run did not learn is kept from ``previous``."""
+        pause = self.store.get_pause(self.name)
+        synced = outcome.sync == SyncStatus.SYNCED and error is None
+        revision = run.revision
+        return TargetStatus(
+            target=self.name,
+            kind=self.kind,
+            sync=outcome.sync,
+            health=outcome.health,
+            health_message=run.health.message,
+            message=run.message,
+            head=run.head or previous.head,
+            revision=revision.sha if revision else previous.revision,
+            revision_author=revision.author if revision else previous.revision_author,
+            revision_subject=revision.subject if revision else previous.revision_subject,
+            applied_revision=revision.sha if synced and revision else previous.applied_revision,
+            applied_head=run.head if synced else previous.applied_head,
+            last_error=error,
+            error_stage=stage,
+            source_error=self.ports.source_error(self.runner.target.source),
+            consecutive_failures=self.runner.consecutive_failures,
+            drift=tuple(c.key for c in run.drift),
+            held_plan=run.held_plan_id,
+            paused=PauseInfo(pause.reason, pause.paused_by, pause.paused_at, pause.until) if pause else None,
+            last_run=time.time(),
+            last_trigger=run.trigger,
+            duration=outcome.duration_seconds,
+        )
+
+    def save_status(self, run: Run, outcome: Outcome, previous: TargetStatus, stage: str | None,
+                    error: str | None) -> None:
+        status = self.status(run, outcome, previous, stage, error)
+        # A no-op reconcile changes only the volatile fields: persist those at most once a minute,
+        # so a thousand quiet targets do not cost a thousand fsyncs per pass.
+        stable = status.without_volatile()
+        now = time.monotonic()
+        if stable == self.runner.saved_status and now - self.runner.saved_at < STATUS_REFRESH:
+            return
+        self.store.save_status(status)
+        self.runner.saved_status, self.runner.saved_at = stable, now

@@ -1,0 +1,74 @@
+"""The review stage: may this plan be applied now, or is it held for approval?
+
+In order: the core's deletion rules (``hold_deletions``, the deletion budget), the driver's own
+review, then the ``setpoint_review_plan`` hook. A held plan is recorded once; an operator's
+approval of exactly that plan lets it through.
+"""
+
+from __future__ import annotations
+
+from setpoint.api import Plan
+from setpoint.engine.ports import ReconcilePorts
+from setpoint.engine.run import Run, stage
+from setpoint.engine.runner import TargetRunner
+from setpoint.state import AuditAction, InventoryItem
+
+
+class ReviewStage:
+    def __init__(self, ports: ReconcilePorts, runner: TargetRunner) -> None:
+        self.ports = ports
+        self.store = ports.store
+        self.runner = runner
+        self.name = runner.name
+
+    def deletion_reason(self, plan: Plan, inventory: dict[str, InventoryItem]) -> str | None:
+        """Why the core holds this plan's deletions (None: it does not)."""
+        cfg = self.ports.config
+        budget = cfg.effective(self.runner.target, "deletion_budget")
+        hold_all = cfg.effective(self.runner.target, "hold_deletions")
+        deletions = plan.deletions
+        if deletions and hold_all:
+            return f"the plan deletes {len(deletions)} object(s) and this target holds every deletion for approval"
+        if deletions and (len(deletions) > budget.max_count
+                          or (inventory and 100.0 * len(deletions) / len(inventory) > budget.max_percent)):
+            return (f"the plan deletes {len(deletions)} of {len(inventory)} managed object(s), over the deletion budget "
+                    f"(at most {budget.max_count} and {budget.max_percent:g}%)")
+        return None
+
+    def hold_reason(self, plan: Plan, inventory: dict[str, InventoryItem], only_drift: bool) -> str | None:
+        """The first reason to hold the plan: core rules, then the driver, then review plugins."""
+        reason = self.deletion_reason(plan, inventory)
+        if reason is None and self.runner.driver is not None:
+            reason = stage("review", self.runner.driver.review, plan, only_drift)
+        if reason is None:
+            denial = self.ports.registry.hook.setpoint_review_plan(target=self.runner.info, plan=plan, drift=only_drift)
+            if denial is not None:
+                reason = f"denied by {denial.plugin or 'a review plugin'}: {denial.reason}"
+        return reason
+
+    def review(self, run: Run, plan: Plan, inventory: dict[str, InventoryItem], only_drift: bool) -> bool:
+        """True: apply ``plan`` now. False: it is held for approval (recorded and audited once)."""
+        reason = self.hold_reason(plan, inventory, only_drift)
+        if reason is None:
+            if self.store.held_plans(self.name, ("pending",)):
+                self.store.supersede_plans(self.name)
+            return True
+        approved = [h for h in self.store.held_plans(self.name, ("approved",)) if h.plan_id == plan.id]
+        if approved:
+            run.actions.append({"action": "approved-plan", "plan_id": plan.id, "approved_by": approved[0].decided_by})
+            return True
+        self._hold(run, plan, reason)
+        return False
+
+    def _hold(self, run: Run, plan: Plan, reason: str) -> None:
+        already = {h.plan_id for h in self.store.held_plans(self.name, ("pending",))}
+        held = self.store.hold_plan(self.name, plan.id, run.revision.sha if run.revision else "", reason, plan.to_record())
+        run.held_plan_id = held.plan_id
+        run.message = f"plan {held.plan_id} held for approval: {reason}. Approve with: setpoint approve {self.name} {held.plan_id}"
+        if held.plan_id in already:
+            return
+        self.store.audit(AuditAction.HELD, target=self.name, kind=self.runner.target.kind, revision=run.revision,
+                         trigger=run.trigger, details={"plan_id": held.plan_id, "reason": reason,
+                                                       "changes": plan.to_record()})
+        run.actions.append({"action": AuditAction.HELD.value, "plan_id": held.plan_id, "reason": reason})
+        self.runner.logger.warning("plan %s held for approval: %s", held.plan_id, reason, extra=run.log_fields())

@@ -1,0 +1,64 @@
+"""Rows for people and dashboards: target status, apply history and held plans.
+
+The CLI (``setpoint status``/``history``, ``-o json``) and the HTTP status API (``/api/v1``) both
+build their rows here, so the same field has the same name and meaning everywhere. The fields
+are documented once, in docs/cli.md ("Status, history and plan fields").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from setpoint.config import Config, TargetConfig
+from setpoint.state import AuditAction, AuditEntry, HeldPlan, StateStore, TargetStatus
+
+#: How many applies ``history`` shows when not told otherwise.
+HISTORY_LIMIT = 20
+
+
+def held_plan_row(held: HeldPlan, *, changes: bool = True) -> dict[str, Any]:
+    row: dict[str, Any] = {"target": held.target, "plan_id": held.plan_id, "revision": held.revision,
+                           "reason": held.reason, "created_at": held.created_at}
+    if changes:
+        row["changes"] = held.changes
+    return row
+
+
+def held_plan_rows(store: StateStore, target: str | None = None) -> list[dict[str, Any]]:
+    """Plans waiting for approval (of one target, or of all)."""
+    return [held_plan_row(h) for h in store.held_plans(target, ("pending",))]
+
+
+def status_row(target: TargetConfig, status: TargetStatus | None, store: StateStore) -> dict[str, Any]:
+    """One target's status: the stored row, its current pause and its pending plans."""
+    st = status or TargetStatus(target.name, target.kind)
+    pause = store.get_pause(target.name)
+    return {
+        "target": target.name, "kind": target.kind, "source": target.source, "path": target.path,
+        "sync": st.sync.value, "health": st.health.value,
+        "revision": st.revision, "applied_revision": st.applied_revision,
+        "last_run": st.last_run, "last_trigger": st.last_trigger,
+        "last_error": st.last_error, "error_stage": st.error_stage,
+        "consecutive_failures": st.consecutive_failures, "message": st.message if status else None,
+        "drift": list(st.drift),
+        "paused": ({"reason": pause.reason, "by": pause.paused_by, "since": pause.paused_at, "until": pause.until}
+                   if pause and not pause.expired() else None),
+        "held_plans": [held_plan_row(h, changes=False) for h in store.held_plans(target.name, ("pending",))],
+    }
+
+
+def status_rows(config: Config, store: StateStore) -> list[dict[str, Any]]:
+    """Every configured target, in configuration order."""
+    states = store.all_status()
+    return [status_row(target, states.get(target.name), store) for target in config.targets]
+
+
+def history_row(entry: AuditEntry) -> dict[str, Any]:
+    return {"time": entry.time, "revision": entry.revision, "author": entry.author, "subject": entry.subject,
+            "trigger": entry.trigger, "changes": len(entry.details.get("changes", []))}
+
+
+def history_rows(store: StateStore, target: str, limit: int = HISTORY_LIMIT) -> list[dict[str, Any]]:
+    """Revisions applied successfully to ``target``, newest first."""
+    applies = [e for e in store.audit_entries(target=target, actions=(AuditAction.APPLY.value,)) if e.result == "ok"]
+    return [history_row(e) for e in reversed(applies[-limit:])] if limit > 0 else []

@@ -1,0 +1,86 @@
+"""The status row is typed (frozen, JSON round trip, old rows still read); audit actions are a
+closed vocabulary; the CLI and the HTTP status API build the same rows with the same names."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from setpoint.api import HealthStatus, SyncStatus
+from setpoint.server import status_api
+from setpoint.state import AuditAction, PauseInfo, TargetStatus
+from setpoint.testing import FakePlugin, GitRepo
+
+from helpers import fake_engine, resources_yaml, web
+
+
+def full_status() -> TargetStatus:
+    return TargetStatus(
+        target="app", kind="fake", sync=SyncStatus.OUT_OF_SYNC, health=HealthStatus.DEGRADED,
+        health_message="2 of 3 ready", message="plan p1 held", head="a" * 40, revision="b" * 40,
+        revision_author="Alice", revision_subject="Scale up", applied_revision="c" * 40, applied_head="d" * 40,
+        last_error="boom", error_stage="apply", source_error="ls-remote failed", consecutive_failures=3,
+        drift=("Deployment/web",), held_plan="p1", paused=PauseInfo("incident", "alice", 10.0, 20.0),
+        last_run=30.0, last_trigger="git", duration=0.5)
+
+
+def test_target_status_round_trips_through_json_and_is_frozen() -> None:
+    status = full_status()
+    assert TargetStatus.from_json(json.loads(json.dumps(status.to_json()))) == status
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        status.sync = SyncStatus.SYNCED  # type: ignore[misc]
+    assert status["message"] == "plan p1 held" and status["drift"] == ["Deployment/web"]
+
+
+def test_a_row_written_by_an_older_version_still_reads() -> None:
+    old = {"target": "app", "kind": "fake", "sync": "Synced", "health": "Healthy", "message": "",
+           "drift": [], "paused": None, "some_field_we_dropped": 1}
+    status = TargetStatus.from_json(old)
+    assert status.sync == SyncStatus.SYNCED and status.consecutive_failures == 0 and status.last_error is None
+    assert TargetStatus.from_json({"target": "x"}).sync == SyncStatus.UNKNOWN
+
+
+def test_every_audited_action_is_in_the_vocabulary(tmp_path: Path, git_repo: GitRepo,
+                                                   fake_plugin: FakePlugin) -> None:
+    git_repo.commit({"app/web.yaml": resources_yaml(web())}, "v1")
+    engine = fake_engine(tmp_path, git_repo, fake_plugin, self_heal=True)
+    engine.reconcile("app")
+    fake_plugin.cluster("app").manual_change("Deployment/web", replicas=9)
+    engine.reconcile("app")
+    engine.pause("app", "incident", "alice", None)
+    engine.resume("app", "alice")
+    actions = {e.action for e in engine.store.audit_entries()}
+    assert {"apply", "drift-detected", "revert-drift", "pause", "resume"} <= actions
+    assert actions <= {a.value for a in AuditAction}
+    engine.close()
+
+
+def test_cli_and_status_api_show_the_same_rows(tmp_path: Path, git_repo: GitRepo, fake_plugin: FakePlugin) -> None:
+    cache = {"kind": "ConfigMap", "name": "cache", "config": "x"}
+    git_repo.commit({"app/web.yaml": resources_yaml(web(), cache)}, "v1")
+    engine = fake_engine(tmp_path, git_repo, fake_plugin, prune=True, hold_deletions=True)
+    engine.reconcile("app")
+    git_repo.commit({"app/web.yaml": resources_yaml(web())}, "remove the cache")  # a deletion: held
+    held = engine.reconcile("app").held_plan_id
+    assert held
+    ctx = SimpleNamespace(engine=engine)
+    api_rows = status_api.list_targets(ctx)  # type: ignore[arg-type]
+    api_detail = status_api.one_target(ctx, "app", 10)  # type: ignore[arg-type]
+    api_plans = status_api.pending_plans(ctx)  # type: ignore[arg-type]
+    engine.close()
+
+    def cli(*args: str) -> object:
+        proc = subprocess.run([sys.executable, "-m", "setpoint.cli", "-c", str(tmp_path / "setpoint.yaml"), *args,
+                               "-o", "json"], capture_output=True, text=True)
+        return json.loads(proc.stdout)
+
+    assert cli("status") == api_rows
+    assert cli("history", "app") == api_detail["history"]
+    assert api_rows[0]["held_plans"][0]["plan_id"] == held == api_plans[0]["plan_id"]
+    assert set(api_plans[0]) >= set(api_rows[0]["held_plans"][0])
