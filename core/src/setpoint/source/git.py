@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import shlex
 import shutil
 import subprocess
 import tarfile
@@ -77,8 +78,11 @@ class GitSource:
         creds = self.config.credentials
         if creds is not None:
             if creds.ssh_key_file:
-                known = f" -o UserKnownHostsFile={creds.ssh_known_hosts_file}" if creds.ssh_known_hosts_file else ""
-                env["GIT_SSH_COMMAND"] = f"ssh -i {creds.ssh_key_file} -o IdentitiesOnly=yes -o BatchMode=yes{known}"
+                # Git runs GIT_SSH_COMMAND through a shell: every user-supplied word is quoted.
+                words = ["ssh", "-i", str(creds.ssh_key_file), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"]
+                if creds.ssh_known_hosts_file:
+                    words += ["-o", f"UserKnownHostsFile={creds.ssh_known_hosts_file}"]
+                env["GIT_SSH_COMMAND"] = shlex.join(words)
             password = None
             if creds.password_file:
                 password = Path(creds.password_file).read_text().strip()
