@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from setpoint import yamlsafe
 from setpoint.durations import parse_duration
 from setpoint.errors import ConfigError
 from setpoint.opsconfig import NotificationsConfig, ServerConfig
@@ -267,7 +268,7 @@ def _line_index(text: str) -> dict[tuple[Any, ...], int]:
     """Map each key path in the YAML document to its 1-based line."""
     index: dict[tuple[Any, ...], int] = {}
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yamlsafe.compose(text)
     except yaml.YAMLError:
         return index
 
@@ -327,7 +328,7 @@ def load_config(path: str | Path | None = None) -> Config:
         )
     text = config_path.read_text()
     try:
-        raw = yaml.safe_load(text)
+        raw = yamlsafe.load(text)  # bounded: an alias bomb is refused, not expanded
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
