@@ -89,7 +89,10 @@ class Context:
     def store(self) -> Any:
         from setpoint.state import StateStore
 
-        return StateStore(self.config().state_path)
+        try:
+            return StateStore(self.config().state_path)
+        except SetpointError as exc:
+            _fail(str(exc))
 
 
 def common(fn: Callable[..., Any]) -> Callable[..., Any]:
