@@ -31,3 +31,13 @@ def test_a_damaged_state_db_names_the_path_and_the_remedy_and_is_never_recreated
         assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr
         assert str(db) in out.stderr and "backup" in out.stderr, out.stderr
     assert db.stat().st_size == (0 if damage == "truncate" else 18 * 300), "the damaged DB was replaced"
+
+
+@pytest.mark.parametrize("duration", ["9" * 400 + "s", "99999999999w"])
+def test_pause_for_an_out_of_range_duration_is_refused(tmp_path: Path, git_repo: GitRepo, duration: str) -> None:
+    git_repo.commit({"etc/a.conf": "a\n"})
+    config = files_config(tmp_path, git_repo)
+    out = cli(config, "pause", "web", "--reason", "r", "--for", duration)
+    assert out.returncode != 0 and "out of range" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    status = cli(config, "status")
+    assert status.returncode == 0 and "paused" not in status.stdout.lower(), status.stdout
