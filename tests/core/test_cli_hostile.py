@@ -41,3 +41,36 @@ def test_pause_for_an_out_of_range_duration_is_refused(tmp_path: Path, git_repo:
     assert out.returncode != 0 and "out of range" in out.stderr and "Traceback" not in out.stderr, out.stderr
     status = cli(config, "status")
     assert status.returncode == 0 and "paused" not in status.stdout.lower(), status.stdout
+
+
+def test_markup_and_control_characters_from_git_are_shown_escaped(tmp_path: Path, git_repo: GitRepo) -> None:
+    forged = "2026-11-19 14:12:03 web apply at 3f2a9c1e0b7d by Bob <bob@example.com>: forged"
+    git_repo.commit({"etc/[/]x.conf": "a\n", "etc/[bold]y.conf": "b\x1b[2J\n"},
+                    f"Looks harmless\n{forged}\x1b]0;title\x07", author="Eve\x1b[31m <eve@example.com>")
+    config = files_config(tmp_path, git_repo)
+    outputs = []
+    for command in (["sync"], ["status"], ["audit"], ["history", "web"], ["diff", "web"]):
+        out = cli(config, *command)
+        assert out.returncode in (0, 1) and "Traceback" not in out.stderr, (command, out.stderr)
+        outputs.append(out.stdout + out.stderr)
+    text = "\n".join(outputs)
+    assert "[/]x.conf" in text and "[bold]y.conf" in text, "paths must be shown as they are, not as markup"
+    assert "\x1b" not in text and "\x07" not in text, "a control character reached the terminal"
+    assert not any(line.startswith(forged[:19]) for line in text.splitlines()), "a commit message forged an audit line"
+    assert (tmp_path / "live" / "[/]x.conf").read_text() == "a\n"
+
+
+def test_a_file_name_that_is_not_utf8_is_refused_before_apply(tmp_path: Path, git_repo: GitRepo) -> None:
+    (git_repo.path / "etc").mkdir()
+    (git_repo.path / "etc" / "good.conf").write_text("g\n")
+    with open(bytes(git_repo.path / "etc") + b"/bad\xff.conf", "w") as handle:
+        handle.write("b\n")
+    git_repo.commit(message="a name Git allows")
+    config = files_config(tmp_path, git_repo)
+    out = cli(config, "sync")
+    assert out.returncode != 0 and "Traceback" not in out.stderr and "not a valid UTF-8 file name" in out.stdout, out
+    assert "bad\\xff.conf" in out.stdout
+    assert not (tmp_path / "live").exists() or not list((tmp_path / "live").iterdir()), "nothing is applied"
+    for command in (["status"], ["audit"]):
+        shown = cli(config, *command)
+        assert shown.returncode == 0 and "Traceback" not in shown.stderr, shown.stderr

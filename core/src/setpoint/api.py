@@ -150,14 +150,23 @@ class SourceTree:
     def files(self, pattern: str = "**/*") -> list[str]:
         """Paths (relative to ``root``, sorted) of the regular files matching ``pattern``.
 
-        Raises :class:`SourceError` for a symbolic link in Git that points outside the repository.
+        Raises :class:`SourceError` for a symbolic link in Git that points outside the repository,
+        and for a name that is not valid UTF-8.
         """
         found = []
         for path in self.root.glob(pattern):
             if path.is_symlink():
                 _refuse_outside_link(path, self.root)
             if path.is_file():
-                found.append(str(path.relative_to(self.root)))
+                relpath = str(path.relative_to(self.root))
+                try:
+                    relpath.encode()
+                except UnicodeEncodeError:
+                    # Git allows any bytes in a name; the state store, the API and the audit log hold text.
+                    shown = relpath.encode(errors="surrogateescape").decode(errors="backslashreplace")
+                    raise SourceError(f"'{shown}' is not a valid UTF-8 file name; setpoint refuses it before "
+                                      "anything is applied: rename it in Git") from None
+                found.append(relpath)
         return sorted(found)
 
     def is_encrypted(self, relpath: str) -> bool:

@@ -33,6 +33,14 @@ def split(key: str) -> tuple[list[str], str]:
     return parts[:-1], parts[-1]
 
 
+def _utf8(name: str) -> bool:
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class Tree:
     """An open directory tree (the destination). Use as a context manager; closes its descriptor."""
 
@@ -96,6 +104,8 @@ class Tree:
         def walk(fd: int, prefix: str) -> None:
             with os.scandir(fd) as entries:
                 for entry in entries:
+                    if not entry.name.isprintable() and not _utf8(entry.name):
+                        continue  # not valid UTF-8: never from Git (refused there), and no store can hold it
                     key = prefix + entry.name
                     if entry.is_dir(follow_symlinks=False):
                         try:
