@@ -74,3 +74,10 @@ def test_a_file_name_that_is_not_utf8_is_refused_before_apply(tmp_path: Path, gi
     for command in (["status"], ["audit"]):
         shown = cli(config, *command)
         assert shown.returncode == 0 and "Traceback" not in shown.stderr, shown.stderr
+
+
+def test_a_settings_block_error_during_sync_names_the_field(tmp_path: Path, git_repo: GitRepo) -> None:
+    git_repo.commit({"etc/a.conf": "a\n"})
+    config = files_config(tmp_path, git_repo, watch_interval=-1)
+    out = cli(config, "sync")
+    assert out.returncode != 0 and "files.watch_interval" in out.stdout + out.stderr, out
