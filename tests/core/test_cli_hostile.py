@@ -81,3 +81,18 @@ def test_a_settings_block_error_during_sync_names_the_field(tmp_path: Path, git_
     config = files_config(tmp_path, git_repo, watch_interval=-1)
     out = cli(config, "sync")
     assert out.returncode != 0 and "files.watch_interval" in out.stdout + out.stderr, out
+
+
+def test_an_unreachable_remote_shows_in_status(tmp_path: Path, git_repo: GitRepo) -> None:
+    import json
+    import shutil
+
+    git_repo.commit({"etc/a.conf": "a\n"})
+    config = files_config(tmp_path, git_repo)
+    assert cli(config, "sync").returncode == 0
+    shutil.move(git_repo.path, tmp_path / "moved-away")
+    cli(config, "sync")
+    table = cli(config, "status")
+    assert "does not exist" in table.stdout and "last fetched revision" in table.stdout, table.stdout
+    rows = json.loads(cli(config, "status", "-o", "json").stdout)
+    assert "does not exist" in (rows[0]["source_error"] or "")

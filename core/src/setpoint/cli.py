@@ -277,6 +277,7 @@ def status(config_path: str | None, output: str) -> None:
             "health": st.get("health", "Unknown"), "revision": st.get("revision"),
             "applied_revision": st.get("applied_revision"), "last_run": st.get("last_run"),
             "last_error": st.get("last_error"), "error_stage": st.get("error_stage"), "message": st.get("message"),
+            "source_error": st.get("source_error"),
             "drift": st.get("drift", []),
             "paused": {"reason": pause.reason, "by": pause.paused_by, "since": pause.paused_at, "until": pause.until}
             if pause and not pause.expired() else None,
@@ -298,6 +299,8 @@ def status(config_path: str | None, output: str) -> None:
             note = _plain(f"paused by {p['by']}{until}: {p['reason']}")
         elif r["held_plans"]:
             note = _plain(f"plan {r['held_plans'][-1]['plan_id']} held: {r['held_plans'][-1]['reason']}")
+        elif r["source_error"]:
+            note = f"[red]{_plain(r['source_error'])}[/] (the last fetched revision stays in force)"
         elif r["message"]:
             note = _plain(r["message"])
         table.add_row(_plain(r["target"]), r["kind"], _sync_style(r["sync"]), r["health"], (r["revision"] or "-")[:12],

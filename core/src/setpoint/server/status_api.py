@@ -40,6 +40,8 @@ def _target_row(ctx: AppContext, name: str, state: dict[str, Any]) -> dict[str, 
         "revision": state.get("revision"), "applied_revision": state.get("applied_revision"),
         "last_run": state.get("last_run"), "last_trigger": state.get("last_trigger"),
         "last_error": state.get("last_error"), "error_stage": state.get("error_stage"),
+        # The source as this process last polled it (an unreachable remote), else as last recorded.
+        "source_error": ctx.engine.source_error(target.source) or state.get("source_error"),
         "consecutive_failures": state.get("consecutive_failures", 0), "message": state.get("message"),
         "drift": state.get("drift", []),
         "paused": ({"reason": pause.reason, "by": pause.paused_by, "since": pause.paused_at, "until": pause.until}
