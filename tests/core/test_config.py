@@ -10,6 +10,7 @@ import pytest
 
 from setpoint.config import ConfigProblems, load_config
 from setpoint.durations import format_duration, parse_duration
+from setpoint.testing import GitRepo, make_engine, write_config
 from setpoint.validation import validate_all
 
 GOOD = """\
@@ -134,3 +135,36 @@ def test_durations() -> None:
     for bad in ("soon", "5x", "", "-1"):
         with pytest.raises(ValueError):
             parse_duration(bad)
+
+
+@pytest.mark.parametrize("where", ["state", "state/cache", ".", "inside-state"])
+def test_a_files_destination_overlapping_setpoint_state_or_config_is_refused(tmp_path: Path, git_repo: GitRepo,
+                                                                            where: str) -> None:
+    git_repo.commit({"etc/state.db": "overwritten by git"})
+    destination = {"state": tmp_path / "state", "state/cache": tmp_path / "state" / "cache",
+                   ".": tmp_path, "inside-state": tmp_path / "state" / "targets" / "x"}[where]
+    path = write_config(tmp_path, git_repo.path, [
+        {"name": "web", "kind": "files", "path": "etc", "files": {"destination": str(destination)}}])
+    problems = validate_all(path)
+    assert len(problems) == 1 and problems[0].path == "targets[0].files.destination" and problems[0].line
+    assert "overlaps setpoint's" in problems[0].message
+    with pytest.raises(ConfigProblems, match="overlaps setpoint's"):
+        load_config(path)
+    with pytest.raises(ConfigProblems):
+        make_engine(path)  # the start of `setpoint run` and `sync` loads the same way
+    assert not (tmp_path / "state" / "state.db").exists() or (tmp_path / "state" / "state.db").read_bytes()[:6] == b"SQLite"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 1e308, 10**400, "9" * 400 + "s", "99999999999w"])
+def test_out_of_range_durations_are_rejected(value: object) -> None:
+    with pytest.raises(ValueError, match="out of range"):
+        parse_duration(value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "1.0e+308"])
+def test_out_of_range_durations_in_setpoint_yaml_are_problems(tmp_path: Path, git_repo: GitRepo, value: str) -> None:
+    path = write_config(tmp_path, git_repo.path, [
+        {"name": "web", "kind": "files", "path": "etc", "files": {"destination": str(tmp_path / "live")}}])
+    path.write_text(path.read_text().replace("poll_interval: 1s", f"poll_interval: {value}"))
+    problems = validate_all(path)
+    assert [p.path for p in problems] == ["sources.repo.poll_interval"] and "out of range" in problems[0].message

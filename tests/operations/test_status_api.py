@@ -181,3 +181,18 @@ def test_metrics_can_require_a_token(tmp_path: Path, git_repo: GitRepo) -> None:
                                   server={"listen": "127.0.0.1:0", "metrics_require_token": True})
     with pytest.raises(ConfigError, match="metrics_require_token needs at least one status_tokens"):
         make_engine(without_tokens, FakePlugin())
+
+
+def test_an_unreachable_remote_shows_in_the_api(api: Any, tmp_path: Path) -> None:
+    import shutil
+
+    base, engine, _loops, _plugin, repo = api
+    engine.reconcile("app")
+    answer = httpx.get(base + "/api/v1/targets/app", headers=auth(STATUS_TOKEN)).json()
+    assert answer.get("source_error") is None
+    shutil.move(repo.path, tmp_path / "moved-away")
+    engine.reconcile("app")
+    for path in ("/api/v1/targets/app", "/api/v1/targets"):
+        answer = httpx.get(base + path, headers=auth(STATUS_TOKEN)).json()
+        row = answer[0] if isinstance(answer, list) else answer
+        assert "does not exist" in (row.get("source_error") or ""), row

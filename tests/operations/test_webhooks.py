@@ -372,3 +372,25 @@ def test_provider_without_a_secret_is_refused(tmp_path: Path) -> None:
 def test_repository_urls_normalize(url: str, normalized: str) -> None:
     assert normalize_repo(url) == normalized
 
+
+
+FORCED_POLL_INTERVAL = 2.0  # setpoint.server.receiver.FORCED_POLL_INTERVAL, as docs/operations.md states
+
+
+def test_replays_with_fresh_delivery_ids_cost_one_poll_per_interval(setup) -> None:  # type: ignore[no-untyped-def]
+    """The delivery ID is not covered by the HMAC: a captured push resent 30 times with new IDs
+    passes the replay cache, but forces at most one poll per source per interval."""
+    base, loops, _engine = setup
+    payload, headers = github_push()
+    body = json.dumps(payload).encode()
+    signed = sign_github(body, headers, SECRETS["github"])
+    started = time.monotonic()
+    for _ in range(30):
+        response = post(base, "github", body, {**signed, "X-GitHub-Delivery": str(uuid.uuid4())})
+        assert response.status_code == 202 and response.json()["result"] == "accepted"
+    elapsed = time.monotonic() - started
+    time.sleep(FORCED_POLL_INTERVAL + 0.5)  # the last delivery is never lost: a deferred poll follows
+    polls = [s for s, _reason in loops.woken_sources if s == "gh"]
+    allowed = int(elapsed / FORCED_POLL_INTERVAL) + 2  # one per interval, plus the deferred one
+    assert 2 <= len(polls) <= allowed, f"{len(polls)} forced polls in {elapsed:.1f}s (at most {allowed})"
+    assert len(polls) < 30, "every replay forced a poll"

@@ -127,6 +127,12 @@ def private_directory(prefix: str = "setpoint-") -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+#: Target of the link the source writes in place of a symbolic link in Git that is absolute or
+#: points outside the repository. It never resolves (/dev/null is not a folder), and
+#: :meth:`SourceTree.files` refuses it: such a link stops only the targets whose path holds it.
+REFUSED_LINK_PREFIX = "/dev/null/setpoint-refused-link:"
+
+
 @dataclass(frozen=True)
 class SourceTree:
     """The desired state of one target at one revision: a read-only checkout plus decrypted files.
@@ -143,8 +149,26 @@ class SourceTree:
     decrypted: Mapping[str, DecryptedFile] = field(default_factory=dict)
 
     def files(self, pattern: str = "**/*") -> list[str]:
-        """Paths (relative to ``root``, sorted) of the regular files matching ``pattern``."""
-        return sorted(str(p.relative_to(self.root)) for p in self.root.glob(pattern) if p.is_file())
+        """Paths (relative to ``root``, sorted) of the regular files matching ``pattern``.
+
+        Raises :class:`SourceError` for a symbolic link in Git that points outside the repository,
+        and for a name that is not valid UTF-8.
+        """
+        found = []
+        for path in self.root.glob(pattern):
+            if path.is_symlink():
+                _refuse_outside_link(path, self.root)
+            if path.is_file():
+                relpath = str(path.relative_to(self.root))
+                try:
+                    relpath.encode()
+                except UnicodeEncodeError:
+                    # Git allows any bytes in a name; the state store, the API and the audit log hold text.
+                    shown = relpath.encode(errors="surrogateescape").decode(errors="backslashreplace")
+                    raise SourceError(f"'{shown}' is not a valid UTF-8 file name; setpoint refuses it before "
+                                      "anything is applied: rename it in Git") from None
+                found.append(relpath)
+        return sorted(found)
 
     def is_encrypted(self, relpath: str) -> bool:
         return relpath in self.decrypted
@@ -168,6 +192,10 @@ class SourceTree:
         The directory is 0700 on tmpfs where available and removed when the ``with`` block ends,
         also on errors. Use it for tools that need real files (``docker compose``, ``terraform``).
         """
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            for name in dirnames + filenames:
+                if os.path.islink(os.path.join(dirpath, name)):
+                    _refuse_outside_link(Path(dirpath, name), self.root)
         with private_directory("setpoint-tree-") as scratch:
             dest = scratch / "tree"
             shutil.copytree(self.root, dest, symlinks=True)
@@ -178,6 +206,15 @@ class SourceTree:
                     handle.write(decrypted.plaintext.reveal())
                 target.chmod(0o600)
             yield dest
+
+
+def _refuse_outside_link(path: Path, root: Path) -> None:
+    target = os.readlink(path)
+    if target.startswith(REFUSED_LINK_PREFIX):
+        raise SourceError(f"{path.relative_to(root)} is a symbolic link to "
+                          f"{target.removeprefix(REFUSED_LINK_PREFIX)!r}, outside the repository; "
+                          "setpoint refuses such links (they could read files of the host): "
+                          "replace it with the file, or a relative link inside the repository")
 
 
 # --------------------------------------------------------------------------- resources and plans

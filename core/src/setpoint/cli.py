@@ -22,6 +22,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from setpoint import __version__
@@ -30,7 +31,7 @@ from setpoint.completion import SHELLS, complete_targets, completion_script
 from setpoint.config import ConfigProblems, load_config
 from setpoint.durations import format_duration, parse_duration
 from setpoint.errors import SetpointError
-from setpoint.logs import setup_logging
+from setpoint.logs import escape_controls, setup_logging
 from setpoint.secrets import safe_error, to_jsonable
 from setpoint.state.status import AuditAction
 
@@ -38,6 +39,10 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 # Not a terminal (a pipe, CI logs): wide enough that tables never truncate names.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+
+def _plain(value: object) -> str:
+    """User data for a rich string: control characters escaped, ``[...]`` never read as markup."""
+    return escape(escape_controls(value))
 
 
 def _actor() -> str:
@@ -56,7 +61,7 @@ def _emit_json(data: Any) -> None:
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> None:
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"error: {escape_controls(message)}", err=True)
     sys.exit(code)
 
 
@@ -91,7 +96,10 @@ class Context:
     def store(self) -> Any:
         from setpoint.state import StateStore
 
-        return StateStore(self.config().state_path)
+        try:
+            return StateStore(self.config().state_path)
+        except SetpointError as exc:
+            _fail(str(exc))
 
 
 def common(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -164,8 +172,8 @@ def _print_outcomes(outcomes: list[Outcome], output: str) -> None:
         message = o.error or ""
         if o.held_plan_id:
             message = f"plan {o.held_plan_id} held: setpoint approve {o.target.name} {o.held_plan_id}"
-        table.add_row(o.target.name, _sync_style(o.sync.value), o.health.value,
-                      o.revision.short if o.revision else "-", actions, message)
+        table.add_row(_plain(o.target.name), _sync_style(o.sync.value), o.health.value,
+                      o.revision.short if o.revision else "-", _plain(actions), _plain(message))
     console.print(table)
 
 
@@ -233,12 +241,12 @@ def diff(config_path: str | None, target: str, output: str) -> None:
         _emit_json({"target": target, "revision": outcome.revision.sha if outcome.revision else None, "changes": changes})
     else:
         if not changes:
-            console.print(f"{target}: no differences at {outcome.revision.short if outcome.revision else '-'}")
+            console.print(f"{_plain(target)}: no differences at {outcome.revision.short if outcome.revision else '-'}")
         for change in changes:
             tag = " (drift)" if change["drift"] else ""
-            console.print(f"[bold]{change['action']}[/] {change['key']}{tag}")
+            console.print(f"[bold]{change['action']}[/] {_plain(change['key'])}{tag}")
             for line in _field_lines(change["fields"]):
-                console.print("    " + line, markup=False)
+                console.print("    " + escape_controls(line), markup=False)
     sys.exit(EXIT_FAILED if changes else EXIT_OK)
 
 
@@ -270,16 +278,18 @@ def status(config_path: str | None, output: str) -> None:
     for r in rows:
         note = ""
         if r["last_error"]:
-            note = f"[red]{r['error_stage']}: {r['last_error']}[/]"
+            note = f"[red]{_plain(r['error_stage'])}: {_plain(r['last_error'])}[/]"
         elif r["paused"]:
             p = r["paused"]
             until = f" until {_when(p['until'])}" if p["until"] else ""
-            note = f"paused by {p['by']}{until}: {p['reason']}"
+            note = _plain(f"paused by {p['by']}{until}: {p['reason']}")
         elif r["held_plans"]:
-            note = f"plan {r['held_plans'][-1]['plan_id']} held: {r['held_plans'][-1]['reason']}"
+            note = _plain(f"plan {r['held_plans'][-1]['plan_id']} held: {r['held_plans'][-1]['reason']}")
+        elif r["source_error"]:
+            note = f"[red]{_plain(r['source_error'])}[/] (the last fetched revision stays in force)"
         elif r["message"]:
-            note = r["message"]
-        table.add_row(r["target"], r["kind"], _sync_style(r["sync"]), r["health"], (r["revision"] or "-")[:12],
+            note = _plain(r["message"])
+        table.add_row(_plain(r["target"]), r["kind"], _sync_style(r["sync"]), r["health"], (r["revision"] or "-")[:12],
                       _when(r["last_run"]) if r["last_run"] else "never", note)
     console.print(table)
 
@@ -327,18 +337,18 @@ def audit(config_path: str | None, since: str | None, until: str | None, target:
         console.print("no audit entries in this window")
         return
     for e in entries:
-        head = f"[bold]{_when(e.time)}[/] {e.target or '-'} [cyan]{e.action}[/]"
+        head = f"[bold]{_when(e.time)}[/] {_plain(e.target or '-')} [cyan]{_plain(e.action)}[/]"
         if e.result and e.result != "ok":
-            head += f" [red]{e.result}[/]"
+            head += f" [red]{_plain(e.result)}[/]"
         if e.revision:
-            head += f" at {e.revision[:12]} by {e.author}: {e.subject}"
+            head += f" at {_plain(e.revision[:12])} by {_plain(e.author)}: {_plain(e.subject)}"
         if e.actor:
-            head += f" (by {e.actor})"
+            head += f" (by {_plain(e.actor)})"
         if e.trigger:
-            head += f" [dim]trigger={e.trigger}[/]"
+            head += f" [dim]trigger={_plain(e.trigger)}[/]"
         console.print(head)
         for line in _audit_lines(e.details):
-            console.print("    " + line, markup=False)
+            console.print("    " + escape_controls(line), markup=False)
 
 
 def _audit_lines(details: dict[str, Any]) -> list[str]:
@@ -389,7 +399,7 @@ def history(config_path: str | None, target: str, limit: int, output: str) -> No
     for column in ("APPLIED", "REVISION", "AUTHOR", "SUBJECT", "CHANGES"):
         table.add_column(column)
     for r in rows:
-        table.add_row(_when(r["time"]), (r["revision"] or "-")[:12], r["author"] or "-", r["subject"] or "-",
+        table.add_row(_when(r["time"]), (r["revision"] or "-")[:12], _plain(r["author"] or "-"), _plain(r["subject"] or "-"),
                       str(r["changes"]))
     console.print(table)
 
@@ -414,7 +424,7 @@ def pause(config_path: str | None, target: str, reason: str, duration: str | Non
     finally:
         engine.close()
     until = f" until {_when(p.until)} ({format_duration(p.until - time.time())})" if p.until else " until resumed"
-    click.echo(f"{target} paused by {p.paused_by}{until}: {p.reason}")
+    click.echo(escape_controls(f"{target} paused by {p.paused_by}{until}: {p.reason}"))
 
 
 @main.command()
@@ -476,8 +486,9 @@ def plugins(output: str) -> None:
     for p in records:
         provides = ", ".join([f"kind:{k}" for k in p["kinds"]] + [f"decryptor:{d}" for d in p["decryptors"]]
                              + [f"notifier:{n}" for n in p["notifiers"]]) or "-"
-        state = f"[red]failed: {p['error']}[/]" if p["error"] else ("built-in" if p["builtin"] else "loaded")
-        table.add_row(p["name"], p["distribution"], p["version"], provides, ", ".join(p["hooks"]) or "-", state)
+        state = f"[red]failed: {_plain(p['error'])}[/]" if p["error"] else ("built-in" if p["builtin"] else "loaded")
+        table.add_row(_plain(p["name"]), _plain(p["distribution"]), _plain(p["version"]), _plain(provides),
+                      ", ".join(p["hooks"]) or "-", state)
     console.print(table)
     if any(p["error"] for p in records):
         sys.exit(EXIT_FAILED)
@@ -544,7 +555,8 @@ def secrets_check(config_path: str | None, path: Path | None, output: str) -> No
         for r in results:
             mark = "[green]ok[/]" if r.ok else "[red]FAILED[/]"
             keys = f" keys: {', '.join(r.keys_used)}" if r.keys_used else ""
-            console.print(f"{mark} {r.path} ({r.decryptor}){keys}" + (f": {r.reason}" if r.reason else ""))
+            console.print(f"{mark} {_plain(r.path)} ({_plain(r.decryptor)}){_plain(keys)}"
+                          + (f": {_plain(r.reason)}" if r.reason else ""))
         if not results:
             console.print("no encrypted files found")
     sys.exit(EXIT_FAILED if any(not r.ok for r in results) else EXIT_OK)

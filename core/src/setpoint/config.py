@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from setpoint import yamlsafe
 from setpoint.durations import Duration
 from setpoint.errors import ConfigError
 from setpoint.opsconfig import NotificationsConfig, ServerConfig
@@ -265,7 +266,7 @@ def _line_index(text: str) -> dict[tuple[Any, ...], int]:
     """Map each key path in the YAML document to its 1-based line."""
     index: dict[tuple[Any, ...], int] = {}
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yamlsafe.compose(text)
     except yaml.YAMLError:
         return index
 
@@ -325,7 +326,7 @@ def load_config(path: str | Path | None = None) -> Config:
         )
     text = config_path.read_text()
     try:
-        raw = yaml.safe_load(text)
+        raw = yamlsafe.load(text)  # bounded: an alias bomb is refused, not expanded
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
@@ -338,9 +339,40 @@ def load_config(path: str | Path | None = None) -> Config:
         if isinstance(target, dict) and isinstance(target.get("kind"), str) and target["kind"] in target:
             target["kind_block"] = target.pop(target["kind"]) or {}
     try:
-        return Config.model_validate({**raw, "base_dir": config_path.resolve().parent, "file": config_path})
+        config = Config.model_validate({**raw, "base_dir": config_path.resolve().parent, "file": config_path})
     except ValidationError as exc:
         raise ConfigProblems(_problems_from(exc, str(config_path), index)) from None
+    problems = _destinations_inside_own_state(config, str(config_path), index)
+    if problems:
+        raise ConfigProblems(problems)
+    return config
+
+
+def _destinations_inside_own_state(config: Config, file: str, index: dict[tuple[Any, ...], int]) -> list[Problem]:
+    """A ``files`` destination must not overlap setpoint's state folder (state DB, Git cache, locks)
+    or hold setpoint.yaml: Git content would overwrite the audit log or the configuration itself."""
+    try:
+        state_dir = Path(os.path.realpath(config.state_dir))
+    except ConfigError:
+        return []  # reported by whoever reads the state
+    config_file = Path(os.path.realpath(config.file))
+    problems = []
+    for number, target in enumerate(config.targets):
+        destination = target.settings_block.get("destination") if target.kind == "files" else None
+        if not isinstance(destination, str | Path):
+            continue
+        dest = Path(os.path.realpath(config.resolve(destination)))
+        clash = None
+        if dest == state_dir or state_dir.is_relative_to(dest) or dest.is_relative_to(state_dir):
+            clash = f"setpoint's state folder {state_dir} (state DB, Git cache, locks)"
+        elif config_file.is_relative_to(dest):
+            clash = f"setpoint's configuration file {config_file}"
+        if clash:
+            loc = ("targets", number, "files", "destination")
+            problems.append(Problem(file, _line_for(index, loc), _format_loc(loc),
+                                    f"the destination {dest} overlaps {clash}",
+                                    "write the files to a folder outside setpoint's own files, or move the state"))
+    return problems
 
 
 def config_line_index(path: Path) -> dict[tuple[Any, ...], int]:

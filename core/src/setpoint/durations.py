@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 from typing import Annotated
@@ -10,10 +11,22 @@ from pydantic import BeforeValidator, WithJsonSchema
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+#: The longest duration accepted anywhere (pauses, intervals, grace periods): ten years. Longer
+#: values are typos, and past a point they overflow date arithmetic and JSON (inf, nan).
+MAX_SECONDS = 10 * 365 * 86400.0
 
 
 def parse_duration(value: str | int | float | timedelta) -> float:
-    """Seconds in ``value``; a bare number is seconds. Raises ValueError with a hint otherwise."""
+    """Seconds in ``value``; a bare number is seconds. Raises ValueError with a hint otherwise.
+
+    Every result is finite and between 0 and :data:`MAX_SECONDS`."""
+    seconds = _parse(value)
+    if not math.isfinite(seconds) or seconds > MAX_SECONDS:
+        raise ValueError(f"{value!r} is out of range; a duration is at most 10 years (e.g. 2h, 30d)")
+    return seconds
+
+
+def _parse(value: str | int | float | timedelta) -> float:
     if isinstance(value, timedelta):
         return value.total_seconds()
     if isinstance(value, bool):
@@ -21,7 +34,10 @@ def parse_duration(value: str | int | float | timedelta) -> float:
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError("a duration cannot be negative")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an int too large for a float
+            return math.inf
     text = str(value).strip().lower().replace(" ", "")
     if re.fullmatch(r"\d+(\.\d+)?", text):
         return float(text)

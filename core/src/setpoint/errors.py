@@ -11,6 +11,10 @@ class ConfigError(SetpointError):
     """The configuration file is invalid."""
 
 
+class StateError(SetpointError):
+    """The state store cannot be opened or used (corrupt, truncated, not a setpoint database)."""
+
+
 class SourceError(SetpointError):
     """Git could not be read, or a path in it is invalid."""
 

@@ -4,12 +4,30 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 
 from setpoint.secrets import RedactingFilter
 
 _FIELDS = ("target", "revision", "trigger", "stage")
+
+# Control characters (newlines, escape sequences, C1, line separators) and undecodable bytes
+# (surrogate escapes) in data from Git or the state store: shown escaped, so a commit message or a
+# path can neither forge a log or audit line nor drive the terminal. Tabs are harmless.
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_NAMED = {"\n": "\\n", "\r": "\\r"}
+
+
+def escape_controls(value: object) -> str:
+    """``value`` as one line of text with every control character escaped (``\\n``, ``\\x1b``)."""
+    def escaped(match: re.Match[str]) -> str:
+        char = match.group()
+        code = ord(char)
+        if char in _NAMED:
+            return _NAMED[char]
+        return f"\\x{code & 0xff:02x}" if 0xDC80 <= code <= 0xDCFF or code <= 0xFF else f"\\u{code:04x}"
+    return _CONTROL.sub(escaped, str(value))
 
 
 class JsonFormatter(logging.Formatter):
@@ -32,8 +50,9 @@ class JsonFormatter(logging.Formatter):
 class PlainFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         extra = " ".join(f"{n}={getattr(record, n)}" for n in _FIELDS if getattr(record, n, None) is not None)
-        line = f"{self.formatTime(record, '%Y-%m-%d %H:%M:%S')} {record.levelname:<7} {record.name}: {record.getMessage()}"
-        line = f"{line} [{extra}]" if extra else line
+        message = escape_controls(record.getMessage())
+        line = f"{self.formatTime(record, '%Y-%m-%d %H:%M:%S')} {record.levelname:<7} {record.name}: {message}"
+        line = f"{line} [{escape_controls(extra)}]" if extra else line
         return f"{line}\n{record.exc_text}" if record.exc_text else line
 
 

@@ -29,8 +29,12 @@ def held_plan_rows(store: StateStore, target: str | None = None) -> list[dict[st
     return [held_plan_row(h) for h in store.held_plans(target, ("pending",))]
 
 
-def status_row(target: TargetConfig, status: TargetStatus | None, store: StateStore) -> dict[str, Any]:
-    """One target's status: the stored row, its current pause and its pending plans."""
+def status_row(target: TargetConfig, status: TargetStatus | None, store: StateStore,
+               source_error: str | None = None) -> dict[str, Any]:
+    """One target's status: the stored row, its current pause and its pending plans.
+
+    ``source_error`` is the running process's own view of the target's source (an unreachable remote
+    it polled just now); without it, the one last recorded is shown."""
     st = status or TargetStatus(target.name, target.kind)
     pause = store.get_pause(target.name)
     return {
@@ -39,6 +43,7 @@ def status_row(target: TargetConfig, status: TargetStatus | None, store: StateSt
         "revision": st.revision, "applied_revision": st.applied_revision,
         "last_run": st.last_run, "last_trigger": st.last_trigger,
         "last_error": st.last_error, "error_stage": st.error_stage,
+        "source_error": source_error or st.source_error,
         "consecutive_failures": st.consecutive_failures, "message": st.message if status else None,
         "drift": list(st.drift),
         "paused": ({"reason": pause.reason, "by": pause.paused_by, "since": pause.paused_at, "until": pause.until}
@@ -47,10 +52,12 @@ def status_row(target: TargetConfig, status: TargetStatus | None, store: StateSt
     }
 
 
-def status_rows(config: Config, store: StateStore) -> list[dict[str, Any]]:
-    """Every configured target, in configuration order."""
+def status_rows(config: Config, store: StateStore,
+                source_errors: dict[str, str | None] | None = None) -> list[dict[str, Any]]:
+    """Every configured target, in configuration order (``source_errors``: by source name, see status_row)."""
     states = store.all_status()
-    return [status_row(target, states.get(target.name), store) for target in config.targets]
+    errors = source_errors or {}
+    return [status_row(target, states.get(target.name), store, errors.get(target.source)) for target in config.targets]
 
 
 def history_row(entry: AuditEntry) -> dict[str, Any]:

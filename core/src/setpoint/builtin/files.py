@@ -2,15 +2,15 @@
 
 Desired state is every file under the target's path (content and mode); live state is the same
 paths under ``destination``. A file edited, deleted or added by hand is drift. Writes are atomic
-(temp file, fsync, rename, fsync of the directory). Encrypted files (SOPS) are written in clear
-with their mode, since configuration on a host is where they are used, and compare as secrets.
+(temp file, fsync, rename, fsync of the directory) and never follow a symbolic link the destination
+holds (see :mod:`setpoint.builtin.dirfd`). Encrypted files (SOPS) are written in clear, 0600 (0700
+if executable) unless ``file_mode`` says otherwise, and compare as secrets.
 It is registered through the same hook as any external plugin.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import stat
 import threading
 import time
@@ -34,6 +34,7 @@ from setpoint.api import (
     SourceTree,
     TargetDriver,
 )
+from setpoint.builtin.dirfd import Tree
 from setpoint.errors import RenderError
 from setpoint.secrets import Secret
 
@@ -103,10 +104,16 @@ class FilesTarget(TargetDriver):
             source = tree.root / relpath
             if source.is_symlink():
                 raise RenderError(f"{relpath} is a symbolic link; the files target writes regular files only")
-            git_mode = 0o755 if source.stat().st_mode & stat.S_IXUSR else 0o644
-            mode = int(self.settings.file_mode, 8) if self.settings.file_mode else git_mode
+            executable = bool(source.stat().st_mode & stat.S_IXUSR)
+            encrypted = tree.is_encrypted(relpath)
+            if self.settings.file_mode:
+                mode = int(self.settings.file_mode, 8)
+            elif encrypted:  # decrypted content is readable by its owner only
+                mode = 0o700 if executable else 0o600
+            else:
+                mode = 0o755 if executable else 0o644
             content: bytes | Secret[bytes]
-            if tree.is_encrypted(relpath):
+            if encrypted:
                 content = tree.decrypted[relpath].plaintext
                 secret_keys.add(relpath)
             else:
@@ -117,24 +124,24 @@ class FilesTarget(TargetDriver):
 
     # ------------------------------------------------------------------ observe
 
-    def _read(self, key: str) -> Resource | None:
-        path = self.destination / key
-        try:
-            info = path.lstat()
-        except FileNotFoundError:
+    def _read(self, live: Tree, key: str) -> Resource | None:
+        found = live.read(key)
+        if found is None:
             return None
-        if not stat.S_ISREG(info.st_mode):
+        info, data = found
+        if data is None:
             return Resource(key, "File", key, {"type": "not a regular file"})
-        data = path.read_bytes()
         content: bytes | Secret[bytes] = Secret(data, origin=key) if key in self._secret_keys else data
         return Resource(key, "File", key, _body(content, stat.S_IMODE(info.st_mode)))
 
     def observe(self, desired: Desired, managed: Collection[str]) -> Live:
         # Every file in the destination: ones not from Git are reported (the core never removes them).
-        present = {str(p.relative_to(self.destination)) for p in self.destination.rglob("*")
-                   if not p.is_dir() and not p.name.endswith(".setpoint-tmp")} if self.destination.is_dir() else set()
-        keys = set(desired.resources) | set(managed) | present
-        found = [r for r in (self._read(key) for key in sorted(keys)) if r is not None]
+        keys = set(desired.resources) | set(managed)
+        found: list[Resource] = []
+        if self.destination.is_dir():
+            with Tree(self.destination) as live:
+                keys |= set(live.files())
+                found = [r for r in (self._read(live, key) for key in sorted(keys)) if r is not None]
         self._watched = {key: _fingerprint(self.destination / key) for key in keys}
         return Live.of(found)
 
@@ -142,24 +149,21 @@ class FilesTarget(TargetDriver):
 
     def apply(self, plan: Plan, desired: Desired) -> ApplyResult:
         result = ApplyResult()
-        touched: set[Path] = set()
-        for change in plan.changes:
-            path = self.destination / change.key
-            try:
-                if change.action == Action.DELETE:
-                    path.unlink(missing_ok=True)
-                    _remove_empty_parents(path.parent, self.destination)
-                else:
-                    want = desired.resources[change.key]
-                    secret = want.body.get("content")
-                    content = secret.reveal() if isinstance(secret, Secret) else desired.extra["sources"][change.key]
-                    _atomic_write(path, content, int(want.body["mode"], 8))
-                touched.add(path.parent)
-                result.applied.append(change.key)
-            except OSError as exc:
-                result.failed[change.key] = f"{exc.strerror or exc.__class__.__name__} ({change.key})"
-        for directory in touched:  # renames are durable once their folder is synced
-            _fsync_dir(directory)
+        with Tree(self.destination, create=True) as live:
+            # Deletions first: a folder that Git turned into a file must be emptied before the write.
+            for change in sorted(plan.changes, key=lambda c: c.action != Action.DELETE):
+                try:
+                    if change.action == Action.DELETE:
+                        live.delete(change.key)
+                    else:
+                        want = desired.resources[change.key]
+                        secret = want.body.get("content")
+                        content = secret.reveal() if isinstance(secret, Secret) else desired.extra["sources"][change.key]
+                        live.write(change.key, content, int(want.body["mode"], 8))
+                    result.applied.append(change.key)
+                except OSError as exc:
+                    result.failed[change.key] = f"{exc.strerror or exc.__class__.__name__} ({change.key})"
+            live.sync()
         self._watched = {key: _fingerprint(self.destination / key) for key in self._watched}
         return result
 
@@ -189,7 +193,7 @@ class FilesTarget(TargetDriver):
 def _fingerprint(path: Path) -> tuple[int, int, int, int] | None:
     try:
         info = path.lstat()
-    except FileNotFoundError:
+    except OSError:  # gone, or a parent replaced by a file or a link loop: the reconcile sorts it out
         return None
     return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_mode)
 
@@ -233,42 +237,6 @@ class _Watcher:
                 except Exception:  # noqa: BLE001, S112 - a vanished directory is seen at the next reconcile
                     continue
             time.sleep(interval)
-
-
-def _atomic_write(path: Path, content: bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.setpoint-tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except FileNotFoundError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _remove_empty_parents(directory: Path, stop: Path) -> None:
-    while directory != stop and stop in directory.parents:
-        try:
-            directory.rmdir()
-        except OSError:
-            return
-        directory = directory.parent
 
 
 @hookimpl

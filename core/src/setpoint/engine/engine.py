@@ -75,7 +75,7 @@ class Engine:
             settings, problems = validate_block(cls.Settings, target.settings_block, str(self.config.file), {},
                                                 ("targets", target.name, target.kind))
             if problems:
-                raise ConfigError("; ".join(p.message for p in problems))
+                raise ConfigError("; ".join(f"{p.path}: {p.message}" for p in problems))
             runner.create_driver(cls, settings, self.state_dir, lambda reason, n=target.name: self.trigger(n, reason),
                                  lambda t=target: self.dependency_outputs(t),
                                  lambda resource, info=runner.info: self.registry.hook.setpoint_check_health(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -21,11 +23,55 @@ log = logging.getLogger("setpoint.webhooks")
 #: wake_source(source_name, reason): poll that source now and wake its targets if it moved.
 WakeSource = Callable[[str, str], None]
 
+#: At most one forced poll per source in this many seconds; deliveries in between are folded into
+#: one poll at the end of the interval. The delivery ID that replay protection keys on is not
+#: covered by any provider's HMAC, so a captured delivery can be resent with fresh IDs: this bound
+#: makes such replays cost nothing beyond the polls a busy repository causes anyway.
+FORCED_POLL_INTERVAL = 2.0
+
+
+class ForcedPolls:
+    """Rate-limits webhook-forced polls per source without ever dropping one."""
+
+    def __init__(self, wake_source: WakeSource, interval: float = FORCED_POLL_INTERVAL,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.wake_source = wake_source
+        self.interval = interval
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}
+        self._pending: set[str] = set()
+
+    def request(self, source: str, reason: str) -> bool:
+        """Poll ``source`` now (True) or once at the end of the current interval (False)."""
+        with self._lock:
+            now = self.clock()
+            wait = self._last.get(source, -self.interval) + self.interval - now
+            if wait <= 0:
+                self._last[source] = now
+            elif source in self._pending:
+                return False  # already folded into the poll at the end of the interval
+            else:
+                self._pending.add(source)
+                timer = threading.Timer(wait, self._deferred, (source, reason))
+                timer.daemon = True
+                timer.start()
+                return False
+        self.wake_source(source, reason)
+        return True
+
+    def _deferred(self, source: str, reason: str) -> None:
+        with self._lock:
+            self._pending.discard(source)
+            self._last[source] = self.clock()
+        self.wake_source(source, reason)
+
 
 class WebhookReceiver:
     def __init__(self, engine: Engine, wake_source: WakeSource) -> None:
         self.engine = engine
         self.wake_source = wake_source
+        self.polls = ForcedPolls(wake_source)
         cfg = engine.config.server.webhooks
         self.replays = ReplayCache(cfg.replay_window, cfg.replay_cache_size)
         self.max_skew = cfg.generic.max_skew if cfg.generic else 300.0
@@ -82,6 +128,10 @@ class WebhookReceiver:
         if not matched:
             return Delivery(202, "unmatched", f"no source follows this repository and branch ({push.branch or '-'})")
         targets = tuple(name for name, runner in self.engine.runners.items() if runner.target.source in matched)
-        for name in matched:
-            self.wake_source(name, f"webhook:{provider}")
-        return Delivery(202, "accepted", f"polling {', '.join(matched)} now", tuple(matched), targets)
+        now = [name for name in matched if self.polls.request(name, f"webhook:{provider}")]
+        later = [name for name in matched if name not in now]
+        message = f"polling {', '.join(now)} now" if now else ""
+        if later:
+            message += ("; " if message else "") + (f"polling {', '.join(later)} within {self.polls.interval:g}s "
+                                                    "(one forced poll per source per interval)")
+        return Delivery(202, "accepted", message, tuple(matched), targets)

@@ -35,12 +35,14 @@ def _names(ctx: AppContext) -> list[str]:
 
 
 def list_targets(ctx: AppContext) -> list[dict[str, Any]]:
-    return views.status_rows(ctx.engine.config, ctx.engine.store)
+    engine = ctx.engine
+    return views.status_rows(engine.config, engine.store, {name: engine.source_error(name) for name in engine.sources})
 
 
 def one_target(ctx: AppContext, name: str, limit: int) -> dict[str, Any]:
     store = ctx.engine.store
-    row = views.status_row(ctx.engine.config.target(name), store.status(name), store)
+    target = ctx.engine.config.target(name)
+    row = views.status_row(target, store.status(name), store, ctx.engine.source_error(target.source))
     row["history"] = views.history_rows(store, name, HISTORY_LIMIT)
     row["audit"] = [e.to_dict() for e in store.audit_entries(target=name, limit=limit)]
     return row

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import shlex
 import shutil
 import subprocess
 import tarfile
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
-from setpoint.api import Revision
+from setpoint.api import REFUSED_LINK_PREFIX, Revision
 from setpoint.config import SourceConfig
 from setpoint.errors import SourceError
 from setpoint.secrets import register_known_values, scrub
@@ -30,6 +31,13 @@ from setpoint.secrets import register_known_values, scrub
 log = logging.getLogger("setpoint.source")
 
 GIT_TIMEOUT = 120
+
+#: Attributes of the cache repository, which take precedence over any ``.gitattributes`` in the
+#: repository: ``git archive`` then exports every committed file byte for byte (no export-ignore,
+#: no $Format$ substitution, no end-of-line, ident or filter conversion). What is deployed is the
+#: committed tree, exactly.
+EXACT_ATTRIBUTES = "* -export-ignore -export-subst -text -ident -filter -working-tree-encoding\n"
+
 
 
 @dataclass(frozen=True)
@@ -77,8 +85,11 @@ class GitSource:
         creds = self.config.credentials
         if creds is not None:
             if creds.ssh_key_file:
-                known = f" -o UserKnownHostsFile={creds.ssh_known_hosts_file}" if creds.ssh_known_hosts_file else ""
-                env["GIT_SSH_COMMAND"] = f"ssh -i {creds.ssh_key_file} -o IdentitiesOnly=yes -o BatchMode=yes{known}"
+                # Git runs GIT_SSH_COMMAND through a shell: every user-supplied word is quoted.
+                words = ["ssh", "-i", str(creds.ssh_key_file), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"]
+                if creds.ssh_known_hosts_file:
+                    words += ["-o", f"UserKnownHostsFile={creds.ssh_known_hosts_file}"]
+                env["GIT_SSH_COMMAND"] = shlex.join(words)
             password = None
             if creds.password_file:
                 password = Path(creds.password_file).read_text().strip()
@@ -99,9 +110,22 @@ class GitSource:
         except subprocess.TimeoutExpired:
             raise SourceError(f"source {self.name}: git {args[0]} timed out after {GIT_TIMEOUT}s") from None
         if check and proc.returncode != 0:
-            message = scrub(proc.stderr.decode(errors="replace").strip().splitlines()[-1] if proc.stderr.strip() else "")
-            raise SourceError(f"source {self.name}: git {args[0]} failed: {message or f'exit {proc.returncode}'}")
+            raise SourceError(f"source {self.name}: git {args[0]} failed: {self._explain(proc.stderr)}"
+                              f"{'' if proc.stderr.strip() else f'exit {proc.returncode}'}")
         return proc.stdout
+
+    def _explain(self, stderr: bytes) -> str:
+        """The line of git's complaint that says what is wrong (its last line is often generic advice)."""
+        lines = [line.strip() for line in stderr.decode(errors="replace").splitlines() if line.strip()]
+        fatal = [line for line in lines if line.startswith(("fatal:", "error:"))]
+        message = scrub(fatal[0] if fatal else (lines[-1] if lines else ""))
+        if "does not appear to be a git repository" in message and "://" not in self.url \
+                and not _is_scp_like(self.url):
+            where = Path(self.url)
+            if not where.exists():
+                return f"{self.url} does not exist (check sources.{self.name}.url)"
+            return f"{self.url} exists but is not a Git repository (check sources.{self.name}.url)"
+        return message
 
     def _ensure_repo(self) -> None:
         if not (self.repo / "HEAD").exists():
@@ -128,7 +152,9 @@ class GitSource:
             self.last_poll_at = time.time()
             line = next((row for row in out.decode().splitlines() if row.endswith("\t" + ref)), None)
             if line is None:
-                self.last_error = f"source {self.name}: branch {self.config.branch!r} not found at {self.config.url}"
+                empty = "" if out.strip() else " (the repository has no branches yet: push a first commit)"
+                self.last_error = (f"source {self.name}: branch {self.config.branch!r} not found at "
+                                   f"{self.config.url}{empty}")
                 raise SourceError(self.last_error)
             head = line.split("\t", 1)[0]
             previous = self._head or self._stored_head()
@@ -252,7 +278,12 @@ class GitSource:
             if dest.exists():
                 return dest
             self.trees.mkdir(parents=True, exist_ok=True)
-            archive = self._git("archive", "--format=tar", sha)
+            attributes = self.repo / "info" / "attributes"
+            if not attributes.is_file() or attributes.read_text() != EXACT_ATTRIBUTES:
+                attributes.parent.mkdir(parents=True, exist_ok=True)
+                attributes.write_text(EXACT_ATTRIBUTES)
+            # The tree, not the commit: no pax header with the commit id, so an empty tree is an empty archive.
+            archive = self._git("archive", "--format=tar", f"{sha}^{{tree}}")
             tmp = Path(tempfile.mkdtemp(prefix=f".{sha[:12]}-", dir=self.trees))
             try:
                 _extract_readonly(archive, tmp)
@@ -289,11 +320,14 @@ def _extract_readonly(archive: bytes, dest: Path) -> None:
     owner, times and mode set one call at a time, then a second walk to drop write bits): 27 s for
     a 10,000-file repository on a loaded 2-core machine, most of a 1000-target first pass. Here each
     file is one open/write/close, created with its final mode. The "data" filter's rules are kept:
-    no absolute or ``..`` names, no symlink that is absolute or resolves outside ``dest``.
+    no absolute or ``..`` names; a symlink that is absolute or resolves outside ``dest`` is written
+    as a link that never resolves, refused by the targets that contain it.
     """
     root = os.path.realpath(dest)
     made: set[Path] = {dest}
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+    if not archive.strip(b"\0"):
+        return  # a commit with an empty tree: git archive writes only the end-of-archive blocks
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:") as tar:
         for member in tar:
             parts = PurePosixPath(member.name).parts
             if not parts or member.name.startswith("/") or ".." in parts:
@@ -307,12 +341,12 @@ def _extract_readonly(archive: bytes, dest: Path) -> None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 made.add(path.parent)
             if member.issym():
-                if os.path.isabs(member.linkname):
-                    raise tarfile.AbsoluteLinkError(member)
                 resolved = os.path.realpath(os.path.join(root, *parts[:-1], member.linkname))
-                if os.path.commonpath([resolved, root]) != root:
-                    raise tarfile.LinkOutsideDestinationError(member, resolved)
-                os.symlink(member.linkname, path)
+                if os.path.isabs(member.linkname) or os.path.commonpath([resolved, root]) != root:
+                    # Refused, but only for the targets whose path holds it (see REFUSED_LINK_PREFIX).
+                    os.symlink(REFUSED_LINK_PREFIX + member.linkname, path)
+                else:
+                    os.symlink(member.linkname, path)
             elif member.isfile():
                 source = tar.extractfile(member)
                 assert source is not None

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from setpoint.api import Revision
+from setpoint.errors import StateError
 from setpoint.secrets import set_fingerprint_salt, to_jsonable
 from setpoint.state.status import AuditAction, TargetStatus
 
@@ -139,6 +140,10 @@ class AuditEntry:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+_REMEDY = ("Restore it from a backup (or try `sqlite3 FILE .recover`), or move it aside to start a new "
+           "state with an empty audit log and inventory (setpoint then owns nothing it applied before).")
+
+
 class StateStore:
     """SQLite-backed state. One connection guarded by a lock; safe across threads and processes."""
 
@@ -148,15 +153,25 @@ class StateStore:
         os.chmod(self.path.parent, 0o700)
         self._lock = threading.RLock()
         self._depth = 0
-        self._conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.execute("PRAGMA busy_timeout=30000")
-        os.chmod(self.path, 0o600)
-        self._migrate()
-        set_fingerprint_salt(self._salt())
+        if self.path.exists() and self.path.stat().st_size == 0:
+            # SQLite would treat it as a new, empty database: the audit history would silently restart.
+            raise StateError(f"the state database {self.path} is empty (0 bytes): it existed, so its audit "
+                             f"history and inventory are lost or the file was truncated. {_REMEDY}")
+        try:
+            self._conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.execute("PRAGMA busy_timeout=30000")
+            os.chmod(self.path, 0o600)
+            self._migrate()
+            set_fingerprint_salt(self._salt())
+        except sqlite3.OperationalError:
+            raise  # busy, locked, read-only: not corruption, and the message says so
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"the state database {self.path} cannot be read ({exc}): it is corrupt or not a "
+                             f"setpoint state database. {_REMEDY}") from None
 
     def close(self) -> None:
         with self._lock:

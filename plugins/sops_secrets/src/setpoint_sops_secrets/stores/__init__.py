@@ -29,6 +29,9 @@ _DOTENV_META = re.compile(rb"^sops_(lastmodified|mac|version)=", re.MULTILINE)
 _INI_META = re.compile(rb"^[ \t]*\[sops\][ \t]*\r?$", re.MULTILINE)
 _INI_FIELD = re.compile(rb"^[ \t]*(lastmodified|mac|version)[ \t]*=", re.MULTILINE)
 _YAML_SUFFIXES = (".yaml", ".yml")
+#: An encrypted value as sops writes it: in a structured file it means "this was meant to be sops".
+_ENC_VALUE = re.compile(rb"ENC\[AES256_GCM,data:[A-Za-z0-9+/=]*,iv:[A-Za-z0-9+/=]+,tag:[A-Za-z0-9+/=]+,type:[a-z]+\]")
+_STRUCTURED_SUFFIXES = (*_YAML_SUFFIXES, ".json", ".env", ".ini")
 
 
 def detect_format(relpath: str, content: bytes) -> str | None:
@@ -51,6 +54,27 @@ def detect_format(relpath: str, content: bytes) -> str | None:
         return "dotenv"
     if _INI_META.search(content) and _INI_FIELD.search(content):
         return "ini"
+    return _looks_like_sops(name, head, content)
+
+
+def _looks_like_sops(name: str, head: bytes, content: bytes) -> str | None:
+    """A store to try for a file with a sops block or sops values but no complete metadata signature.
+
+    Such a file was encrypted by sops and then damaged (metadata removed or mangled by a merge or
+    an editor). Deploying it as data would put ciphertext where a secret belongs, so it is
+    detected, and decrypting it fails with the file named. Encrypted values alone count only in
+    files of a structured type (a README quoting an example ``ENC[...]`` is data).
+    """
+    if _JSON_META.search(content):
+        return "json"
+    if _YAML_META.search(content):
+        return "yaml"
+    if _DOTENV_META.search(content):
+        return "dotenv"
+    if _INI_META.search(content):
+        return "ini"
+    if name.endswith(_STRUCTURED_SUFFIXES) and _ENC_VALUE.search(content):
+        return "json" if head == b"{" else format_from_name(name)
     return None
 
 

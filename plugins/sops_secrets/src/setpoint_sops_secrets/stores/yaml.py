@@ -18,6 +18,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import BaseResolver
 
+from setpoint.yamlsafe import YAMLTooLarge, check_expansion
 from setpoint_sops_secrets.errors import FormatProblem
 from setpoint_sops_secrets.stores.base import ParsedFile
 from setpoint_sops_secrets.stores.goyaml import render_value, resolve_plain
@@ -65,8 +66,11 @@ def compose_all(text: str) -> list[Node]:
         while loader.check_node():
             node = loader.get_node()
             if node is not None:
+                check_expansion(node)  # an alias bomb is refused before any walk expands it
                 nodes.append(node)
         return nodes
+    except YAMLTooLarge as exc:
+        raise FormatProblem(str(exc)) from None
     except yaml.MarkedYAMLError as exc:
         # The message may quote the offending line, which may hold a value: keep the position only.
         mark = exc.problem_mark or exc.context_mark
