@@ -216,3 +216,17 @@ def test_random_trees_and_planted_links_never_change_anything_outside_the_destin
             assert path.read_bytes() == (source / key).read_bytes()
             assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE((source / key).stat().st_mode)
     shutil.rmtree(base)
+
+
+def test_a_non_utf8_name_planted_in_the_destination_does_not_crash_a_reconcile(tmp_path: Path,
+                                                                                git_repo: GitRepo) -> None:
+    live = tmp_path / "live"
+    live.mkdir()
+    with open(bytes(live) + b"/planted\xff.conf", "w") as handle:
+        handle.write("x\n")
+    git_repo.commit({"etc/app.conf": "a = 1\n"}, "v1")
+    engine = files_engine(tmp_path, git_repo, live)
+    out = engine.reconcile("web")
+    assert out.error is None and out.sync == SyncStatus.SYNCED, out.error
+    assert os.path.exists(bytes(live) + b"/planted\xff.conf"), "a file setpoint did not write is never removed"
+    engine.close()
