@@ -148,7 +148,7 @@ class Reconciler:
         if cache is not None and cache.revision == rev_sha and cache.inputs == inputs_key:
             desired = cache.desired
         else:
-            desired = self._render(run, rev_sha, source, dependency_outputs)
+            desired, rev_sha = self._render_current(run, head, rev_sha, source, dependency_outputs)
             runner.render_cache = RenderCache(rev_sha, desired, inputs_key)
 
         # 4. observe and 5. diff
@@ -229,6 +229,23 @@ class Reconciler:
         run.message = "; ".join(notes) or run.message
 
     # ------------------------------------------------------------------ helpers
+
+    def _render_current(self, run: Run, head: str, rev_sha: str, source: Any,
+                        dependency_outputs: dict[str, Any]) -> tuple[Desired, str]:
+        """Render at ``rev_sha``; when the render names files outside the target's path (watched
+        paths: Kustomize bases, values files) that changed after ``rev_sha``, render again at the
+        newest commit touching them. The revision was picked with the paths known *before* this
+        render (none in a new process whose driver remembers none, fewer when Git just added a base),
+        so without this a render could use files older than the head's: never apply such a render."""
+        desired = self._render(run, rev_sha, source, dependency_outputs)
+        for _ in range(3):  # each round can only reveal more paths; three is plenty
+            paths = [self.runner.target.path, *self.runner.watched_paths]
+            if rev_sha == head or not _stage("source", source.changed, rev_sha, head, paths):
+                break  # the head has the same files: rev_sha is as current as the head (never go back)
+            rev_sha = _stage("source", source.last_change, head, paths) or head
+            run.revision = _stage("source", source.revision, rev_sha)
+            desired = self._render(run, rev_sha, source, dependency_outputs)
+        return desired, rev_sha
 
     def _render(self, run: Run, rev_sha: str, source: Any, dependency_outputs: dict[str, Any]) -> Desired:
         runner, driver = self.runner, self.runner.driver
