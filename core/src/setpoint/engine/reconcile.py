@@ -458,17 +458,21 @@ class Reconciler:
         common: dict[str, Any] = {"target": self.name, "kind": self.runner.target.kind, "revision": run.revision,
                                   "trigger": run.trigger, "duration": duration, "result": result}
         fields = self._log_fields(run)
+        done = set(applied) - set(failed)
         if deploy:
             self.store.audit("apply", details={"changes": deploy, "failed": failed, "plan_id": plan.id}, **common)
             run.actions.append({"action": "apply", "count": len(deploy), "result": result})
-            self.log.info("applied %d change(s) from %s: %s", len(deploy),
-                          run.revision.author if run.revision else "?", run.revision.subject if run.revision else "",
-                          extra=fields)
+            ok = sum(1 for c in deploy if c["key"] in done)
+            if ok:
+                self.log.info("applied %d change(s) from %s: %s", ok,
+                              run.revision.author if run.revision else "?", run.revision.subject if run.revision else "",
+                              extra=fields)
         if reverts:
             self.store.audit("revert-drift", details={"changes": reverts, "failed": failed, "plan_id": plan.id}, **common)
             run.actions.append({"action": "revert-drift", "count": len(reverts), "result": result})
-            self.log.info("reverted drift on %s", ", ".join(c["key"] for c in reverts[:5]) +
-                          (f" and {len(reverts) - 5} more" if len(reverts) > 5 else ""), extra=fields)
+            reverted = [c["key"] for c in reverts if c["key"] in done]
+            if reverted:  # only what really was reverted: failures are logged with their errors ("reconcile failed")
+                self.log.info("reverted drift on %s", _some(reverted), extra=fields)
 
     def _adopt(self, desired: Desired, inventory: dict[str, InventoryItem], revision: Revision | None) -> None:
         upserts = []
@@ -507,7 +511,12 @@ class Reconciler:
     def _failed(self, run: Run, previous: dict[str, Any], stage: str, error: BaseException) -> Outcome:
         message = safe_error(error)
         self.runner.consecutive_failures += 1
-        run.sync = SyncStatus(previous.get("sync", SyncStatus.UNKNOWN.value)) if stage != "plugin" else SyncStatus.UNKNOWN
+        if stage == "plugin":
+            run.sync = SyncStatus.UNKNOWN
+        elif run.plan is not None and run.plan.changes and stage in ("review", "apply"):
+            run.sync = SyncStatus.OUT_OF_SYNC  # the plan (a Git change, drift) is not applied, or not all of it
+        else:
+            run.sync = SyncStatus(previous.get("sync", SyncStatus.UNKNOWN.value))
         run.health = Health(HealthStatus(previous.get("health", HealthStatus.UNKNOWN.value))
                             if stage not in ("plugin", "apply") else HealthStatus.DEGRADED, message)
         outcome = self._outcome(run, stage, message)
@@ -557,3 +566,6 @@ class Reconciler:
         self.store.save_status(self.name, self.runner.target.kind, data)
         self.runner.saved_status, self.runner.saved_at = stable, now
 
+
+def _some(items: list[str], shown: int = 5) -> str:
+    return ", ".join(items[:shown]) + (f" and {len(items) - shown} more" if len(items) > shown else "")
