@@ -266,7 +266,8 @@ def status(config_path: str | None, output: str) -> None:
         held = store.held_plans(target.name, ("pending",))
         rows.append({
             "target": target.name, "kind": target.kind, "sync": st.get("sync", "Unknown"),
-            "health": st.get("health", "Unknown"), "revision": st.get("revision"),
+            "health": st.get("health", "Unknown"), "health_message": st.get("health_message") or None,
+            "revision": st.get("revision"),
             "applied_revision": st.get("applied_revision"), "last_run": st.get("last_run"),
             "last_error": st.get("last_error"), "error_stage": st.get("error_stage"), "message": st.get("message"),
             "drift": st.get("drift", []),
@@ -292,6 +293,9 @@ def status(config_path: str | None, output: str) -> None:
             note = f"plan {r['held_plans'][-1]['plan_id']} held: {r['held_plans'][-1]['reason']}"
         elif r["message"]:
             note = r["message"]
+        if r["health"] in ("Progressing", "Degraded", "Missing") and r["health_message"] and not r["last_error"]:
+            # which object and why (e.g. "Degraded: Deployment.apps/shop/web: progress deadline exceeded")
+            note = f"{note}; {r['health_message']}" if note else r["health_message"]
         table.add_row(r["target"], r["kind"], _sync_style(r["sync"]), r["health"], (r["revision"] or "-")[:12],
                       _when(r["last_run"]) if r["last_run"] else "never", note)
     console.print(table)

@@ -37,6 +37,7 @@ def _target_row(ctx: AppContext, name: str, state: dict[str, Any]) -> dict[str, 
     return {
         "target": name, "kind": target.kind, "source": target.source, "path": target.path,
         "sync": state.get("sync", "Unknown"), "health": state.get("health", "Unknown"),
+        "health_message": state.get("health_message") or None,
         "revision": state.get("revision"), "applied_revision": state.get("applied_revision"),
         "last_run": state.get("last_run"), "last_trigger": state.get("last_trigger"),
         "last_error": state.get("last_error"), "error_stage": state.get("error_stage"),
