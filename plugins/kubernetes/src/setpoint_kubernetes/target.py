@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 from collections.abc import Collection
 from typing import Any
@@ -32,7 +30,9 @@ from setpoint_kubernetes.cache import LiveCache
 from setpoint_kubernetes.client import ApiError, ApiResource, Cluster, connect
 from setpoint_kubernetes.identity import REPLACE_ANNOTATION, TARGET_LABEL, Ref, label_value, version_of
 from setpoint_kubernetes.inventory import ClusterInventory
+from setpoint_kubernetes.memory import DriverMemory
 from setpoint_kubernetes.normalize import desired_object, live_object
+from setpoint_kubernetes.ownership import foreign_entries
 from setpoint_kubernetes.prune import Pruner, opted_out
 from setpoint_kubernetes.render import Renderer, wrap_secret_data
 from setpoint_kubernetes.settings import KubernetesSettings
@@ -73,11 +73,19 @@ class KubernetesTarget(TargetDriver):
         #: key -> (resourceVersion, Resource): live objects converted once per version.
         self._converted: dict[str, tuple[str, Resource]] = {}
         self._health_memo: dict[str, tuple[str, tuple[HealthStatus, str]]] = {}
+        #: (group, kind, version) -> whether its CRD declares status conditions.
+        self._declares_conditions: dict[tuple[str, str, str], bool] = {}
+        #: key -> (desired digest, paths of Git's empty maps/lists the server does not store).
+        self._dropped_empties: dict[str, tuple[str, frozenset[str]]] = {}
         #: Managed keys found absent by a direct GET (looked up once; the watch reports re-appearance).
         self._gone: set[str] = set()
-        self._applied_path = context.state_dir / "applied-digests.json"
+        self._memory = DriverMemory(context.state_dir, context.logger)
         self._applied = self._load_applied()
+        #: Paths outside the target's path the last render depended on (remembered across restarts).
+        self._watched: list[str] = self._load_watched()
         self._inventory: ClusterInventory | None = None
+        #: Render notes already logged (hooks left out, Argo CD waves honoured).
+        self._told: set[str] = set()
         #: What the core's inventory held at the last observe (for the in-cluster inventory).
         self._managed_keys: set[str] = set()
 
@@ -115,7 +123,8 @@ class KubernetesTarget(TargetDriver):
             found = self._resource(group, kind)
             return None if found is None else found.namespaced
 
-        renderer = Renderer(self.cfg, self.spec.name, lambda p: self.context.resolve(p), is_namespaced)
+        renderer = Renderer(self.cfg, self.spec.name, lambda p: self.context.resolve(p), is_namespaced,
+                            self._capabilities)
         resources = []
         crds = set()
         for obj in renderer.render(tree):
@@ -126,13 +135,43 @@ class KubernetesTarget(TargetDriver):
                 crds.add((spec.get("group", ""), (spec.get("names") or {}).get("kind", "")))
             resources.append(DesiredResource(ref.key, ref.kind, ref.name, body, ref.namespace,
                                              meta={"apiVersion": obj["apiVersion"], "group": ref.group}))
+        for note in renderer.notes:
+            if note not in self._told:  # once per target and process, not on every render
+                self._told.add(note)
+                self.context.logger.warning("%s", note)
         return Desired.of(resources, revision=tree.revision.sha, crds=crds)
 
+    def _capabilities(self) -> tuple[str, list[str]]:
+        """For helm: read discovery afresh (renders are cached per revision, so this is rare), so a
+        kind installed since, by anyone, counts in ``.Capabilities.APIVersions``."""
+        try:
+            self.cluster.discover()
+            return self.cluster.server_version(), self.cluster.api_versions()
+        except ApiError as exc:
+            raise exc.as_setpoint_error("reading the cluster's version and API versions for helm") from None
+
     def watched_paths(self, tree: SourceTree) -> list[str]:
-        """Kustomize bases outside the target's path (``../base``) re-render it when they change."""
+        """Files outside the target's path the render reads: Kustomize bases and components
+        (``../base``) and Helm values files (``../values/prod.yaml``). A commit that changes only
+        them re-renders the target. Remembered across restarts (:meth:`remembered_watched_paths`)."""
         renderer = Renderer(self.cfg, self.spec.name, lambda p: self.context.resolve(p), lambda g, k: True)
-        if renderer.mode(tree) != "kustomize":
-            return []
+        mode = renderer.mode(tree)
+        if mode == "kustomize":
+            found = self._kustomize_dependencies(tree)
+        elif mode == "helm":
+            found = renderer.helm_dependencies(tree)
+        else:
+            found = []
+        if found != self._watched:
+            self._watched = found
+            self._memory.put("watched-paths", found)
+        return found
+
+    def remembered_watched_paths(self) -> list[str]:
+        return list(self._watched)
+
+    @staticmethod
+    def _kustomize_dependencies(tree: SourceTree) -> list[str]:
         checkout = tree.checkout.resolve()
         found: set[str] = set()
         pending, seen = [tree.root.resolve()], set()
@@ -192,7 +231,7 @@ class KubernetesTarget(TargetDriver):
                     live[key] = self._convert(key, found)
         except ApiError as exc:
             raise exc.as_setpoint_error("observe") from None
-        for memo in (self._converted, self._memo, self._health_memo, self._confirmed):
+        for memo in (self._converted, self._memo, self._health_memo, self._confirmed, self._dropped_empties):
             for key in [k for k in memo if k not in live]:
                 del memo[key]  # type: ignore[attr-defined]
         return Live(live)
@@ -244,8 +283,6 @@ class KubernetesTarget(TargetDriver):
         owned = differ.owned_fields(raw, self.cfg.field_manager)
         if owned:
             fields += differ.removed_fields(owned, body, have.body)
-        seen: set[str] = set()
-        fields = [f for f in fields if not (f.path in seen or seen.add(f.path))]  # type: ignore[func-returns-value]
         if fields and self._applied.get(want.key) == digest:
             # Git did not change this object since setpoint applied it. Either it drifted, or the
             # server stores some value differently than the manifest says it (a normalisation we do
@@ -253,8 +290,30 @@ class KubernetesTarget(TargetDriver):
             if self._confirmed.get(want.key) == (digest, rv) or self._server_says_equal(want, raw, revision):
                 self._confirmed[want.key] = (digest, rv)
                 fields = []
+        fields += self._missing_empties(want, body, have, revision, digest)
+        # list entries added by hand next to Git's (a dry-run apply keeps them: they are not its to remove)
+        fields += [f.change() for f in foreign_entries(raw, body, self.cfg.field_manager, self.cfg.ignore_managers)]
+        seen: set[str] = set()
+        fields = [f for f in fields if not (f.path in seen or seen.add(f.path))]  # type: ignore[func-returns-value]
         self._memo[want.key] = (digest, rv, fields)
         return fields
+
+    def _missing_empties(self, want: Resource, body: dict[str, Any], have: Resource, revision: str,
+                         digest: str) -> list[FieldChange]:
+        """Empty maps and lists Git sets but the live object lacks are a change, unless the server
+        drops them itself: which it drops is learnt once per desired object, from the apply response
+        or a dry-run apply (a cluster that keeps ``selfSigned: {}`` makes its removal drift)."""
+        missing = differ.missing_empties(body, have.body)
+        if not missing:
+            return []
+        learnt = self._dropped_empties.get(want.key)
+        if learnt is None or learnt[0] != digest:
+            result = self._dry_run(want, have.meta["raw"], revision)
+            if result is None:
+                return []  # no answer: no claim either way (the next compare asks again)
+            learnt = (digest, frozenset(differ.missing_empties(body, live_object(result))))
+            self._dropped_empties[want.key] = learnt
+        return [FieldChange(path, None, {}) for path in missing if path not in learnt[1]]
 
     def _respect_ignores(self, want: Resource, have: Resource | None, for_apply: bool) -> dict[str, Any]:
         body = want.body
@@ -271,18 +330,23 @@ class KubernetesTarget(TargetDriver):
         return body
 
     def _server_says_equal(self, want: Resource, raw: dict[str, Any], revision: str) -> bool:
+        result = self._dry_run(want, raw, revision)
+        return result is not None and bool(live_object(result) == live_object(raw))
+
+    def _dry_run(self, want: Resource, raw: dict[str, Any], revision: str) -> dict[str, Any] | None:
+        """What applying ``want`` would make of the live object (server-side apply, ``dryRun=All``)."""
         ref = Ref.parse(want.key)
         resource = self._resource(ref.group, ref.kind, version_of(want.meta["apiVersion"]))
         if resource is None:
-            return False
+            return None
         applier = Applier(self.cluster, self.cfg, revision, lambda r, o: None)
         try:
             result = applier.dry_run(resource, ref, self._respect_ignores(want, self._convert(want.key, raw), True))
         except ApiError:
-            return False
+            return None
         result.setdefault("apiVersion", resource.api_version)
         result.setdefault("kind", resource.kind)
-        return bool(live_object(result) == live_object(raw))
+        return result
 
     # ------------------------------------------------------------------ apply
 
@@ -310,8 +374,11 @@ class KubernetesTarget(TargetDriver):
             outcome = Applier(self.cluster, self.cfg, revision, self._put).run(items)
         except ApiError as exc:
             raise exc.as_setpoint_error("apply") from None
-        for key in outcome.applied:
-            self._applied[key] = self._digest(desired.resources[key])
+        for key, obj in outcome.applied.items():
+            want = desired.resources[key]
+            self._applied[key] = self._digest(want)
+            self._dropped_empties[key] = (self._digest(want), frozenset(differ.missing_empties(
+                self._respect_ignores(want, None, False), live_object(obj))))
             self._gone.discard(key)
             result.applied.append(key)
         result.failed.update(outcome.failed)
@@ -406,7 +473,32 @@ class KubernetesTarget(TargetDriver):
         builtin = checks.builtin_check(group, want.kind, raw) if group in checks.PASSIVE_GROUPS else None
         if builtin is not None:
             return builtin
-        return checks.kstatus(raw) or (HealthStatus.HEALTHY, "")
+        found = checks.kstatus(raw)
+        if found is not None:
+            return found
+        if self._reports_conditions(group, want.kind, want.meta["apiVersion"]):
+            # a Certificate whose controller is not running has no status at all: not Healthy
+            return HealthStatus.PROGRESSING, "no status conditions reported yet (is its controller running?)"
+        return HealthStatus.HEALTHY, ""
+
+    def _reports_conditions(self, group: str, kind: str, api_version: str) -> bool:
+        """Does the CRD of this kind declare ``status.conditions`` (so a controller is expected to
+        report them)? Read once per kind; False when the CRD cannot be read."""
+        version = version_of(api_version) or ""
+        cached = self._declares_conditions.get((group, kind, version))
+        if cached is not None:
+            return cached
+        answer = False
+        resource = self._resource(group, kind, version or None)
+        crd = self._resource(*CRD)
+        if resource is not None and crd is not None:
+            try:
+                obj = self.cluster.request("GET", crd.path(None, f"{resource.plural}.{group}"))
+            except ApiError:
+                obj = {}
+            answer = checks.declares_conditions(obj, resource.version)
+        self._declares_conditions[(group, kind, version)] = answer
+        return answer
 
     # ------------------------------------------------------------------ live-state events
 
@@ -429,19 +521,15 @@ class KubernetesTarget(TargetDriver):
     # ------------------------------------------------------------------ state
 
     def _load_applied(self) -> dict[str, str]:
-        try:
-            data = json.loads(self._applied_path.read_text())
-            return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
-        except (OSError, ValueError):
-            return {}
+        data = self._memory.get("applied-digests")
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
     def _save_applied(self) -> None:
-        tmp = self._applied_path.with_suffix(".tmp")
-        try:
-            tmp.write_text(json.dumps(self._applied, sort_keys=True))
-            os.replace(tmp, self._applied_path)
-        except OSError as exc:
-            self.context.logger.warning("could not save %s: %s", self._applied_path, exc)
+        self._memory.put("applied-digests", self._applied)
+
+    def _load_watched(self) -> list[str]:
+        data = self._memory.get("watched-paths")
+        return sorted(str(p) for p in data) if isinstance(data, list) else []
 
 
 def _spec_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
