@@ -6,6 +6,8 @@ apply and stays so; lifecycle hooks are refused or left out; generateName is ref
 from __future__ import annotations
 
 import base64
+import json
+import logging
 import uuid
 from pathlib import Path
 from typing import Any
@@ -57,7 +59,9 @@ def encrypt_values(sops_env: Any, tmp_path: Path, text: str) -> str:
 
 @pytest.mark.sops
 def test_podinfo_style_chart_is_synced_after_one_apply_and_stays(kube: Kube, git_repo: GitRepo, engine_for,  # type: ignore[no-untyped-def]
-                                                                  helm_bin: str, sops_env: Any, tmp_path: Path) -> None:
+                                                                  helm_bin: str, sops_env: Any, tmp_path: Path,
+                                                                  caplog: Any) -> None:
+    caplog.set_level(logging.DEBUG)
     ns = kube.namespace
     monitors = f"m{uuid.uuid4().hex[:8]}.example.com"
     widgets = f"w{uuid.uuid4().hex[:8]}.example.com"
@@ -87,6 +91,11 @@ def test_podinfo_style_chart_is_synced_after_one_apply_and_stays(kube: Kube, git
     assert "maxmemory 128mb" in kube.obj("api/v1/configmaps", "podinfo-cache")["data"]["redis.conf"]
     assert base64.b64decode(kube.obj("api/v1/secrets", "podinfo")["data"]["message"]).decode() == message
     assert engine.runners[ns].watched_paths == ["charts/values/prod.yaml"]
+    # the decrypted value reached the cluster only: not the logs, audit, status or the driver's files
+    written = [caplog.text, json.dumps([e.__dict__ for e in engine.store.audit_entries()], default=str),
+               json.dumps(engine.store.status(ns), default=str)]
+    written += [p.read_bytes().decode(errors="replace") for p in (tmp_path / "state").rglob("*") if p.is_file()]
+    assert not [w for w in written if message in w]
 
     # stays Synced: again, and from a new process (random test-hook names cause no churn)
     again = engine.reconcile(ns)
