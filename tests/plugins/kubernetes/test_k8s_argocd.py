@@ -49,3 +49,18 @@ def test_sync_waves_order_the_apply_and_hooks_are_handled(kube: Kube, git_repo: 
     git_repo.commit({"app/hook.yaml": manifests(presync)})
     out = engine.reconcile(ns)
     assert out.error_stage == "render" and "Job/db-migrate (PreSync)" in out.error and "hooks: skip" in out.error
+
+
+def test_argo_prune_false_keeps_the_object(kube: Kube, git_repo: GitRepo, engine_for) -> None:  # type: ignore[no-untyped-def]
+    ns = kube.namespace
+    keep = configmap("keep", {"a": "1"}, annotations={"argocd.argoproj.io/sync-options": "ServerSideApply=true,Prune=false"})
+    stay = [configmap(f"stay-{i}", {"a": "1"}) for i in range(6)]
+    git_repo.commit({"app/keep.yaml": manifests(keep), "app/gone.yaml": manifests(configmap("gone", {"a": "1"})),
+                     "app/stay.yaml": manifests(*stay)})
+    engine = engine_for(git_repo, [k8s_target(ns, kube.kubeconfig, ns, prune=True)])
+    assert engine.reconcile(ns).sync == SyncStatus.SYNCED
+    git_repo.commit({"app/keep.yaml": None, "app/gone.yaml": None}, "remove two")
+    out = engine.reconcile(ns)
+    assert out.error is None, out.error
+    assert kube.obj("api/v1/configmaps", "gone") is None
+    assert kube.obj("api/v1/configmaps", "keep") is not None, "Prune=false keeps it, as in Argo CD"

@@ -23,6 +23,7 @@ from setpoint.errors import RenderError
 HELM_HOOK = "helm.sh/hook"
 ARGO_HOOK = "argocd.argoproj.io/hook"
 ARGO_WAVE = "argocd.argoproj.io/sync-wave"
+ARGO_SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
 HELM_TESTS = {"test", "test-success", "test-failure"}
 
 
