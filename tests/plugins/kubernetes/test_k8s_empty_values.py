@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 
 import pytest
 from conftest import Kube, configmap, issuer_crd, k8s_target, manifests
 
 from setpoint.api import SyncStatus
-from setpoint.testing import GitRepo, wait_for
+from setpoint.testing import GitRepo, make_engine, wait_for, write_config
 
 pytestmark = pytest.mark.kubernetes
 
 
-def test_removing_an_empty_object_or_list_is_drift(kube: Kube, git_repo: GitRepo, engine_for) -> None:  # type: ignore[no-untyped-def]
+def test_removing_an_empty_object_or_list_is_drift(kube: Kube, git_repo: GitRepo, engine_for,  # type: ignore[no-untyped-def]
+                                                  tmp_path: Path) -> None:
     ns = kube.namespace
     group = f"e{uuid.uuid4().hex[:8]}.example.com"
     issuer = {"apiVersion": f"{group}/v1", "kind": "ClusterIssuer", "metadata": {"name": f"selfsigned-{ns}"},
@@ -38,9 +40,16 @@ def test_removing_an_empty_object_or_list_is_drift(kube: Kube, git_repo: GitRepo
         kube.kubectl("patch", "clusterissuer." + group, f"selfsigned-{ns}", "--type=json",
                      "-p", json.dumps([{"op": "remove", "path": f"/spec/{field}"}]), namespaced=False)
         wait_for(lambda f=field: f not in cache.snapshot()[key]["spec"], 5)
-        # a second process, which never applied the object, sees it too
-        fresh = engine_for(git_repo, [target]).reconcile(ns, dry_run=True)
-        assert fresh.sync == SyncStatus.OUT_OF_SYNC, field
+        # a second process, with the same state (it remembers what the server keeps), and a replica
+        # with a state of its own, which never applied the object (it asks the server once)
+        assert engine_for(git_repo, [target]).reconcile(ns, dry_run=True).sync == SyncStatus.OUT_OF_SYNC, field
+        fresh_dir = tmp_path / f"replica-{field}"
+        fresh_dir.mkdir()
+        replica = make_engine(write_config(fresh_dir, git_repo.path, [target]), load_entrypoints=True)
+        try:
+            assert replica.reconcile(ns, dry_run=True).sync == SyncStatus.OUT_OF_SYNC, field
+        finally:
+            replica.close()
         out = engine.reconcile(ns)
         assert (out.sync, out.error) == (SyncStatus.SYNCED, None), out.error
         assert [f.path for c in out.drift for f in c.fields] == [f"spec.{field}"]

@@ -75,11 +75,13 @@ class KubernetesTarget(TargetDriver):
         self._health_memo: dict[str, tuple[str, tuple[HealthStatus, str]]] = {}
         #: (group, kind, version) -> whether its CRD declares status conditions.
         self._declares_conditions: dict[tuple[str, str, str], bool] = {}
-        #: key -> (desired digest, paths of Git's empty maps/lists the server does not store).
+        #: key -> (desired digest, paths of Git's empty maps/lists the server does not store); remembered.
         self._dropped_empties: dict[str, tuple[str, frozenset[str]]] = {}
+        self._empties_changed = False
         #: Managed keys found absent by a direct GET (looked up once; the watch reports re-appearance).
         self._gone: set[str] = set()
         self._memory = DriverMemory(context.state_dir, context.logger)
+        self._dropped_empties = self._load_empties()
         self._applied = self._load_applied()
         #: Paths outside the target's path the last render depended on (remembered across restarts).
         self._watched: list[str] = self._load_watched()
@@ -265,8 +267,11 @@ class KubernetesTarget(TargetDriver):
 
     def diff(self, desired: Desired, live: Live) -> Plan:
         revision = desired.extra.get("revision", "")
-        return diff_resources(desired, live, compare=lambda want, have: self._compare(want, have, revision),
+        plan = diff_resources(desired, live, compare=lambda want, have: self._compare(want, have, revision),
                               deletable=lambda have: not opted_out(have.meta.get("raw")))
+        if self._empties_changed:  # learnt by a dry run: a restart need not ask again
+            self._save_empties()
+        return plan
 
     @staticmethod
     def _digest(want: Resource) -> str:
@@ -313,6 +318,7 @@ class KubernetesTarget(TargetDriver):
                 return []  # no answer: no claim either way (the next compare asks again)
             learnt = (digest, frozenset(differ.missing_empties(body, live_object(result))))
             self._dropped_empties[want.key] = learnt
+            self._empties_changed = True
         return [FieldChange(path, None, {}) for path in missing if path not in learnt[1]]
 
     def _respect_ignores(self, want: Resource, have: Resource | None, for_apply: bool) -> dict[str, Any]:
@@ -407,6 +413,7 @@ class KubernetesTarget(TargetDriver):
                     informer.forget(change.key)
                 self._converted.pop(change.key, None)
         self._save_applied()
+        self._save_empties()
         warning = self._write_inventory(plan, result, revision)
         if warning:
             self.context.logger.warning("%s", warning)
@@ -526,6 +533,17 @@ class KubernetesTarget(TargetDriver):
 
     def _save_applied(self) -> None:
         self._memory.put("applied-digests", self._applied)
+
+    def _load_empties(self) -> dict[str, tuple[str, frozenset[str]]]:
+        data = self._memory.get("dropped-empties")
+        if not isinstance(data, dict):
+            return {}
+        return {str(k): (str(v[0]), frozenset(str(p) for p in v[1])) for k, v in data.items()
+                if isinstance(v, list) and len(v) == 2 and isinstance(v[1], list)}
+
+    def _save_empties(self) -> None:
+        self._memory.put("dropped-empties", {k: [d, sorted(p)] for k, (d, p) in self._dropped_empties.items()})
+        self._empties_changed = False
 
     def _load_watched(self) -> list[str]:
         data = self._memory.get("watched-paths")
