@@ -13,6 +13,7 @@ kubernetes     kubeconfig, k8s_api_client, k8s_dynamic, k8s_namespace      dev/s
 terraform      terraform_bin, terraform_env, tf_cli_config, tf_provider,   dev/services up terraform
                tf_workdir
 sops           sops_env                                                    dev/services up sops
+helm           helm_bin                                                    dev/services up helm
 =============  ==========================================================  ===============================
 
 A test that uses one of these fixtures gets the service's marker automatically, and a test that carries a
@@ -38,7 +39,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVICES_SCRIPT = REPO_ROOT / "dev" / "services"
 
-SERVICES = ("docker", "kubernetes", "terraform", "sops")
+SERVICES = ("docker", "kubernetes", "terraform", "sops", "helm")
 
 # fixture name -> the service it needs (used to add the marker automatically)
 FIXTURE_SERVICE = {
@@ -58,6 +59,7 @@ FIXTURE_SERVICE = {
     "tf_provider": "terraform",
     "tf_workdir": "terraform",
     "sops_env": "sops",
+    "helm_bin": "helm",
 }
 
 
@@ -192,11 +194,19 @@ def _check_sops() -> str | None:
     return None
 
 
+def _check_helm() -> str | None:
+    path = _env("SETPOINT_HELM_BIN")
+    if not path or not os.access(path, os.X_OK):
+        return f"SETPOINT_HELM_BIN={path} is not an executable"
+    return None
+
+
 _CHECKERS = {
     "docker": _check_docker,
     "kubernetes": _check_kubernetes,
     "terraform": _check_terraform,
     "sops": _check_sops,
+    "helm": _check_helm,
 }
 
 
@@ -497,3 +507,13 @@ __all__ = [
     "SOPS_VECTORS",
 ]
 
+
+# ---------------------------------------------------------------------------------------------------------
+# helm
+
+
+@pytest.fixture(scope="session")
+def helm_bin() -> str:
+    """The helm CLI built from the Go module proxy by ``dev/services up helm``."""
+    require_service("helm")
+    return str(_env("SETPOINT_HELM_BIN"))

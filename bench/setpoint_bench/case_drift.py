@@ -75,6 +75,67 @@ def kubernetes(ctx: Ctx) -> Row:
                target="p50 <= 1 s", met=stats.median <= 1.0, note="watch event -> reconcile -> server-side apply")
 
 
+def kubernetes_progressing(ctx: Ctx) -> Row:
+    """The same scale, on a target that stays Progressing (replicas 2 never become available without
+    nodes, as on a real cluster mid-rollout): its status events keep reconciles coming, and the
+    drift's reconcile may wait for one that is running."""
+    services.require("kubernetes")
+    from kubernetes import client
+
+    base = ctx.scratch("drift-k8s-progressing")
+    ns = k8sdata.new_namespace("bench-drift-prog")
+    try:
+        repo = GitRepo(base / "repo")
+        repo.commit(k8sdata.files([k8sdata.deployment("web", 2), *k8sdata.objects(8, "extra")], "app"), "v1")
+        eng = engine(base, repo.path, [k8sdata.target("k8s", ns, "app")], poll_interval="1h")
+        apps = client.AppsV1Api(k8sdata.api())
+        with Daemon(eng):
+            stats = _measure(ctx, lambda i: apps.patch_namespaced_deployment_scale(
+                                 "web", ns, {"spec": {"replicas": 3 + i % 3}}, field_manager="kubectl-scale"),
+                             lambda: apps.read_namespaced_deployment("web", ns).spec.replicas == 2, step_timeout(ctx))
+    finally:
+        k8sdata.delete_namespaces(ns, wait=False)
+    return Row(CASE, "kubernetes: scale, target Progressing", setpoint=stats, anchor_name=PUBLISHED, style="latency",
+               target="p50 <= 1 s", met=stats.median <= 1.0,
+               note="status events keep the target reconciling; the drift may queue behind a running reconcile")
+
+
+def kubernetes_service_port(ctx: Ctx) -> Row:
+    """A Service port changed by hand (as ``kubectl edit`` does: a JSON patch, an *update*): the
+    repair takes the hand-made port entry over before the apply (one more request than a scale)."""
+    services.require("kubernetes")
+    from kubernetes import client
+
+    base = ctx.scratch("drift-k8s-port")
+    ns = k8sdata.new_namespace("bench-drift-port")
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+               "spec": {"selector": {"bench": "web"},
+                        "ports": [{"name": "http", "port": 9898, "targetPort": "http"},
+                                  {"name": "grpc", "port": 9999, "targetPort": "grpc"}]}}
+    try:
+        repo = GitRepo(base / "repo")
+        repo.commit(k8sdata.files([k8sdata.deployment("web", 0), service, *k8sdata.objects(8, "extra")], "app"), "v1")
+        eng = engine(base, repo.path, [k8sdata.target("k8s", ns, "app")], poll_interval="1h")
+        core = client.CoreV1Api(k8sdata.api())
+
+        def edit(i: int) -> None:
+            core.patch_namespaced_service("web", ns, [{"op": "replace", "path": "/spec/ports/0/port", "value": 9000 + i}],
+                                          field_manager="kubectl-edit")
+
+        def repaired() -> bool:
+            spec = core.read_namespaced_service("web", ns).spec
+            ports = (spec.ports if spec is not None else None) or []
+            return sorted(p.port for p in ports) == [9898, 9999]
+
+        with Daemon(eng):
+            stats = _measure(ctx, edit, repaired, step_timeout(ctx))
+    finally:
+        k8sdata.delete_namespaces(ns, wait=False)
+    return Row(CASE, "kubernetes: Service port edited", setpoint=stats, anchor_name=PUBLISHED, style="latency",
+               target="p50 <= 1 s", met=stats.median <= 1.0,
+               note="watch event -> reconcile -> take over the hand-made port -> server-side apply")
+
+
 def compose(ctx: Ctx) -> Row:
     services.require("docker")
     base = ctx.scratch("drift-compose")
@@ -151,7 +212,7 @@ def _read(path: Path) -> str | None:
 
 def run(ctx: Ctx) -> list[Row]:
     rows = []
-    for kind in (files, kubernetes, compose, terraform):
+    for kind in (files, kubernetes, kubernetes_progressing, kubernetes_service_port, compose, terraform):
         try:
             rows.append(kind(ctx))
         except NotRun as exc:

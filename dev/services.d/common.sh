@@ -35,6 +35,9 @@ TF_PROVIDER_VERSION=0.1.0
 TEST_IMAGE=setpoint-test/busybox:1
 TEST_IMAGE_2=setpoint-test/busybox:2
 
+# Helm CLI, built from the Go module proxy (dev/services.d/helm.sh).
+HELM_VERSION=${SETPOINT_HELM_VERSION:-4.3.2}
+
 # ---- ports and sockets (loopback only) -------------------------------------------------------
 DOCKER_SOCK=${SETPOINT_DOCKER_SOCK:-/var/run/docker.sock}
 ETCD_PORT=${SETPOINT_ETCD_PORT:-23790}

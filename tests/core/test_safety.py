@@ -295,3 +295,26 @@ def test_a_driver_apply_policy_holds_plans(tmp_path: Path, git_repo: GitRepo, fa
     assert engine.store.held_plans("app")[0].reason == "apply policy is manual"
     engine.approve("app", out.held_plan_id, "lead")
     assert engine.reconcile("app").sync == SyncStatus.SYNCED and cluster.resources
+
+
+def test_failed_drift_repair_is_out_of_sync_and_never_logged_as_reverted(
+        tmp_path: Path, git_repo: GitRepo, fake_plugin: FakePlugin, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 18, item 3: the status was the previous Synced, and "reverted drift" was logged first."""
+    import logging
+
+    caplog.set_level(logging.INFO)
+    git_repo.commit({"app/web.yaml": resources_yaml(web())})
+    engine = fake_engine(tmp_path, git_repo, fake_plugin)
+    cluster = fake_plugin.cluster("app")
+    assert engine.reconcile("app").sync.value == "Synced"
+    cluster.manual_change("Deployment/web", replicas=7)
+    cluster.fail_next("apply", PermanentError("422 Invalid: spec.ports[0].name: Required value"))
+    caplog.clear()
+    out = engine.reconcile("app")
+    assert out.error_stage == "apply" and out.sync.value == "OutOfSync"
+    status = engine.store.status("app")
+    assert status["sync"] == "OutOfSync" and status["drift"] == ["Deployment/web"] and "Required value" in status["last_error"]
+    assert "reverted drift" not in caplog.text
+    out = engine.reconcile("app")  # the next repair works
+    assert out.error is None and out.sync.value == "Synced" and cluster.resources["Deployment/web"]["replicas"] == 2
+    assert "reverted drift on Deployment/web" in caplog.text

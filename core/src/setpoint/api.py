@@ -570,6 +570,13 @@ class TargetDriver(ABC):
         (e.g. a Terraform module's ``../modules/vpc``). Paths are relative to the checkout."""
         return []
 
+    def remembered_watched_paths(self) -> list[str]:
+        """The :meth:`watched_paths` of the last render, remembered across restarts (the driver's
+        own memory), so that a new process picks the target's revision with them before it renders
+        anything. The core re-renders when a render reveals newer files anyway; remembering saves
+        that second render. Default: nothing remembered."""
+        return []
+
     @abstractmethod
     def render(self, tree: SourceTree) -> Desired:
         """Turn the source tree into desired resources. No side effects on the target."""

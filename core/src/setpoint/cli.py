@@ -289,6 +289,9 @@ def status(config_path: str | None, output: str) -> None:
             note = f"[red]{_plain(r['source_error'])}[/] (the last fetched revision stays in force)"
         elif r["message"]:
             note = _plain(r["message"])
+        if r["health"] in ("Progressing", "Degraded", "Missing") and r["health_message"] and not r["last_error"]:
+            # which object and why (e.g. "Degraded: Deployment.apps/shop/web: progress deadline exceeded")
+            note = f"{note}; {_plain(r['health_message'])}" if note else _plain(r["health_message"])
         table.add_row(_plain(r["target"]), r["kind"], _sync_style(r["sync"]), r["health"], (r["revision"] or "-")[:12],
                       _when(r["last_run"]) if r["last_run"] else "never", note)
     console.print(table)

@@ -40,6 +40,7 @@ def status_row(target: TargetConfig, status: TargetStatus | None, store: StateSt
     return {
         "target": target.name, "kind": target.kind, "source": target.source, "path": target.path,
         "sync": st.sync.value, "health": st.health.value,
+        "health_message": st.health_message or None,
         "revision": st.revision, "applied_revision": st.applied_revision,
         "last_run": st.last_run, "last_trigger": st.last_trigger,
         "last_error": st.last_error, "error_stage": st.error_stage,

@@ -35,6 +35,19 @@ def configmap(name: str, data: dict[str, str], **meta: Any) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, **meta}, "data": data}
 
 
+def issuer_crd(group: str) -> dict[str, Any]:
+    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": f"clusterissuers.{group}"},
+            "spec": {"group": group, "scope": "Cluster",
+                     "names": {"plural": "clusterissuers", "singular": "clusterissuer", "kind": "ClusterIssuer"},
+                     "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                         "type": "object", "properties": {"spec": {"type": "object", "properties": {
+                             "selfSigned": {"type": "object", "properties": {
+                                 "crlDistributionPoints": {"type": "array", "items": {"type": "string"}}}},
+                             "solvers": {"type": "array", "items": {"type": "object",
+                                                                    "x-kubernetes-preserve-unknown-fields": True}}}}}}}}]}}
+
+
 def manifests(*objects: dict[str, Any]) -> str:
     return yaml.safe_dump_all(objects, sort_keys=False)
 

@@ -4,6 +4,9 @@ the control plane can produce the state (no nodes: pods never run), and the plug
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -129,3 +132,52 @@ def test_check_health_hook_for_kinds_without_a_builtin_check(kube: Kube, git_rep
         assert "gadget is broken" in engine.store.status(ns)["health_message"]
     finally:
         engine.close()
+
+
+def certificate_crd(group: str) -> dict[str, Any]:
+    """Shaped like cert-manager's Certificate: a status subresource whose schema has conditions."""
+    condition = {"type": "object", "properties": {"type": {"type": "string"}, "status": {"type": "string"},
+                                                  "reason": {"type": "string"}, "message": {"type": "string"}}}
+    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": f"certificates.{group}"},
+            "spec": {"group": group, "scope": "Namespaced",
+                     "names": {"plural": "certificates", "singular": "certificate", "kind": "Certificate"},
+                     "versions": [{"name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
+                                   "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                                       "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                                       "status": {"type": "object", "properties": {
+                                           "conditions": {"type": "array", "items": condition}}}}}}}]}}
+
+
+@pytest.mark.kubernetes
+def test_custom_resource_without_its_controller_is_not_healthy_and_status_says_why(  # type: ignore[no-untyped-def]
+        kube: Kube, git_repo: GitRepo, tmp_path: Path, engine_for) -> None:
+    ns = kube.namespace
+    group = f"c{uuid.uuid4().hex[:8]}.example.com"
+    cert = {"apiVersion": f"{group}/v1", "kind": "Certificate", "metadata": {"name": "web-tls"},
+            "spec": {"secretName": "web-tls", "dnsNames": ["web.example.com"]}}
+    git_repo.commit({"app/a.yaml": manifests(certificate_crd(group), cert, configmap("c", {"a": "1"}))})
+    engine = engine_for(git_repo, [k8s_target(ns, kube.kubeconfig, ns)])
+    out = engine.reconcile(ns)
+    assert (out.sync, out.health) == (SyncStatus.SYNCED, H.PROGRESSING), "no controller has reported on it"
+    key = f"Certificate.{group}/{ns}/web-tls"
+    config = str(tmp_path / "setpoint.yaml")
+    rows = json.loads(subprocess.run([sys.executable, "-m", "setpoint.cli", "-c", config, "status", "-o", "json"],
+                                     capture_output=True, text=True, check=True).stdout)
+    row = next(r for r in rows if r["target"] == ns)
+    assert row["health"] == "Progressing" and key in row["health_message"] and "controller" in row["health_message"]
+    table = subprocess.run([sys.executable, "-m", "setpoint.cli", "-c", config, "status"], capture_output=True,
+                           text=True, check=True, env={**os.environ, "COLUMNS": "400"}).stdout
+    assert key in table and "Progressing" in table
+
+    # its controller reports Ready=False, then Ready=True through the status subresource
+    def report(status: str, reason: str, message: str) -> None:
+        kube.kubectl("patch", f"certificate.{group}", "web-tls", "--subresource=status", "--type=merge", "-p",
+                     json.dumps({"status": {"conditions": [{"type": "Ready", "status": status, "reason": reason,
+                                                            "message": message}]}}))
+
+    report("False", "Failed", "issuer not found")
+    wait_for(lambda: engine.reconcile(ns).health == H.DEGRADED, 10, step=0.2)
+    assert "issuer not found" in engine.store.status(ns)["health_message"]
+    report("True", "Ready", "certificate is up to date")
+    wait_for(lambda: engine.reconcile(ns).health == H.HEALTHY, 10, step=0.2)

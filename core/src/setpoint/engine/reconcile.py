@@ -155,9 +155,27 @@ class Reconciler:
         cache = runner.render_cache
         if cache is not None and cache.revision == rev_sha and cache.inputs == inputs_key:
             return cache.desired
-        desired = self._render(run, rev_sha, dependency_outputs)
+        desired, rev_sha = self._render_current(run, rev_sha, dependency_outputs)
         runner.render_cache = RenderCache(rev_sha, desired, inputs_key)
         return desired
+
+    def _render_current(self, run: Run, rev_sha: str, dependency_outputs: dict[str, Any]) -> tuple[Desired, str]:
+        """Render at ``rev_sha``; when the render names files outside the target's path (watched
+        paths: Kustomize bases, values files) that changed after ``rev_sha``, render again at the
+        newest commit touching them. The revision was picked with the paths known *before* this
+        render (none in a new process whose driver remembers none, fewer when Git just added a base),
+        so without this a render could use files older than the head's: never apply such a render."""
+        source = self.ports.sources[self.runner.target.source]
+        head = run.head or rev_sha
+        desired = self._render(run, rev_sha, dependency_outputs)
+        for _ in range(3):  # each round can only reveal more paths; three is plenty
+            paths = [self.runner.target.path, *self.runner.watched_paths]
+            if rev_sha == head or not stage("source", source.changed, rev_sha, head, paths):
+                break  # the head has the same files: rev_sha is as current as the head (never go back)
+            rev_sha = stage("source", source.last_change, head, paths) or head
+            run.revision = stage("source", source.revision, rev_sha)
+            desired = self._render(run, rev_sha, dependency_outputs)
+        return desired, rev_sha
 
     def _render(self, run: Run, rev_sha: str, dependency_outputs: dict[str, Any]) -> Desired:
         runner, driver = self.runner, self.runner.driver

@@ -88,18 +88,22 @@ class Recorder:
         common: dict[str, Any] = {"target": self.name, "kind": self.kind, "revision": run.revision,
                                   "trigger": run.trigger, "duration": duration, "result": result}
         fields, log = run.log_fields(), self.runner.logger
+        done = set(applied) - set(failed)
         if deploy:
             self.store.audit(AuditAction.APPLY, details={"changes": deploy, "failed": failed, "plan_id": plan.id}, **common)
             run.actions.append({"action": AuditAction.APPLY.value, "count": len(deploy), "result": result})
-            log.info("applied %d change(s) from %s: %s", len(deploy),
-                     run.revision.author if run.revision else "?", run.revision.subject if run.revision else "",
-                     extra=fields)
+            ok = sum(1 for c in deploy if c["key"] in done)
+            if ok:  # only what really was applied: failures are logged with their errors ("reconcile failed")
+                log.info("applied %d change(s) from %s: %s", ok,
+                         run.revision.author if run.revision else "?", run.revision.subject if run.revision else "",
+                         extra=fields)
         if reverts:
             self.store.audit(AuditAction.REVERT_DRIFT, details={"changes": reverts, "failed": failed, "plan_id": plan.id},
                              **common)
             run.actions.append({"action": AuditAction.REVERT_DRIFT.value, "count": len(reverts), "result": result})
-            log.info("reverted drift on %s", ", ".join(c["key"] for c in reverts[:5]) +
-                     (f" and {len(reverts) - 5} more" if len(reverts) > 5 else ""), extra=fields)
+            reverted = [c["key"] for c in reverts if c["key"] in done]
+            if reverted:
+                log.info("reverted drift on %s", _some(reverted), extra=fields)
 
     # ------------------------------------------------------------------ the end of a run
 
@@ -129,7 +133,12 @@ class Recorder:
     def failed(self, run: Run, previous: TargetStatus, stage: str, error: BaseException) -> Outcome:
         message = safe_error(error)
         self.runner.consecutive_failures += 1
-        run.sync = previous.sync if stage != "plugin" else SyncStatus.UNKNOWN
+        if stage == "plugin":
+            run.sync = SyncStatus.UNKNOWN
+        elif run.plan is not None and run.plan.changes and stage in ("review", "apply"):
+            run.sync = SyncStatus.OUT_OF_SYNC  # the plan (a Git change, drift) is not applied, or not all of it
+        else:
+            run.sync = previous.sync
         run.health = Health(previous.health if stage not in ("plugin", "apply") else HealthStatus.DEGRADED, message)
         outcome = self.outcome(run, stage, message)
         if not run.dry_run:
@@ -186,3 +195,7 @@ class Recorder:
             return
         self.store.save_status(status)
         self.runner.saved_status, self.runner.saved_at = stable, now
+
+
+def _some(items: list[str], shown: int = 5) -> str:
+    return ", ".join(items[:shown]) + (f" and {len(items) - shown} more" if len(items) > shown else "")

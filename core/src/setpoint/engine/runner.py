@@ -124,6 +124,12 @@ class TargetRunner:
                                 trigger, outputs, self.config.base_dir, check_health,  # type: ignore[arg-type]
                                 memory)
         self.driver = cls(context)
+        # what the last render depended on outside the target's path, remembered by the driver across
+        # restarts: the first revision picked in this process already accounts for it
+        try:
+            self.watched_paths = list(self.driver.remembered_watched_paths())
+        except Exception:  # noqa: BLE001 - a memory the driver cannot read only costs a second render
+            self.logger.warning("could not read the paths the last render depended on", exc_info=True)
 
     @contextmanager
     def exclusive(self, lock_dir: Path, timeout: float) -> Iterator[None]:

@@ -24,7 +24,9 @@ from typing import Any
 
 from setpoint.secrets import reveal_all
 from setpoint_kubernetes.client import ApiError, ApiResource, Cluster
+from setpoint_kubernetes.hooks import ARGO_WAVE
 from setpoint_kubernetes.identity import REPLACE_ANNOTATION, REVISION_ANNOTATION, WAVE_ANNOTATION, Ref
+from setpoint_kubernetes.ownership import Foreign, foreign_entries, taken_over
 from setpoint_kubernetes.settings import KubernetesSettings
 
 FIRST = {("apiextensions.k8s.io", "CustomResourceDefinition"), ("", "Namespace"),
@@ -41,7 +43,9 @@ _CONFLICT = re.compile(r'conflict with "([^"]+)"(?: using ([^:]+))?')
 
 
 def wave(obj: dict[str, Any]) -> int:
-    value = ((obj.get("metadata") or {}).get("annotations") or {}).get(WAVE_ANNOTATION, 0)
+    """setpoint's wave, else Argo CD's sync wave (manifests migrated from Argo CD keep their order)."""
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(WAVE_ANNOTATION, annotations.get(ARGO_WAVE, 0))
     try:
         return int(value)
     except (TypeError, ValueError):
@@ -88,10 +92,13 @@ class Applier:
         for (stage, _wave), group in sorted(groups.items()):
             self._apply_group(group, outcome)
             if stage == 0:
-                self._wait_established([i for i in group if i.ref.kind == "CustomResourceDefinition"
-                                        and i.key in outcome.applied], outcome)
-                try:
-                    self.cluster.discover()  # new kinds are served now
+                crds = [i for i in group if i.ref.kind == "CustomResourceDefinition" and i.key in outcome.applied]
+                self._wait_established(crds, outcome)
+                kinds = {(str((i.body.get("spec") or {}).get("group", "")),
+                          str(((i.body.get("spec") or {}).get("names") or {}).get("kind", "")))
+                         for i in crds if i.key in outcome.applied}
+                try:  # the new kinds are served (by discovery too) before anything uses them
+                    self.cluster.wait_served(kinds, self.settings.wait_timeout_seconds)
                 except ApiError:
                     pass
         return outcome
@@ -126,6 +133,12 @@ class Applier:
         meta["annotations"] = {**(meta.get("annotations") or {}), REVISION_ANNOTATION: self.revision}
         body["metadata"] = meta
         force = self.settings.force_conflicts
+        if item.live is not None:
+            foreign = foreign_entries(item.live, body, self.settings.field_manager, self.settings.ignore_managers)
+            if foreign:
+                error = self._take_over(resource, ref, item.live, foreign, body)
+                if error:
+                    return None, error
         for _attempt in range(2):
             try:
                 obj = self._patch(resource, ref, body, force=force)
@@ -145,6 +158,34 @@ class Applier:
             self.on_applied(resource, obj)
             return obj, None
         return None, "conflict"
+
+    def _take_over(self, resource: ApiResource, ref: Ref, live: dict[str, Any], foreign: list[Foreign],
+                   body: dict[str, Any]) -> str | None:
+        """Move list entries added by hand to setpoint's ownership, so the apply that follows removes
+        them (see ownership.py). Only ``managedFields`` change, and only if the object did not since
+        it was read; a status update in between (a controller) means reading it again."""
+        path = resource.path(ref.namespace, ref.name)
+        what = ", ".join(f.path for f in foreign)
+        for _attempt in range(3):
+            version = str((live.get("metadata") or {}).get("resourceVersion", ""))
+            patch = [{"op": "test", "path": "/metadata/resourceVersion", "value": version},
+                     {"op": "replace", "path": "/metadata/managedFields",
+                      "value": taken_over(live, foreign, self.settings.field_manager)}]
+            try:
+                self.cluster.request("PATCH", path, [("fieldManager", self.settings.field_manager)], patch,
+                                     content_type="application/json-patch+json")
+                return None
+            except ApiError as exc:
+                if exc.status not in (409, 422):
+                    return f"taking over {what} (added by hand): {_short(exc)}"
+            try:
+                live = self.cluster.request("GET", path)
+            except ApiError as exc:
+                return f"taking over {what} (added by hand): {_short(exc)}"
+            foreign = foreign_entries(live, body, self.settings.field_manager, self.settings.ignore_managers)
+            if not foreign:
+                return None
+        return f"taking over {what} (added by hand): the object kept changing; retried on the next reconcile"
 
     def _replace(self, item: Item, resource: ApiResource, body: dict[str, Any], force: bool,
                  refused: ApiError) -> tuple[dict[str, Any] | None, str | None]:

@@ -29,6 +29,18 @@ AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryLi
 #: Discovery is re-read on a miss at most this often (a CRD that appears is picked up quickly, an
 #: unknown kind in Git does not hammer the server).
 REDISCOVER_AFTER = 2.0
+#: Connections kept beyond the open watch streams (parallel applies, discovery, lists).
+POOL_SPARE = 16
+
+
+#: When a CRD last became Established in this process (monotonic): discovery older than that is
+#: re-read on a miss at once, in every connection (a dependant target may use another kubeconfig).
+_new_kinds_at = 0.0
+
+
+def note_new_kinds() -> None:
+    global _new_kinds_at
+    _new_kinds_at = time.monotonic()
 
 
 class ApiError(Exception):
@@ -83,7 +95,10 @@ class Cluster:
         self._by_version: dict[tuple[str, str, str], ApiResource] = {}
         self._discovered_at = 0.0
         self._lock = threading.Lock()
-        #: Requests sent, by method (watch streams not included): for tests, benchmarks and metrics.
+        self._streams = 0
+        self._version: str | None = None
+        #: Requests sent, by method (``PATCH dryRun`` apart; watch streams not included): for tests,
+        #: benchmarks and metrics.
         self.calls: Counter[str] = Counter()
 
     # ------------------------------------------------------------------ requests
@@ -106,7 +121,8 @@ class Cluster:
 
     def request(self, method: str, path: str, query: list[tuple[str, Any]] | None = None, body: Any = None,
                 content_type: str | None = None, accept: str = "application/json") -> dict[str, Any]:
-        self.calls[method] += 1
+        # a dry run changes nothing: counted apart from writes
+        self.calls[f"{method} dryRun" if any(k == "dryRun" for k, _ in query or ()) else method] += 1
         response = self._call(method, path, query, body, content_type, accept, self.request_timeout)
         try:
             data = response.read()
@@ -124,7 +140,12 @@ class Cluster:
                on_open: Callable[[Any], None] | None = None) -> Iterator[dict[str, Any]]:
         """A watch: one decoded event per line until the server ends the stream. ``on_open`` gets
         the raw response, so another thread can shut it down to stop the watch at once."""
-        response = self._call("GET", path, query, None, None, "application/json", (10, timeout))
+        self._open_stream(+1)
+        try:
+            response = self._call("GET", path, query, None, None, "application/json", (10, timeout))
+        except BaseException:
+            self._open_stream(-1)
+            raise
         raw = response.response
         if on_open is not None:
             on_open(raw)
@@ -142,6 +163,26 @@ class Cluster:
                         yield json.loads(line)
         finally:
             raw.release_conn()
+            self._open_stream(-1)
+
+    def _open_stream(self, delta: int) -> None:
+        """Count watch streams and keep the connection pool larger than their number: each stream
+        holds a connection, and when the daemon stops they all come back at once (a pool smaller
+        than that discards them with a "Connection pool is full" warning each)."""
+        with self._lock:
+            self._streams += delta
+            wanted = self._streams + POOL_SPARE
+        if delta <= 0:
+            return
+        manager = getattr(self.api.rest_client, "pool_manager", None)
+        if manager is None or manager.connection_pool_kw.get("maxsize", 1) >= wanted:
+            return
+        manager.connection_pool_kw["maxsize"] = wanted  # pools created from now on
+        for key in list(manager.pools.keys()):  # and the pool already open to this server
+            pool = manager.pools.get(key)
+            slots = getattr(pool, "pool", None)  # urllib3's queue of idle connections
+            if slots is not None and slots.maxsize < wanted:
+                slots.maxsize = wanted
 
     # ------------------------------------------------------------------ discovery
 
@@ -195,15 +236,46 @@ class Cluster:
         if refresh or not self._discovered_at:
             self.discover()
         found = self._lookup(group, kind, version)
-        if found is None and time.monotonic() - self._discovered_at > REDISCOVER_AFTER:
+        if found is None and (time.monotonic() - self._discovered_at > REDISCOVER_AFTER
+                              or self._discovered_at <= _new_kinds_at):
             self.discover()
             found = self._lookup(group, kind, version)
         return found
+
+    def wait_served(self, kinds: set[tuple[str, str]], timeout: float) -> set[tuple[str, str]]:
+        """Re-read discovery until it serves every (group, kind) (a CRD is Established a moment
+        before discovery lists it); returns those still missing after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.discover()
+            missing = {k for k in kinds if self._lookup(k[0], k[1], None) is None}
+            if not missing or time.monotonic() > deadline:
+                if kinds:
+                    note_new_kinds()
+                return missing
+            time.sleep(0.1)
 
     def _lookup(self, group: str, kind: str, version: str | None) -> ApiResource | None:
         if version is not None:
             return self._by_version.get((group, version, kind))
         return self._resources.get((group, kind))
+
+    def server_version(self) -> str:
+        """The API server's version (``v1.36.3``), read once."""
+        if self._version is None:
+            self._version = str(self.request("GET", "/version").get("gitVersion", ""))
+        return self._version
+
+    def api_versions(self) -> list[str]:
+        """What Helm's ``.Capabilities.APIVersions`` lists: every served ``group/version`` and
+        ``group/version/Kind`` (``v1``, ``v1/Service``, ``apps/v1``, ``apps/v1/Deployment``...)."""
+        if not self._discovered_at:
+            self.discover()
+        out: set[str] = set()
+        for res in self._by_version.values():
+            out.add(res.api_version)
+            out.add(f"{res.api_version}/{res.kind}")
+        return sorted(out)
 
     def namespaced_resources(self) -> list[ApiResource]:
         if not self._discovered_at:
@@ -238,6 +310,7 @@ def connect(kubeconfig: Path | None, context: str | None, in_cluster: bool, requ
             raise PermanentError(f"kubeconfig {path} (context {context or 'current'}): {exc}") from None
         # One quick retry for a dropped keep-alive connection; an unreachable cluster fails fast.
         configuration.retries = 1
+        configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, 2 * POOL_SPARE)
         cluster = Cluster(k8s_client.ApiClient(configuration), label, request_timeout)
         _clients[key] = cluster
         return cluster

@@ -132,6 +132,33 @@ def compare(want: Any, have: Any, path: Path = ()) -> list[FieldChange]:
     return [FieldChange(show(path), have, want)]
 
 
+def missing_empties(want: Any, have: Any, path: Path = ()) -> list[str]:
+    """Paths of empty maps and lists Git sets (``selfSigned: {}``, ``emptyDir: {}``, ``ports: []``)
+    that the live object does not have. The server drops some of them itself (an empty ``annotations``
+    map, an empty ``args`` list); which ones is learnt from the server (see the target's compare)."""
+    found: list[str] = []
+    if isinstance(want, dict) and isinstance(have, dict):
+        for key, value in want.items():
+            sub = (*path, key)
+            if isinstance(value, dict | list) and not value:
+                if have.get(key) is None:
+                    found.append(show(sub))
+            elif key in have:
+                found.extend(missing_empties(value, have[key], sub))
+    elif isinstance(want, list) and isinstance(have, list):
+        key = merge_key(want)
+        if key is not None:
+            by_id = {item_identity(item, key): item for item in have if isinstance(item, dict)}
+            for index, item in enumerate(want):
+                live_item = by_id.get(item_identity(item, key))
+                if live_item is not None:
+                    found.extend(missing_empties(item, live_item, (*path, ItemRef(index, _key_dict(item, key)))))
+        elif len(want) == len(have):
+            for index, (item, live_item) in enumerate(zip(want, have, strict=True)):
+                found.extend(missing_empties(item, live_item, (*path, ItemRef(index, None))))
+    return found
+
+
 def _equal(want: Any, have: Any, path: Path) -> bool:
     if isinstance(want, dict | list):
         return not compare(want, have, path)
@@ -160,7 +187,7 @@ def _merge_sets(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _find_item(items: Any, keyfields: dict[str, Any]) -> tuple[int, Any] | None:
+def find_item(items: Any, keyfields: dict[str, Any]) -> tuple[int, Any] | None:
     if not isinstance(items, list):
         return None
     for index, item in enumerate(items):
@@ -196,8 +223,8 @@ def removed_fields(fields: dict[str, Any], want: Any, have: Any, path: Path = ()
                 keyfields = json.loads(raw)
             except ValueError:
                 continue
-            live_hit = _find_item(have, keyfields)
-            want_hit = _find_item(want, keyfields)
+            live_hit = find_item(have, keyfields)
+            want_hit = find_item(want, keyfields)
             sub_path = (*path, ItemRef(live_hit[0] if live_hit else 0, keyfields))
             if want_hit is None:
                 if live_hit is not None:
@@ -312,8 +339,8 @@ def overlay_fields(want: Any, have: Any, fields: dict[str, Any]) -> Any:
             keyfields = json.loads(raw)
         except ValueError:
             continue
-        hit = _find_item(want, keyfields)
-        live_hit = _find_item(have, keyfields)
+        hit = find_item(want, keyfields)
+        live_hit = find_item(have, keyfields)
         if hit is not None and live_hit is not None and sub:
             out_list[hit[0]] = overlay_fields(hit[1], live_hit[1], sub)
     return out_list

@@ -189,6 +189,17 @@ def kstatus(obj: dict[str, Any]) -> tuple[HealthStatus, str] | None:
     return H.HEALTHY, ""
 
 
+def declares_conditions(crd: dict[str, Any], version: str) -> bool:
+    """The CRD's schema for ``version`` has ``status.conditions``: its controller reports them."""
+    for served in (crd.get("spec") or {}).get("versions") or []:
+        if served.get("name") != version:
+            continue
+        schema = (served.get("schema") or {}).get("openAPIV3Schema") or {}
+        status = (schema.get("properties") or {}).get("status") or {}
+        return "conditions" in (status.get("properties") or {})
+    return False
+
+
 CHECKS: dict[tuple[str, str], Check] = {
     ("apps", "Deployment"): deployment,
     ("apps", "StatefulSet"): statefulset,

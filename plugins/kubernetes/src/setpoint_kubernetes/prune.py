@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from setpoint_kubernetes.client import ApiError, ApiResource, Cluster
+from setpoint_kubernetes.hooks import ARGO_SYNC_OPTIONS
 from setpoint_kubernetes.identity import PRUNE_ANNOTATION, TARGET_LABEL, Ref
 
 #: Objects that controllers create in every namespace: they do not make a namespace "in use".
@@ -26,8 +27,13 @@ SKIP_KINDS = {("", "Event"), ("events.k8s.io", "Event"), ("", "Endpoints"), ("di
 
 
 def opted_out(obj: dict[str, Any] | None) -> bool:
+    """``setpoint.dev/prune: disabled``, or Argo CD's ``argocd.argoproj.io/sync-options: Prune=false``
+    (manifests migrated from Argo CD keep what they protected)."""
     annotations = ((obj or {}).get("metadata") or {}).get("annotations") or {}
-    return str(annotations.get(PRUNE_ANNOTATION, "")).lower() in ("disabled", "false", "off")
+    if str(annotations.get(PRUNE_ANNOTATION, "")).lower() in ("disabled", "false", "off"):
+        return True
+    options = {o.strip() for o in str(annotations.get(ARGO_SYNC_OPTIONS, "")).split(",")}
+    return "Prune=false" in options
 
 
 class Pruner:

@@ -23,7 +23,8 @@ from setpoint import yamlsafe
 from setpoint.api import SourceTree, private_directory
 from setpoint.errors import RenderError
 from setpoint.secrets import Secret, reveal_all
-from setpoint_kubernetes.identity import TARGET_LABEL, Ref, label_value
+from setpoint_kubernetes.hooks import argo_wave_note, filter_hooks
+from setpoint_kubernetes.identity import TARGET_LABEL, WAVE_ANNOTATION, Ref, label_value
 from setpoint_kubernetes.settings import KubernetesSettings
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -80,14 +81,21 @@ def _matches(relpath: str, patterns: tuple[str, ...]) -> bool:
     return False
 
 
+#: (kube version, API versions) of the cluster, for Helm's ``.Capabilities``.
+Capabilities = Callable[[], tuple[str, list[str]]]
+
+
 class Renderer:
     def __init__(self, settings: KubernetesSettings, target: str, resolve: Callable[[str], Path],
-                 is_namespaced: Callable[[str, str], bool | None]) -> None:
+                 is_namespaced: Callable[[str, str], bool | None], capabilities: Capabilities | None = None) -> None:
         self.settings = settings
         self.target = target
         self.resolve = resolve
         #: Asks discovery about kinds the built-in table and the render's CRDs do not cover.
         self.is_namespaced = is_namespaced
+        self.capabilities = capabilities
+        #: Things worth telling the user once (hooks left out, Argo CD waves honoured).
+        self.notes: list[str] = []
 
     def mode(self, tree: SourceTree) -> str:
         if self.settings.render != "auto":
@@ -103,9 +111,11 @@ class Renderer:
         if mode == "kustomize":
             objects = list(_flatten(_documents(self._kustomize(tree), "kustomize output"), "kustomize output"))
         elif mode == "helm":
-            objects = list(_flatten(_documents(self._helm(tree), "helm template output"), "helm template output"))
+            objects = self._helm_objects(self._helm(tree))
         else:
             objects = self._plain(tree)
+        objects, self.notes = filter_hooks(objects, self.settings.hooks)
+        self.notes += argo_wave_note(objects, WAVE_ANNOTATION)
         return self._finish(objects)
 
     # ------------------------------------------------------------------ sources
@@ -198,6 +208,16 @@ class Renderer:
                         if isinstance(e, str)]
         return []
 
+    def helm_dependencies(self, tree: SourceTree) -> list[str]:
+        """Values files outside the chart's folder (``../values/prod.yaml``), relative to the checkout."""
+        checkout, root = tree.checkout.resolve(), tree.root.resolve()
+        found = set()
+        for values in self.settings.helm.values_files:
+            path = (root / values).resolve()
+            if path.is_relative_to(checkout) and not path.is_relative_to(root):
+                found.add(str(path.relative_to(checkout)))
+        return sorted(found)
+
     def _helm(self, tree: SourceTree) -> str:
         helm = self.settings.helm
         if not helm.binary:
@@ -206,12 +226,51 @@ class Renderer:
         binary = str(self.resolve(helm.binary)) if "/" in helm.binary else helm.binary
         if shutil.which(binary) is None:
             raise RenderError(f"helm binary {helm.binary!r} not found")
+        values = [self._values_file(tree, name) for name in helm.values_files]
+        kube_version, api_versions = self.capabilities() if self.capabilities else ("", [])
         with self._workdir(tree) as root:
             argv = [binary, "template", helm.release_name or self.target, str(root),
                     "--namespace", self.settings.namespace, "--include-crds"]
-            for values in helm.values_files:
-                argv += ["--values", str(root / values)]
+            # the cluster's version and API versions, so kubeVersion constraints and .Capabilities see
+            # the real cluster rather than helm's built-in defaults
+            if helm.kube_version or kube_version:
+                argv += ["--kube-version", helm.kube_version or kube_version]
+            for chunk in _chunks(sorted({*api_versions, *helm.api_versions})):
+                argv += ["--api-versions", ",".join(chunk)]
+            for relpath in values:
+                argv += ["--values", str((root / relpath).resolve())]
             return self._run(argv, root, helm.timeout_seconds, "helm template")
+
+    def _values_file(self, tree: SourceTree, name: str) -> str:
+        """A values file from Git, checked: inside the checkout, present, and (when outside the
+        target's path, where the core does not decrypt) not SOPS-encrypted."""
+        checkout, root = tree.checkout.resolve(), tree.root.resolve()
+        path = (root / name).resolve()
+        if not path.is_relative_to(checkout):
+            raise RenderError(f"helm values file {name!r} is outside the repository")
+        if not path.is_file():
+            raise RenderError(f"helm values file {name!r} does not exist at this revision")
+        if not path.is_relative_to(root):
+            try:
+                doc = yamlsafe.load(path.read_text(), name)
+            except (yaml.YAMLError, OSError, UnicodeDecodeError):
+                doc = None
+            if isinstance(doc, dict) and isinstance(doc.get("sops"), dict) and "mac" in doc["sops"]:
+                raise RenderError(f"helm values file {name!r} is SOPS-encrypted but outside the target's path, where "
+                                  "setpoint does not decrypt; move it into the chart's folder")
+        return os.path.relpath(path, root)
+
+    @staticmethod
+    def _helm_objects(output: str) -> list[dict[str, Any]]:
+        """Parse ``helm template`` output document by document, each named by its template
+        (``# Source: chart/templates/x.yaml``) for error messages."""
+        objects: list[dict[str, Any]] = []
+        for chunk in re.split(r"^---[ \t]*$", output, flags=re.MULTILINE):
+            source = re.search(r"^# Source: (.+)$", chunk, flags=re.MULTILINE)
+            origin = source.group(1).strip() if source else "helm template output"
+            for obj in _flatten(_documents(chunk, origin), origin):
+                objects.append({**obj, "__origin": origin})
+        return objects
 
     # ------------------------------------------------------------------ common
 
@@ -231,7 +290,11 @@ class Renderer:
                 raise RenderError(f"{origin}: every object needs apiVersion, kind and metadata")
             meta = dict(reveal_all(meta))  # names, labels and annotations are never secret
             if not meta.get("name"):
-                raise RenderError(f"{origin}: {kind} without metadata.name (generateName is not supported)")
+                if meta.get("generateName"):
+                    raise RenderError(
+                        f"{origin}: {kind} with generateName {meta['generateName']!r}: setpoint manages objects by "
+                        "name, and a generated name is new on every apply; give it a fixed metadata.name")
+                raise RenderError(f"{origin}: {kind} without metadata.name")
             group = api_version.rsplit("/", 1)[0] if "/" in api_version else ""
             namespaced = self._namespaced(group, kind, crd_scopes)
             if namespaced:
@@ -260,6 +323,11 @@ class Renderer:
             raise RenderError(f"the cluster serves no kind {kind} in group {group or 'core'} and no CRD in this "
                               "target defines it")
         return answer
+
+
+def _chunks(items: list[str], size: int = 200) -> list[list[str]]:
+    """Comma-joined flag values stay far below the kernel's limit for one argument (128 KiB)."""
+    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def is_secret_value_tree(obj: dict[str, Any]) -> bool:

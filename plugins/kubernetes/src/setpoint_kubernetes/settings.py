@@ -48,7 +48,13 @@ class HelmSettings(_Strict):
     #: The helm binary; without it a chart (Chart.yaml) is a render error.
     binary: str | None = None
     release_name: str | None = None
+    #: Values files in Git, relative to the chart's folder (``../values/prod.yaml`` works; SOPS-encrypted
+    #: ones must be inside the target's path, where the core decrypts them).
     values_files: tuple[str, ...] = ()
+    #: ``.Capabilities.KubeVersion`` and ``--api-versions``: read from the cluster (discovery) unless set.
+    kube_version: str | None = None
+    #: Extra API versions for ``.Capabilities.APIVersions`` (added to the cluster's).
+    api_versions: tuple[str, ...] = ()
     timeout_seconds: float = Field(default=120.0, gt=0)
 
 
@@ -70,6 +76,9 @@ class KubernetesSettings(_Strict):
     exclude: tuple[str, ...] = ()
     kustomize: KustomizeSettings = KustomizeSettings()
     helm: HelmSettings = HelmSettings()
+    #: Lifecycle hooks in the render (``helm.sh/hook``, ``argocd.argoproj.io/hook``): setpoint runs no
+    #: hooks, so they are refused with their names, or left out with ``skip``. Helm tests are always left out.
+    hooks: Literal["refuse", "skip"] = "refuse"
     #: The server-side apply field manager setpoint applies as.
     field_manager: str = Field(default="setpoint", min_length=1, max_length=128)
     #: Take fields another field manager applied (server-side apply ``force``). Off: such a conflict

@@ -31,6 +31,7 @@ from setpoint_kubernetes.client import ApiError, ApiResource, Cluster, connect
 from setpoint_kubernetes.identity import REPLACE_ANNOTATION, TARGET_LABEL, Ref, label_value, version_of
 from setpoint_kubernetes.inventory import ClusterInventory
 from setpoint_kubernetes.normalize import desired_object, live_object
+from setpoint_kubernetes.ownership import foreign_entries
 from setpoint_kubernetes.prune import Pruner, opted_out
 from setpoint_kubernetes.render import Renderer, wrap_secret_data
 from setpoint_kubernetes.settings import KubernetesSettings
@@ -38,6 +39,10 @@ from setpoint_kubernetes.settings import KubernetesSettings
 CRD = ("apiextensions.k8s.io", "CustomResourceDefinition")
 #: context.memory key: object key -> digest of the desired body setpoint last applied.
 APPLIED_MEMORY = "applied-digests"
+#: Paths of Git's empty maps/lists the server does not store, per object (learnt by a dry run).
+EMPTIES_MEMORY = "dropped-empties"
+#: Paths outside the target's path the last render depended on.
+WATCHED_MEMORY = "watched-paths"
 
 
 class DesiredResource(Resource):
@@ -73,12 +78,22 @@ class KubernetesTarget(TargetDriver):
         #: key -> (resourceVersion, Resource): live objects converted once per version.
         self._converted: dict[str, tuple[str, Resource]] = {}
         self._health_memo: dict[str, tuple[str, tuple[HealthStatus, str]]] = {}
+        #: (group, kind, version) -> whether its CRD declares status conditions.
+        self._declares_conditions: dict[tuple[str, str, str], bool] = {}
+        #: key -> (desired digest, paths of Git's empty maps/lists the server does not store); remembered.
+        self._dropped_empties: dict[str, tuple[str, frozenset[str]]] = {}
+        self._empties_changed = False
         #: Managed keys found absent by a direct GET (looked up once; the watch reports re-appearance).
         self._gone: set[str] = set()
         # the digests live in setpoint's state store; a file from an older version moves there once
         context.memory.adopt_file(APPLIED_MEMORY, context.state_dir / "applied-digests.json")
+        self._dropped_empties = self._load_empties()
         self._applied = self._load_applied()
+        #: Paths outside the target's path the last render depended on (remembered across restarts).
+        self._watched: list[str] = self._load_watched()
         self._inventory: ClusterInventory | None = None
+        #: Render notes already logged (hooks left out, Argo CD waves honoured).
+        self._told: set[str] = set()
         #: What the core's inventory held at the last observe (for the in-cluster inventory).
         self._managed_keys: set[str] = set()
 
@@ -116,7 +131,8 @@ class KubernetesTarget(TargetDriver):
             found = self._resource(group, kind)
             return None if found is None else found.namespaced
 
-        renderer = Renderer(self.cfg, self.spec.name, lambda p: self.context.resolve(p), is_namespaced)
+        renderer = Renderer(self.cfg, self.spec.name, lambda p: self.context.resolve(p), is_namespaced,
+                            self._capabilities)
         resources = []
         crds = set()
         for obj in renderer.render(tree):
@@ -127,13 +143,43 @@ class KubernetesTarget(TargetDriver):
                 crds.add((spec.get("group", ""), (spec.get("names") or {}).get("kind", "")))
             resources.append(DesiredResource(ref.key, ref.kind, ref.name, body, ref.namespace,
                                              meta={"apiVersion": obj["apiVersion"], "group": ref.group}))
+        for note in renderer.notes:
+            if note not in self._told:  # once per target and process, not on every render
+                self._told.add(note)
+                self.context.logger.warning("%s", note)
         return Desired.of(resources, revision=tree.revision.sha, crds=crds)
 
+    def _capabilities(self) -> tuple[str, list[str]]:
+        """For helm: read discovery afresh (renders are cached per revision, so this is rare), so a
+        kind installed since, by anyone, counts in ``.Capabilities.APIVersions``."""
+        try:
+            self.cluster.discover()
+            return self.cluster.server_version(), self.cluster.api_versions()
+        except ApiError as exc:
+            raise exc.as_setpoint_error("reading the cluster's version and API versions for helm") from None
+
     def watched_paths(self, tree: SourceTree) -> list[str]:
-        """Kustomize bases outside the target's path (``../base``) re-render it when they change."""
+        """Files outside the target's path the render reads: Kustomize bases and components
+        (``../base``) and Helm values files (``../values/prod.yaml``). A commit that changes only
+        them re-renders the target. Remembered across restarts (:meth:`remembered_watched_paths`)."""
         renderer = Renderer(self.cfg, self.spec.name, lambda p: self.context.resolve(p), lambda g, k: True)
-        if renderer.mode(tree) != "kustomize":
-            return []
+        mode = renderer.mode(tree)
+        if mode == "kustomize":
+            found = self._kustomize_dependencies(tree)
+        elif mode == "helm":
+            found = renderer.helm_dependencies(tree)
+        else:
+            found = []
+        if found != self._watched:
+            self._watched = found
+            self.context.memory.set(WATCHED_MEMORY, found)
+        return found
+
+    def remembered_watched_paths(self) -> list[str]:
+        return list(self._watched)
+
+    @staticmethod
+    def _kustomize_dependencies(tree: SourceTree) -> list[str]:
         checkout = tree.checkout.resolve()
         found: set[str] = set()
         pending, seen = [tree.root.resolve()], set()
@@ -193,7 +239,7 @@ class KubernetesTarget(TargetDriver):
                     live[key] = self._convert(key, found)
         except ApiError as exc:
             raise exc.as_setpoint_error("observe") from None
-        for memo in (self._converted, self._memo, self._health_memo, self._confirmed):
+        for memo in (self._converted, self._memo, self._health_memo, self._confirmed, self._dropped_empties):
             for key in [k for k in memo if k not in live]:
                 del memo[key]  # type: ignore[attr-defined]
         return Live(live)
@@ -227,8 +273,11 @@ class KubernetesTarget(TargetDriver):
 
     def diff(self, desired: Desired, live: Live) -> Plan:
         revision = desired.revision
-        return diff_resources(desired, live, compare=lambda want, have: self._compare(want, have, revision),
+        plan = diff_resources(desired, live, compare=lambda want, have: self._compare(want, have, revision),
                               deletable=lambda have: not opted_out(have.meta.get("raw")))
+        if self._empties_changed:  # learnt by a dry run: a restart need not ask again
+            self._save_empties()
+        return plan
 
     @staticmethod
     def _digest(want: Resource) -> str:
@@ -245,8 +294,6 @@ class KubernetesTarget(TargetDriver):
         owned = differ.owned_fields(raw, self.cfg.field_manager)
         if owned:
             fields += differ.removed_fields(owned, body, have.body)
-        seen: set[str] = set()
-        fields = [f for f in fields if not (f.path in seen or seen.add(f.path))]  # type: ignore[func-returns-value]
         if fields and self._applied.get(want.key) == digest:
             # Git did not change this object since setpoint applied it. Either it drifted, or the
             # server stores some value differently than the manifest says it (a normalisation we do
@@ -254,8 +301,31 @@ class KubernetesTarget(TargetDriver):
             if self._confirmed.get(want.key) == (digest, rv) or self._server_says_equal(want, raw, revision):
                 self._confirmed[want.key] = (digest, rv)
                 fields = []
+        fields += self._missing_empties(want, body, have, revision, digest)
+        # list entries added by hand next to Git's (a dry-run apply keeps them: they are not its to remove)
+        fields += [f.change() for f in foreign_entries(raw, body, self.cfg.field_manager, self.cfg.ignore_managers)]
+        seen: set[str] = set()
+        fields = [f for f in fields if not (f.path in seen or seen.add(f.path))]  # type: ignore[func-returns-value]
         self._memo[want.key] = (digest, rv, fields)
         return fields
+
+    def _missing_empties(self, want: Resource, body: dict[str, Any], have: Resource, revision: str,
+                         digest: str) -> list[FieldChange]:
+        """Empty maps and lists Git sets but the live object lacks are a change, unless the server
+        drops them itself: which it drops is learnt once per desired object, from the apply response
+        or a dry-run apply (a cluster that keeps ``selfSigned: {}`` makes its removal drift)."""
+        missing = differ.missing_empties(body, have.body)
+        if not missing:
+            return []
+        learnt = self._dropped_empties.get(want.key)
+        if learnt is None or learnt[0] != digest:
+            result = self._dry_run(want, have.meta["raw"], revision)
+            if result is None:
+                return []  # no answer: no claim either way (the next compare asks again)
+            learnt = (digest, frozenset(differ.missing_empties(body, live_object(result))))
+            self._dropped_empties[want.key] = learnt
+            self._empties_changed = True
+        return [FieldChange(path, None, {}) for path in missing if path not in learnt[1]]
 
     def _respect_ignores(self, want: Resource, have: Resource | None, for_apply: bool) -> dict[str, Any]:
         body = want.body
@@ -272,18 +342,23 @@ class KubernetesTarget(TargetDriver):
         return body
 
     def _server_says_equal(self, want: Resource, raw: dict[str, Any], revision: str) -> bool:
+        result = self._dry_run(want, raw, revision)
+        return result is not None and bool(live_object(result) == live_object(raw))
+
+    def _dry_run(self, want: Resource, raw: dict[str, Any], revision: str) -> dict[str, Any] | None:
+        """What applying ``want`` would make of the live object (server-side apply, ``dryRun=All``)."""
         ref = Ref.parse(want.key)
         resource = self._resource(ref.group, ref.kind, version_of(want.meta["apiVersion"]))
         if resource is None:
-            return False
+            return None
         applier = Applier(self.cluster, self.cfg, revision, lambda r, o: None)
         try:
             result = applier.dry_run(resource, ref, self._respect_ignores(want, self._convert(want.key, raw), True))
         except ApiError:
-            return False
+            return None
         result.setdefault("apiVersion", resource.api_version)
         result.setdefault("kind", resource.kind)
-        return bool(live_object(result) == live_object(raw))
+        return result
 
     # ------------------------------------------------------------------ apply
 
@@ -311,8 +386,11 @@ class KubernetesTarget(TargetDriver):
             outcome = Applier(self.cluster, self.cfg, revision, self._put).run(items)
         except ApiError as exc:
             raise exc.as_setpoint_error("apply") from None
-        for key in outcome.applied:
-            self._applied[key] = self._digest(desired.resources[key])
+        for key, obj in outcome.applied.items():
+            want = desired.resources[key]
+            self._applied[key] = self._digest(want)
+            self._dropped_empties[key] = (self._digest(want), frozenset(differ.missing_empties(
+                self._respect_ignores(want, None, False), live_object(obj))))
             self._gone.discard(key)
             result.applied.append(key)
         result.failed.update(outcome.failed)
@@ -341,6 +419,7 @@ class KubernetesTarget(TargetDriver):
                     informer.forget(change.key)
                 self._converted.pop(change.key, None)
         self._save_applied()
+        self._save_empties()
         warning = self._write_inventory(plan, result, revision)
         if warning:
             self.context.logger.warning("%s", warning)
@@ -407,7 +486,32 @@ class KubernetesTarget(TargetDriver):
         builtin = checks.builtin_check(group, want.kind, raw) if group in checks.PASSIVE_GROUPS else None
         if builtin is not None:
             return builtin
-        return checks.kstatus(raw) or (HealthStatus.HEALTHY, "")
+        found = checks.kstatus(raw)
+        if found is not None:
+            return found
+        if self._reports_conditions(group, want.kind, want.meta["apiVersion"]):
+            # a Certificate whose controller is not running has no status at all: not Healthy
+            return HealthStatus.PROGRESSING, "no status conditions reported yet (is its controller running?)"
+        return HealthStatus.HEALTHY, ""
+
+    def _reports_conditions(self, group: str, kind: str, api_version: str) -> bool:
+        """Does the CRD of this kind declare ``status.conditions`` (so a controller is expected to
+        report them)? Read once per kind; False when the CRD cannot be read."""
+        version = version_of(api_version) or ""
+        cached = self._declares_conditions.get((group, kind, version))
+        if cached is not None:
+            return cached
+        answer = False
+        resource = self._resource(group, kind, version or None)
+        crd = self._resource(*CRD)
+        if resource is not None and crd is not None:
+            try:
+                obj = self.cluster.request("GET", crd.path(None, f"{resource.plural}.{group}"))
+            except ApiError:
+                obj = {}
+            answer = checks.declares_conditions(obj, resource.version)
+        self._declares_conditions[(group, kind, version)] = answer
+        return answer
 
     # ------------------------------------------------------------------ live-state events
 
@@ -435,6 +539,21 @@ class KubernetesTarget(TargetDriver):
 
     def _save_applied(self) -> None:
         self.context.memory.set(APPLIED_MEMORY, self._applied)
+
+    def _load_empties(self) -> dict[str, tuple[str, frozenset[str]]]:
+        data = self.context.memory.get(EMPTIES_MEMORY)
+        if not isinstance(data, dict):
+            return {}
+        return {str(k): (str(v[0]), frozenset(str(p) for p in v[1])) for k, v in data.items()
+                if isinstance(v, list) and len(v) == 2 and isinstance(v[1], list)}
+
+    def _save_empties(self) -> None:
+        self.context.memory.set(EMPTIES_MEMORY, {k: [d, sorted(p)] for k, (d, p) in self._dropped_empties.items()})
+        self._empties_changed = False
+
+    def _load_watched(self) -> list[str]:
+        data = self.context.memory.get(WATCHED_MEMORY)
+        return sorted(str(p) for p in data) if isinstance(data, list) else []
 
 
 def _spec_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
