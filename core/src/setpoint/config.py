@@ -27,7 +27,7 @@ from pydantic import (
 
 from setpoint.durations import parse_duration
 from setpoint.errors import ConfigError
-from setpoint.opsconfig import NotificationsConfig, ServerConfig
+from setpoint.opsconfig import LifecycleConfig, NotificationsConfig, ServerConfig
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
@@ -144,6 +144,7 @@ class Config(Strict):
     #: The HTTP server of ``setpoint run`` and the notifiers (models in setpoint.opsconfig).
     server: ServerConfig = ServerConfig()
     notifications: NotificationsConfig = NotificationsConfig()
+    lifecycle: LifecycleConfig = LifecycleConfig()
     #: Where the file was read from; relative paths in it resolve against its folder.
     base_dir: Path = Path(".")
     file: Path = Path("setpoint.yaml")
