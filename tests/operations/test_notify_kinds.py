@@ -132,7 +132,7 @@ def test_incidents_chat_and_commit_statuses(tmp_path: Path, git_repo: GitRepo, r
     config = write_config(tmp_path, git_repo.path, [
         {"name": "app", "kind": "fake", "path": "app"}, {"name": "db", "kind": "fake", "path": "db"}],
         server={"enabled": False},
-        notifications={"failure_threshold": 2, "digest": {"window": 0}, "notifiers": [
+        notifications={"failure_threshold": 2, "digest": {"window": "1s"}, "notifiers": [
             {"name": "teams", "kind": "teams", "url_file": "teams.url", "teams": {"link_url": link}},
             {"name": "pd", "kind": "pagerduty", "pagerduty": {
                 "routing_key_file": "pd.key", "events_url": receiver.url("/v2/enqueue"), "severity": "critical",
