@@ -24,7 +24,7 @@ from setpoint.api import (
     TargetDriver,
     diff_resources,
 )
-from setpoint.errors import PermanentError, TemporaryError
+from setpoint.errors import PermanentError, RenderError, TemporaryError
 from setpoint_kubernetes import diff as differ
 from setpoint_kubernetes import health as checks
 from setpoint_kubernetes.apply import Applier, Item, order_key
@@ -96,7 +96,8 @@ class KubernetesTarget(TargetDriver):
         with self._lock:
             if self._cache is None:
                 self._cache = LiveCache(self.cluster, f"{TARGET_LABEL}={self.label}", self._on_event,
-                                        self.cfg.resync_seconds)
+                                        self.cfg.resync_seconds,
+                                        self.cfg.namespace if self.cfg.scope == "namespace" else None)
             return self._cache
 
     def _resource(self, group: str, kind: str, version: str | None = None) -> ApiResource | None:
@@ -118,14 +119,23 @@ class KubernetesTarget(TargetDriver):
         renderer = Renderer(self.cfg, self.spec.name, lambda p: self.context.resolve(p), is_namespaced)
         resources = []
         crds = set()
+        outside = []
         for obj in renderer.render(tree):
             ref = Ref.of(obj)
+            if self.cfg.scope == "namespace" and ref.namespace != self.cfg.namespace:
+                outside.append(f"{ref.kind}/{ref.name}" + (f" (namespace {ref.namespace})" if ref.namespace else
+                                                            " (cluster-scoped)"))
+                continue
             body = wrap_secret_data(desired_object(obj))
             if ref.group_kind == CRD:
                 spec = body.get("spec") or {}
                 crds.add((spec.get("group", ""), (spec.get("names") or {}).get("kind", "")))
             resources.append(DesiredResource(ref.key, ref.kind, ref.name, body, ref.namespace,
                                              meta={"apiVersion": obj["apiVersion"], "group": ref.group}))
+        if outside:
+            raise RenderError(f"scope: namespace allows objects in namespace {self.cfg.namespace} only; "
+                              f"outside it: {', '.join(outside[:10])}" + (" ..." if len(outside) > 10 else "")
+                              + ". Move them to a target with scope: cluster (and the RBAC to match).")
         return Desired.of(resources, revision=tree.revision.sha, crds=crds)
 
     def watched_paths(self, tree: SourceTree) -> list[str]:
