@@ -32,6 +32,16 @@ log = logging.getLogger("setpoint.source")
 GIT_TIMEOUT = 120
 
 
+def _reason(stderr: str) -> str:
+    """The line of git's stderr that says what went wrong: the first ``fatal:``/``error:`` line (the
+    last line is often advice such as "and the repository exists."), else the last line."""
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith(("fatal:", "error:")):
+            return line.split(":", 1)[1].strip()
+    return lines[-1] if lines else ""
+
+
 @dataclass(frozen=True)
 class PollResult:
     head: str
@@ -99,7 +109,7 @@ class GitSource:
         except subprocess.TimeoutExpired:
             raise SourceError(f"source {self.name}: git {args[0]} timed out after {GIT_TIMEOUT}s") from None
         if check and proc.returncode != 0:
-            message = scrub(proc.stderr.decode(errors="replace").strip().splitlines()[-1] if proc.stderr.strip() else "")
+            message = scrub(_reason(proc.stderr.decode(errors="replace")))
             raise SourceError(f"source {self.name}: git {args[0]} failed: {message or f'exit {proc.returncode}'}")
         return proc.stdout
 
