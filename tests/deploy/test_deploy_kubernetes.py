@@ -76,11 +76,14 @@ def service_account_only(kubeconfig: str, k8s_namespace: str, tmp_path: Path,
     the ServiceAccount token from the TokenRequest API and the cluster CA at the in-cluster paths,
     KUBERNETES_SERVICE_HOST/PORT set, no kubeconfig anywhere."""
     ns = k8s_namespace
+    # as deploy/kubernetes/namespace.yaml labels it: the pod must meet the `restricted` Pod Security level
+    kubectl(kubeconfig, "label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
     applied = kubectl(kubeconfig, "apply", "--server-side", "--field-manager", "setpoint-install", "-f", "-",
                       stdin=in_namespace("setpoint.yaml", ns))
     assert sorted(line.split()[0] for line in applied.stdout.splitlines()) == sorted([
         "serviceaccount/setpoint", "configmap/setpoint-config", "role.rbac.authorization.k8s.io/setpoint",
         "rolebinding.rbac.authorization.k8s.io/setpoint", "service/setpoint", "statefulset.apps/setpoint"])
+    assert "PodSecurity" not in applied.stderr, applied.stderr   # a violation is a warning on workloads
     # the cluster-wide opt-in is valid too (checked by the API server, not granted)
     kubectl(kubeconfig, "apply", "--dry-run=server", "-f", "-", stdin=in_namespace("cluster-wide-rbac.yaml", ns))
 
