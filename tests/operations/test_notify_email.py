@@ -108,7 +108,7 @@ FAILED = Notification("failed", "error", "payments: reconcile failing",
 
 def test_starttls_auth_and_message(tmp_path: Path, tls_server: tuple[Mailbox, int, Path]) -> None:
     mailbox, port, cert = tls_server
-    n = notifier(tmp_path, port, ca_file=str(cert))
+    n = notifier(tmp_path, port, ca_file=cert.name)   # relative to the configuration's folder
     n.send(FAILED)
     [message] = mailbox.messages
     assert mailbox.transcript == ["tls=True"] and mailbox.logins == ["setpoint"]

@@ -73,7 +73,10 @@ class EmailNotifier(CredentialNotifier):
         lines += [f"{key}: {value}" for key, value in notification.fields.items()]
         lines += [f"{target}: {result}" for target, result in notification.targets.items()]
         message.set_content("\n".join(lines).rstrip() + "\n")
-        context = ssl.create_default_context(cafile=str(s.ca_file) if s.ca_file else None)
+        ca_file = None
+        if s.ca_file is not None:  # relative to setpoint.yaml, like every path in it
+            ca_file = str(s.ca_file if s.ca_file.is_absolute() else self.base_dir / s.ca_file)
+        context = ssl.create_default_context(cafile=ca_file)
         smtp: smtplib.SMTP
         if s.security == "tls":
             smtp = smtplib.SMTP_SSL(s.host, s.port, timeout=TIMEOUT, context=context)
