@@ -211,14 +211,14 @@ def test_unknown_notifier_kind_and_missing_url_are_config_errors(tmp_path: Path,
     git_repo.commit({"app/web.yaml": manifests("web:1")}, "v1")
     config = write_config(tmp_path, git_repo.path, [{"name": "app", "kind": "fake", "path": "app"}],
                           server={"enabled": False}, notifications={"notifiers": [
-                              {"name": "pager", "kind": "pagerduty", "url_env": "NOPE"},
+                              {"name": "pager", "kind": "carrier_pigeon", "url_env": "NOPE"},
                               {"name": "chat", "kind": "slack", "url_env": "SETPOINT_TEST_UNSET_VARIABLE"},
                               {"name": "commits", "kind": "github_status",
                                "github_status": {"repository": "acme/cfg"}}]})
     engine = make_engine(config, FakePlugin())
     with pytest.raises(ConfigError) as info:
         start_operations(engine, None)
-    assert "no notifier kind 'pagerduty'" in str(info.value) and "SETPOINT_TEST_UNSET_VARIABLE is not set" in str(info.value)
+    assert "no notifier kind 'carrier_pigeon'" in str(info.value) and "SETPOINT_TEST_UNSET_VARIABLE is not set" in str(info.value)
     assert "give exactly one of token_file or token_env" in str(info.value)
     engine.close()
 

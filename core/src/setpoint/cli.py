@@ -131,8 +131,10 @@ def main(log_format: str | None, log_level: str | None, config_path: str | None)
 @main.command()
 @common
 def run(config_path: str | None) -> None:
-    """Reconcile continuously until SIGTERM/SIGINT (finishes in-flight applies, then exits)."""
+    """Reconcile continuously until SIGTERM/SIGINT (running applies finish within lifecycle.shutdown_grace;
+    a second signal stops at once). SIGHUP polls and reconciles everything now."""
     from setpoint.engine.scheduler import Scheduler
+    from setpoint.lifecycle import Shutdown
     from setpoint.server.runtime import start_operations
 
     ctx = Context(config_path)
@@ -145,16 +147,24 @@ def run(config_path: str | None) -> None:
         engine.close()
         _fail(safe_error(exc))
 
+    # SIGTERM/SIGINT: finish running applies within lifecycle.shutdown_grace (setpoint.lifecycle)
+    shutdown = Shutdown(engine, scheduler, engine.config.lifecycle.shutdown_grace)
+
     def stop(signum: int, _frame: Any) -> None:
-        logging.getLogger("setpoint").info("received %s, stopping", signal.Signals(signum).name)
-        scheduler.stop()
+        shutdown.request(signal.Signals(signum).name)
+
+    def reload(_signum: int, _frame: Any) -> None:
+        logging.getLogger("setpoint").info("received SIGHUP: polling every source and reconciling every target now")
+        scheduler.wake_all("sighup")
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, reload)
     logging.getLogger("setpoint").info("setpoint %s running %d target(s) from %s", __version__, len(engine.runners),
                                        engine.config.base_dir)
     try:
         scheduler.run()
+        shutdown.finished()
     finally:
         operations.stop()
         engine.close()

@@ -28,7 +28,7 @@ from pydantic import (
 from setpoint import yamlsafe
 from setpoint.durations import Duration
 from setpoint.errors import ConfigError
-from setpoint.opsconfig import NotificationsConfig, ServerConfig
+from setpoint.opsconfig import LifecycleConfig, NotificationsConfig, ServerConfig
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$"
 DEFAULT_CONFIG = "setpoint.yaml"
@@ -143,6 +143,7 @@ class Config(Strict):
     #: The HTTP server of ``setpoint run`` and the notifiers (models in setpoint.opsconfig).
     server: ServerConfig = ServerConfig()
     notifications: NotificationsConfig = NotificationsConfig()
+    lifecycle: LifecycleConfig = LifecycleConfig()
     #: Where the file was read from; relative paths in it resolve against its folder.
     base_dir: Path = Path(".")
     file: Path = Path("setpoint.yaml")

@@ -195,3 +195,12 @@ class NotificationsConfig(_Strict):
         if duplicates:
             raise ValueError(f"duplicate notifier name(s): {', '.join(duplicates)}")
         return self
+
+
+class LifecycleConfig(_Strict):
+    """How ``setpoint run`` stops (docs/operations.md, "Stopping")."""
+
+    #: After SIGTERM/SIGINT, how long running reconciles (an apply in flight) may take to finish; a
+    #: second signal or the end of this grace stops at once and records them as interrupted.
+    shutdown_grace: Duration = Field(120.0, ge=0)
+

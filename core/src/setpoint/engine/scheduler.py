@@ -68,6 +68,18 @@ class Scheduler:
             self._source_reason[source] = reason
             self._source_wake[source].set()
 
+    def in_flight(self) -> list[str]:
+        """Targets reconciling right now."""
+        with self._cond:
+            return sorted(self._running)
+
+    def wake_all(self, reason: str) -> None:
+        """Poll every source and reconcile every target now (SIGHUP)."""
+        for source in self._source_wake:
+            self.wake_source(source, reason)
+        for name in self.engine.runners:
+            self.wake(name, reason)
+
     @property
     def running(self) -> bool:
         return not self._stop.is_set() and all(t.is_alive() for t in self._threads)
@@ -133,6 +145,10 @@ class Scheduler:
         return ready
 
     def _work(self, name: str, reason: str) -> None:
+        if self._stop.is_set():  # queued behind the pool's workers when a stop came: not started at all
+            with self._cond:
+                self._running.discard(name)
+            return
         result: RunResult | None = None
         try:
             result = self.engine.run_target(name, trigger=reason, lock_timeout=5.0, poll=False)

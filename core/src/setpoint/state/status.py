@@ -31,6 +31,10 @@ class AuditAction(StrEnum):
     RECOVERED = "recovered"
     FORCE_PUSH = "force-push"
     API = "api"
+    #: an apply cut short when setpoint stopped (second signal, or the shutdown grace ran out)
+    INTERRUPTED = "interrupted"
+    #: setpoint stopped; result ``ok`` (in-flight work finished) or ``interrupted``
+    SHUTDOWN = "shutdown"
 
 
 @dataclass(frozen=True)

@@ -41,9 +41,11 @@ def _rv(obj: dict[str, Any] | None) -> int:
 
 class Informer:
     def __init__(self, cluster: Cluster, resource: ApiResource, selector: str, on_event: EventHandler,
-                 resync: float) -> None:
+                 resync: float, namespace: str | None = None) -> None:
         self.cluster = cluster
         self.resource = resource
+        #: List and watch within this namespace only (a target with ``scope: namespace``).
+        self.namespace = namespace
         self.selector = selector
         self.on_event = on_event
         self.resync = resync
@@ -67,7 +69,7 @@ class Informer:
             if cont:
                 query.append(("continue", cont))
             try:
-                page = self.cluster.request("GET", self.resource.path(), query)
+                page = self.cluster.request("GET", self.resource.path(self.namespace), query)
             except ApiError as exc:
                 if exc.status == 410 and cont:  # the continue token expired: start over
                     items, cont = [], None
@@ -142,7 +144,7 @@ class Informer:
         query: list[tuple[str, Any]] = [("watch", "true"), ("labelSelector", self.selector),
                                         ("resourceVersion", self._rv), ("allowWatchBookmarks", "true"),
                                         ("timeoutSeconds", WATCH_TIMEOUT)]
-        for event in self.cluster.stream(self.resource.path(), query, WATCH_TIMEOUT + 30, self._opened):
+        for event in self.cluster.stream(self.resource.path(self.namespace), query, WATCH_TIMEOUT + 30, self._opened):
             if self._stop.is_set():
                 return
             kind, obj = event.get("type"), event.get("object") or {}
@@ -188,8 +190,10 @@ class Informer:
 class LiveCache:
     """The informers of one target."""
 
-    def __init__(self, cluster: Cluster, selector: str, on_event: EventHandler, resync: float) -> None:
+    def __init__(self, cluster: Cluster, selector: str, on_event: EventHandler, resync: float,
+                 namespace: str | None = None) -> None:
         self.cluster = cluster
+        self.namespace = namespace
         self.selector = selector
         self.on_event = on_event
         self.resync = resync
@@ -205,7 +209,8 @@ class LiveCache:
                 informer.stop()  # the kind is now served (or preferred) in another version
                 informer = None
             if informer is None:
-                informer = Informer(self.cluster, resource, self.selector, self.on_event, self.resync)
+                informer = Informer(self.cluster, resource, self.selector, self.on_event, self.resync,
+                                    self.namespace if resource.namespaced else None)
                 self.informers[key] = informer
         if not informer.healthy:
             informer.list()

@@ -68,6 +68,10 @@ class KubernetesSettings(_Strict):
     in_cluster: bool = False
     #: Namespace for namespaced objects that do not name one.
     namespace: str = "default"
+    #: ``cluster``: objects anywhere, watched cluster-wide. ``namespace``: every object must be
+    #: namespaced and in ``namespace`` (else a render error, before anything is applied), and
+    #: list/watch stay within it, so a namespaced Role is all setpoint needs (the Helm chart's default).
+    scope: Literal["cluster", "namespace"] = "cluster"
     #: How the target's path is rendered: ``auto`` picks kustomize when a kustomization file is at
     #: the root, helm when Chart.yaml is, plain YAML otherwise.
     render: Literal["auto", "plain", "kustomize", "helm"] = "auto"

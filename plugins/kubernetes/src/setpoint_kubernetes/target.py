@@ -22,7 +22,7 @@ from setpoint.api import (
     TargetDriver,
     diff_resources,
 )
-from setpoint.errors import PermanentError, TemporaryError
+from setpoint.errors import PermanentError, RenderError, TemporaryError
 from setpoint_kubernetes import diff as differ
 from setpoint_kubernetes import health as checks
 from setpoint_kubernetes.apply import Applier, Item, order_key
@@ -112,7 +112,8 @@ class KubernetesTarget(TargetDriver):
         with self._lock:
             if self._cache is None:
                 self._cache = LiveCache(self.cluster, f"{TARGET_LABEL}={self.label}", self._on_event,
-                                        self.cfg.resync_seconds)
+                                        self.cfg.resync_seconds,
+                                        self.cfg.namespace if self.cfg.scope == "namespace" else None)
             return self._cache
 
     def _resource(self, group: str, kind: str, version: str | None = None) -> ApiResource | None:
@@ -135,8 +136,13 @@ class KubernetesTarget(TargetDriver):
                             self._capabilities)
         resources = []
         crds = set()
+        outside = []
         for obj in renderer.render(tree):
             ref = Ref.of(obj)
+            if self.cfg.scope == "namespace" and ref.namespace != self.cfg.namespace:
+                outside.append(f"{ref.kind}/{ref.name}" + (f" (namespace {ref.namespace})" if ref.namespace else
+                                                            " (cluster-scoped)"))
+                continue
             body = wrap_secret_data(desired_object(obj))
             if ref.group_kind == CRD:
                 spec = body.get("spec") or {}
@@ -147,6 +153,10 @@ class KubernetesTarget(TargetDriver):
             if note not in self._told:  # once per target and process, not on every render
                 self._told.add(note)
                 self.context.logger.warning("%s", note)
+        if outside:
+            raise RenderError(f"scope: namespace allows objects in namespace {self.cfg.namespace} only; "
+                              f"outside it: {', '.join(outside[:10])}" + (" ..." if len(outside) > 10 else "")
+                              + ". Move them to a target with scope: cluster (and the RBAC to match).")
         return Desired.of(resources, revision=tree.revision.sha, crds=crds)
 
     def _capabilities(self) -> tuple[str, list[str]]:

@@ -1,6 +1,6 @@
 """Notifications: the built-in plugin that turns outcomes into few, useful, secret-free messages.
 
-It is registered like an external plugin (``setpoint_register_notifiers`` for its three kinds,
+It is registered like an external plugin (``setpoint_register_notifiers`` for its kinds,
 ``setpoint_reconcile_finished`` and ``setpoint_event`` to observe). The loader gives every engine
 its own instance (``make_plugin``); it stays silent until ``setpoint run`` calls :meth:`start`.
 """
@@ -15,9 +15,18 @@ from typing import TYPE_CHECKING, Any
 from setpoint import hookimpl
 from setpoint.api import Notifier, Outcome, TargetInfo
 from setpoint.builtin.notify.builtin import SlackNotifier, WebhookNotifier
+from setpoint.builtin.notify.commit_status import (
+    BitbucketStatusNotifier,
+    ForgejoStatusNotifier,
+    GiteaStatusNotifier,
+    GitLabStatusNotifier,
+)
 from setpoint.builtin.notify.dispatcher import Dispatcher
+from setpoint.builtin.notify.email import EmailNotifier
 from setpoint.builtin.notify.github_status import GitHubStatusNotifier
+from setpoint.builtin.notify.incident import AlertmanagerNotifier, OpsgenieNotifier, PagerDutyNotifier
 from setpoint.builtin.notify.policy import NoisePolicy
+from setpoint.builtin.notify.teams import TeamsNotifier
 
 if TYPE_CHECKING:
     from setpoint.builtin.engine_view import EngineView
@@ -38,6 +47,15 @@ class NotifyPlugin:
         register(SlackNotifier)
         register(WebhookNotifier)
         register(GitHubStatusNotifier)
+        register(TeamsNotifier)
+        register(PagerDutyNotifier)
+        register(OpsgenieNotifier)
+        register(AlertmanagerNotifier)
+        register(EmailNotifier)
+        register(GitLabStatusNotifier)
+        register(GiteaStatusNotifier)
+        register(ForgejoStatusNotifier)
+        register(BitbucketStatusNotifier)
 
     @hookimpl
     def setpoint_reconcile_finished(self, outcome: Outcome) -> None:

@@ -26,7 +26,9 @@ class _Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class HTTPNotifier(Notifier):
+class CredentialNotifier(Notifier):
+    """A kind with credentials of its own (tokens, keys, passwords) named by a file or a variable."""
+
     #: Set by setpoint.builtin.notify.setup before the first send (relative paths need the config folder).
     base_dir: Path = Path(".")
 
@@ -40,6 +42,8 @@ class HTTPNotifier(Notifier):
             cache[what] = Secret(value, f"notifier {self.name} {what}")
         return cache[what]
 
+
+class HTTPNotifier(CredentialNotifier):
     def _client(self) -> httpx.Client:
         client = getattr(self, "_http", None)
         if client is None:
