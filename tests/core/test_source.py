@@ -68,8 +68,9 @@ def test_never_reachable_remote_is_an_error_not_an_empty_state(tmp_path: Path, f
     shutil.rmtree(tmp_path / "empty-dir-not-a-repo")
     out = engine.reconcile("app")
     assert out.error_stage == "source" and fake_plugin.cluster("app").writes == 0
-    # git's reason, not its closing advice ("Please make sure ... and the repository exists.")
-    assert "does not appear to be a git repository" in out.error, out.error
+    # what is wrong, not git's closing advice ("Please make sure ... and the repository exists.")
+    assert "does not exist (check sources.repo.url)" in out.error, out.error
+    assert "and the repository exists" not in out.error
 
 
 def test_force_push_is_detected_and_recorded(tmp_path: Path, git_repo: GitRepo, fake_plugin: FakePlugin) -> None:

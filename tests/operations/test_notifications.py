@@ -158,7 +158,9 @@ def test_github_commit_statuses(tmp_path: Path, git_repo: GitRepo, receiver: Rec
         {"name": "app", "kind": "fake", "path": "app", "prune": True, "hold_deletions": True},
         {"name": "db", "kind": "fake", "path": "db"}],
         server={"enabled": False},
-        notifications={"failure_threshold": 2, "digest": {"window": 0}, "notifiers": [
+        # a digest window both targets' deploys fit in, even on a loaded machine (with 0 the second
+        # target could finish after the first digest was sent, and have no status from it)
+        notifications={"failure_threshold": 2, "digest": {"window": 2}, "notifiers": [
             {"name": "commits", "kind": "github_status", "github_status": {
                 "repository": "acme/platform-config", "token_env": "TEST_GH_TOKEN",
                 "api_url": receiver.url("/api/v3"), "target_url": "https://setpoint.example.com/status"}}]})
@@ -176,7 +178,7 @@ def test_github_commit_statuses(tmp_path: Path, git_repo: GitRepo, receiver: Rec
 
     v1 = git_repo.head()
     engine.sync()
-    wait_for(lambda: len(statuses(v1)) == 2)
+    wait_for(lambda: len(statuses(v1)) == 2, 30)
     assert sorted(statuses(v1)) == [("setpoint/app", "success", "deployed"), ("setpoint/db", "success", "deployed")]
     sent = receiver.at(f"/api/v3/repos/acme/platform-config/statuses/{v1}")[0]
     assert sent.headers["authorization"] == f"Bearer {token}"
@@ -190,7 +192,7 @@ def test_github_commit_statuses(tmp_path: Path, git_repo: GitRepo, receiver: Rec
         assert engine.reconcile("app").failed
     assert statuses(v2) == [("setpoint/app", "failure", "reconcile failing at the apply stage")]
     assert not engine.reconcile("app").failed
-    wait_for(lambda: len(statuses(v2)) == 3)
+    wait_for(lambda: len(statuses(v2)) == 3, 30)
     assert [s[1] for s in statuses(v2)] == ["failure", "success", "success"]  # recovered, then the digest
 
     git_repo.commit({"app/web.yaml": None, "app/other.yaml": manifests("web:2").replace("web", "api")}, "v3")

@@ -120,7 +120,10 @@ def test_incidents_chat_and_commit_statuses(tmp_path: Path, git_repo: GitRepo, r
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.addHandler(handler)
-    level, root.level = root.level, logging.DEBUG
+    # setLevel, not an assignment: it also clears the loggers' isEnabledFor caches, which an earlier
+    # test at a higher level may have filled (httpx's INFO lines would then never be logged here)
+    level = root.level
+    root.setLevel(logging.DEBUG)
     (tmp_path / "teams.url").write_text(receiver.url(TEAMS_PATH) + "\n")
     (tmp_path / "pd.key").write_text(PD_KEY + "\n")
     (tmp_path / "gitlab.token").write_text(GITLAB)
