@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import re
 import shlex
 import sys
 from collections.abc import Iterable, Mapping
@@ -28,6 +29,7 @@ from setpoint_ansible.settings import BASE_ENV, AnsibleSettings
 _RESULT_EVENTS = {"runner_on_ok": "ok", "runner_on_failed": "failed", "runner_on_skipped": "skipped",
                   "runner_on_unreachable": "unreachable"}
 _CENSORED = "censored"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass
@@ -211,6 +213,9 @@ def _collect(events: Iterable[Mapping[str, Any]]) -> RunResult:
         key = f"{host}: {label}" + (f" #{count}" if count > 1 else "")
         no_log = _CENSORED in res or bool(res.get("_ansible_no_log"))
         if status == "ok" and res.get("changed"):
+            status = "changed"
+        if status == "ok" and no_log and _ANSI.sub("", str(event.get("stdout") or "")).lstrip().startswith("changed:"):
+            # ansible hides even `changed` of a no_log result; its display line still says it
             status = "changed"
         if kind == "runner_on_ok" and isinstance(res.get("results"), list) and any(
                 isinstance(r, dict) and r.get("changed") for r in res["results"]):

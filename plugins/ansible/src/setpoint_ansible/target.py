@@ -235,11 +235,13 @@ class AnsibleTarget(TargetDriver):
             plan.fixed_id = plan.id  # the approved/audited identity stays the one reviewed
             all_drift = all(c.drift for c in plan.changes)
             secrets = snapshot.secret_texts
+            checked = self._last.run.by_key() if self._last is not None else {}
             for task in extra:
                 fields = _fields(task, secrets)
+                before = checked.get(task.key)
                 if task.handler:
                     fields.insert(0, FieldChange("(handler)", None, "notified by a changed task"))
-                elif task.check_mode_skip:
+                elif before is not None and before.check_mode_skip:
                     fields.insert(0, FieldChange("(check mode)", "skipped in check mode", task.status))
                 change = ResourceChange(task.key, EXTRA, task.task, Action.UPDATE, fields, namespace=task.host)
                 change.drift = all_drift
