@@ -4,9 +4,13 @@ drift; a new commit deployed; git revert rolls it back."""
 
 from __future__ import annotations
 
+import pytest
 from conftest import AnsibleSetup
 
 from setpoint.api import HealthStatus, SyncStatus
+
+# Real ansible-playbook runs over SSH: minutes on a busy 2-core machine, beyond pytest's default 600 s.
+pytestmark = pytest.mark.timeout(1800)
 
 
 def test_five_phases(ans: AnsibleSetup) -> None:

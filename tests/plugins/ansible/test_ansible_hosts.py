@@ -7,9 +7,13 @@ from __future__ import annotations
 import socket
 import time
 
+import pytest
 from conftest import AnsibleSetup
 
 from setpoint.api import HealthStatus, SyncStatus
+
+# Real ansible-playbook runs over SSH: minutes on a busy 2-core machine, beyond pytest's default 600 s.
+pytestmark = pytest.mark.timeout(1800)
 
 
 def wait_for_ssh(address: tuple[str, int], timeout: float = 60) -> None:

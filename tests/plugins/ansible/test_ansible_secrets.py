@@ -42,6 +42,9 @@ PLAYBOOK = """\
       no_log: true
 """
 
+# Real ansible-playbook runs over SSH: minutes on a busy 2-core machine, beyond pytest's default 600 s.
+pytestmark = pytest.mark.timeout(1800)
+
 
 def encrypt(sops_env: Any, tmp: Path, password: str, token: str) -> bytes:
     plain = tmp / "secrets.sops.yml"

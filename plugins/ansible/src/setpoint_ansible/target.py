@@ -241,7 +241,8 @@ class AnsibleTarget(TargetDriver):
                 before = checked.get(task.key)
                 if task.handler:
                     fields.insert(0, FieldChange("(handler)", None, "notified by a changed task"))
-                elif before is not None and before.check_mode_skip:
+                elif before is not None and before.status == "skipped":
+                    # skipped by the check run (a command, a `when: not ansible_check_mode`), run for real
                     fields.insert(0, FieldChange("(check mode)", "skipped in check mode", task.status))
                 change = ResourceChange(task.key, EXTRA, task.task, Action.UPDATE, fields, namespace=task.host)
                 change.drift = all_drift
