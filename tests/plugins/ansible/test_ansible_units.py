@@ -80,3 +80,13 @@ def test_a_no_log_result_still_counts_as_changed() -> None:
     ])
     assert [(t.key, t.status, t.no_log) for t in result.tasks] == [("a: token", "changed", True),
                                                                     ("a: other", "ok", True)]
+
+
+def test_a_failure_a_rescue_handled_leaves_the_host_ok() -> None:
+    result = _collect([
+        event("runner_on_failed", "a", "try the fast path", res={"msg": "no fast path"}),
+        event("runner_on_ok", "a", "fall back", res={"changed": True}),
+        event("playbook_on_stats", processed={"a": 1}, failures={}, rescued={"a": 1}, dark={}),
+    ])
+    assert result.hosts["a"].status == "ok"
+    assert [t.status for t in result.tasks] == ["failed", "changed"]

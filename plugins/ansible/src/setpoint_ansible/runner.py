@@ -185,6 +185,8 @@ def _collect(events: Iterable[Mapping[str, Any]]) -> RunResult:
     hosts: dict[str, HostOutcome] = {}
     seen: dict[tuple[str, str], int] = {}
     notified: dict[str, set[str]] = {}
+    seen_problems: dict[str, HostOutcome] = {}
+    stats: Mapping[str, Any] | None = None
     for event in events:
         kind = event.get("event")
         data = event.get("event_data") or {}
@@ -192,14 +194,7 @@ def _collect(events: Iterable[Mapping[str, Any]]) -> RunResult:
             notified.setdefault(str(data.get("host")), set()).add(str(data.get("handler")))
             continue
         if kind == "playbook_on_stats":
-            for name in data.get("processed") or {}:
-                hosts.setdefault(name, HostOutcome("ok"))
-            for name in data.get("failures") or {}:
-                if hosts.get(name, HostOutcome("ok")).status == "ok":
-                    hosts[name] = HostOutcome("failed", "a task failed")
-            for name in data.get("dark") or {}:
-                if hosts.get(name, HostOutcome("ok")).status != "unreachable":
-                    hosts[name] = HostOutcome("unreachable", "unreachable")
+            stats = data
             continue
         status = _RESULT_EVENTS.get(str(kind))
         if status is None:
@@ -228,10 +223,20 @@ def _collect(events: Iterable[Mapping[str, Any]]) -> RunResult:
                             ignored=bool(data.get("ignore_errors")))
         tasks.append(result)
         if status == "unreachable":
-            hosts[host] = HostOutcome("unreachable", message or "unreachable")
-        elif status == "failed" and not result.ignored and hosts.get(host, HostOutcome("ok")).status == "ok":
-            hosts[host] = HostOutcome("failed", f"task '{label}' failed: {message or 'no message'}")
-    # ansible's stats call a host whose failure was ignored "ok"; a failed task with a message wins
+            seen_problems.setdefault(host, HostOutcome("unreachable", message or "unreachable"))
+        elif status == "failed" and not result.ignored:
+            seen_problems.setdefault(host, HostOutcome("failed", f"task '{label}' failed: {message or 'no message'}"))
+    if stats is None:  # the run ended early: what the events said
+        return RunResult(0, tasks, {**{t.host: HostOutcome("ok") for t in tasks}, **seen_problems})
+    # ansible's own summary decides: a failure inside a block that a rescue handled leaves the host ok
+    for name in stats.get("processed") or {}:
+        hosts[name] = HostOutcome("ok")
+    for name in stats.get("failures") or {}:
+        hosts[name] = seen_problems.get(name) or HostOutcome("failed", "a task failed")
+    for name in stats.get("dark") or {}:
+        problem = seen_problems.get(name)
+        hosts[name] = problem if problem is not None and problem.status == "unreachable" else HostOutcome(
+            "unreachable", "unreachable")
     return RunResult(0, tasks, hosts)
 
 

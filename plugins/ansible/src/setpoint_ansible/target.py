@@ -220,7 +220,9 @@ class AnsibleTarget(TargetDriver):
                     failed[change.key] = _host_problem(host, outcome)
                 continue
             task = results.get(change.key)
-            if task is not None and task.status in ("ok", "changed", "skipped"):
+            host_ok = outcome is not None and outcome.status == "ok"
+            if task is not None and (task.status in ("ok", "changed", "skipped") or host_ok):
+                # (a failure on a host that ansible still counts as ok was handled by a rescue block)
                 applied.append(change.key)
             elif task is not None and task.status == "failed":
                 failed[change.key] = task.message or "failed"
@@ -230,7 +232,8 @@ class AnsibleTarget(TargetDriver):
         # (command, shell) and handlers. They go into the audit with the run they belong to.
         planned = {c.key for c in plan.changes}
         extra = [t for t in run.tasks if t.key not in planned and t.host in hosts
-                 and (t.status == "changed" or (t.status == "failed" and not t.ignored))]
+                 and (t.status == "changed" or (t.status == "failed" and not t.ignored
+                                                and getattr(run.hosts.get(t.host), "status", "") != "ok"))]
         if extra:
             plan.fixed_id = plan.id  # the approved/audited identity stays the one reviewed
             all_drift = all(c.drift for c in plan.changes)
