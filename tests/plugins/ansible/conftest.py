@@ -90,6 +90,8 @@ class AnsibleSetup:
             "extra_vars": {"test_id": self.test_id, "pkg": self.pkg},
             "vars_files": ["vars/app.yml"],
             "forks": 3,
+            # the shared 2-core test machine can take longer than 30 s to answer a sudo prompt
+            "connect_timeout": "90s",
         }
         base.update(extra)
         return base

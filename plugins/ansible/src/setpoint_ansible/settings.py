@@ -66,8 +66,9 @@ class AnsibleSettings(BaseModel):
     limit: str | None = None
     #: Run notified handlers even when a later task fails on the host (``--force-handlers``).
     force_handlers: bool = False
-    #: SSH connection timeout for each host.
-    connect_timeout: Seconds = 10.0
+    #: SSH connection timeout for each host, also how long ansible waits for the become (sudo) prompt:
+    #: longer than ansible's 10 s, because a loaded host that answers late is not an unreachable one.
+    connect_timeout: Seconds = 30.0
     #: Limit for one ansible-playbook run (check or apply).
     timeout: Seconds = 1800.0
     #: Names (or shell patterns such as ``AWS_*``) of environment variables passed to ansible-playbook.
