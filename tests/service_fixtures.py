@@ -14,6 +14,7 @@ terraform      terraform_bin, terraform_env, tf_cli_config, tf_provider,   dev/s
                tf_workdir
 sops           sops_env                                                    dev/services up sops
 helm           helm_bin                                                    dev/services up helm
+ansible        ansible_hosts                                               dev/services up ansible-hosts
 =============  ==========================================================  ===============================
 
 A test that uses one of these fixtures gets the service's marker automatically, and a test that carries a
@@ -39,7 +40,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVICES_SCRIPT = REPO_ROOT / "dev" / "services"
 
-SERVICES = ("docker", "kubernetes", "terraform", "sops", "helm")
+SERVICES = ("docker", "kubernetes", "terraform", "sops", "helm", "ansible")
 
 # fixture name -> the service it needs (used to add the marker automatically)
 FIXTURE_SERVICE = {
@@ -60,6 +61,7 @@ FIXTURE_SERVICE = {
     "tf_workdir": "terraform",
     "sops_env": "sops",
     "helm_bin": "helm",
+    "ansible_hosts": "ansible",
 }
 
 
@@ -68,7 +70,7 @@ def in_ci() -> bool:
 
 
 def start_command(service: str) -> str:
-    return f"dev/services up {service}"
+    return f"dev/services up {'ansible-hosts' if service == 'ansible' else service}"
 
 
 def service_unavailable(service: str, reason: str) -> None:
@@ -201,12 +203,34 @@ def _check_helm() -> str | None:
     return None
 
 
+def _check_ansible() -> str | None:
+    import socket
+
+    for var in ("SETPOINT_ANSIBLE_SSH_KEY", "SETPOINT_ANSIBLE_KNOWN_HOSTS"):
+        path = _env(var)
+        if not path or not Path(path).is_file():
+            return f"{var}={path} does not exist"
+    hosts = [h for h in (_env("SETPOINT_ANSIBLE_HOSTS") or "").split(",") if h]
+    if len(hosts) < 3:
+        return f"SETPOINT_ANSIBLE_HOSTS lists {len(hosts)} host(s), the tests need 3"
+    for host in hosts:
+        address, port = host.rsplit(":", 1)
+        try:
+            with socket.create_connection((address, int(port)), timeout=5) as conn:
+                if not conn.recv(64).startswith(b"SSH-"):
+                    return f"{host} does not speak SSH"
+        except OSError as e:
+            return f"no SSH server answers on {host} ({e})"
+    return None
+
+
 _CHECKERS = {
     "docker": _check_docker,
     "kubernetes": _check_kubernetes,
     "terraform": _check_terraform,
     "sops": _check_sops,
     "helm": _check_helm,
+    "ansible": _check_ansible,
 }
 
 
@@ -494,9 +518,58 @@ def sops_env(tmp_path_factory: pytest.TempPathFactory) -> SopsEnv:
 
 #: Real SOPS files with their throwaway keys, kept in the repository (tests/data/sops-vectors/README.md).
 SOPS_VECTORS = REPO_ROOT / "tests" / "data" / "sops-vectors"
+# ---------------------------------------------------------------------------------------------------------
+# ansible
+
+
+@dataclass(frozen=True)
+class AnsibleHosts:
+    """The three SSH hosts of ``dev/services up ansible-hosts``: Debian bookworm containers with
+    python3 and sshd, published on 127.0.0.1 only; users root and setpoint (passwordless sudo)."""
+
+    addresses: tuple[tuple[str, int], ...]
+    containers: tuple[str, ...]
+    private_key: Path
+    known_hosts: Path
+    user: str
+
+    def inventory(self, names: tuple[str, ...] = ("web1", "web2", "web3")) -> dict[str, dict[str, Any]]:
+        """``hosts:`` settings naming the hosts ``names`` (ansible_host/ansible_port)."""
+        return {name: {"ansible_host": address, "ansible_port": port}
+                for name, (address, port) in zip(names, self.addresses, strict=False)}
+
+    def exec(self, index: int, *command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run a command on host ``index`` (0-based) as root, through the Docker engine (not SSH)."""
+        proc = subprocess.run(["docker", "exec", self.containers[index], *command], capture_output=True, text=True,
+                              timeout=120, env={**os.environ, "DOCKER_HOST": _env("DOCKER_HOST") or ""})
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{command} on {self.containers[index]}: {proc.stdout}{proc.stderr}")
+        return proc
+
+    def docker(self, *args: str) -> None:
+        subprocess.run(["docker", *args], check=True, capture_output=True, timeout=120,
+                       env={**os.environ, "DOCKER_HOST": _env("DOCKER_HOST") or ""})
+
+
+@pytest.fixture(scope="session")
+def ansible_hosts() -> AnsibleHosts:
+    require_service("ansible")
+    addresses = tuple((h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1]))
+                      for h in (_env("SETPOINT_ANSIBLE_HOSTS") or "").split(",") if h)
+    return AnsibleHosts(addresses, tuple((_env("SETPOINT_ANSIBLE_CONTAINERS") or "").split(",")),
+                        Path(str(_env("SETPOINT_ANSIBLE_SSH_KEY"))), Path(str(_env("SETPOINT_ANSIBLE_KNOWN_HOSTS"))),
+                        _env("SETPOINT_ANSIBLE_USER") or "setpoint")
+
+
+def shared_dir() -> Path:
+    """The project's shared/ folder (beside the repository, also in CI); SETPOINT_SHARED overrides."""
+    if os.environ.get("SETPOINT_SHARED"):
+        return Path(os.environ["SETPOINT_SHARED"])
+    return REPO_ROOT.parent / "shared"
 
 
 __all__ = [
+    "AnsibleHosts",
     "ComposeProject",
     "SopsEnv",
     "TfProvider",

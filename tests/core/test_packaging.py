@@ -1,4 +1,4 @@
-"""The five distributions build as wheels with only their prefixed packages and one entry point each."""
+"""The six distributions build as wheels with only their prefixed packages and one entry point each."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ DISTS = {
     "plugins/terraform": ("setpoint_terraform", "terraform = setpoint_terraform.plugin"),
     "plugins/docker_compose": ("setpoint_docker_compose", "docker_compose = setpoint_docker_compose.plugin"),
     "plugins/sops_secrets": ("setpoint_sops_secrets", "sops_secrets = setpoint_sops_secrets.plugin"),
+    "plugins/ansible": ("setpoint_ansible", "ansible = setpoint_ansible.plugin"),
 }
 
 

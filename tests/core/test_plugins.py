@@ -57,17 +57,18 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-def test_the_four_plugins_and_the_builtin_are_listed() -> None:
+def test_the_five_plugins_and_the_builtin_are_listed() -> None:
     registry = get_plugin_manager()
     names = {p.name: p for p in registry.plugins}
-    assert {"files", "kubernetes", "terraform", "docker_compose", "sops_secrets"} <= set(names)
+    assert {"files", "kubernetes", "terraform", "docker_compose", "sops_secrets", "ansible"} <= set(names)
+    assert names["ansible"].distribution == "setpoint-ansible" and names["ansible"].kinds == ["ansible"]
     assert names["kubernetes"].distribution == "setpoint-kubernetes" and names["kubernetes"].kinds == ["kubernetes"]
     assert names["sops_secrets"].decryptors == ["sops"]
     assert names["notify"].notifiers == NOTIFIER_KINDS
     assert names["files"].builtin and names["files"].hooks == ["setpoint_register_target_kinds"]
     run = subprocess.run([sys.executable, "-m", "setpoint.cli", "plugins", "-o", "json"], capture_output=True, text=True)
     listed = {p["name"]: p for p in json.loads(run.stdout)}
-    assert {"files", "kubernetes", "terraform", "docker_compose", "sops_secrets"} <= set(listed)
+    assert {"files", "kubernetes", "terraform", "docker_compose", "sops_secrets", "ansible"} <= set(listed)
     assert listed["terraform"]["version"] == "0.1.0" and listed["terraform"]["error"] is None
     assert listed["notify"]["notifiers"] == NOTIFIER_KINDS
     table = subprocess.run([sys.executable, "-m", "setpoint.cli", "plugins"], capture_output=True, text=True).stdout
