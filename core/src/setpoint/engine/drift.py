@@ -8,6 +8,7 @@ or report only; a paused target only reports.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 
 from setpoint.api import Action, Desired, Live, Plan, ResourceChange
 from setpoint.config import Grace
@@ -46,8 +47,12 @@ class DriftStage:
         #: When each currently drifted object was first seen (epoch), for grace periods.
         self.first_seen: dict[str, float] = {}
 
-    def record(self, run: Run, drift: list[ResourceChange], live: Live) -> None:
-        """Keep one record per drifted object; audit drift when first seen or when it changes."""
+    def record(self, run: Run, drift: list[ResourceChange], live: Live, deploying: Collection[str] = ()) -> None:
+        """Keep one record per drifted object; audit drift when first seen or when it changes.
+
+        ``deploying``: keys a commit changes this run. A drifted object among them is not resolved
+        here: applying the commit overwrites the hand edit, which the recorder audits after the apply
+        (:meth:`setpoint.engine.record.Recorder.apply_result`)."""
         store, now = self.store, time.time()
         known = store.drift(self.name)
         records, seen_keys = [], set()
@@ -62,7 +67,7 @@ class DriftStage:
                 if not run.dry_run:
                     self._audit_detected(run, change)
         self.first_seen = {k: r.first_seen for k, r in known.items()} | {r.key: r.first_seen for r in records}
-        cleared = [key for key in known if key not in seen_keys]
+        cleared = [key for key in known if key not in seen_keys and key not in deploying]
         if run.dry_run:
             return
         if records or cleared:

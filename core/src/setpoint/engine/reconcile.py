@@ -227,7 +227,7 @@ class Reconciler:
         drift = [c for c in scoped.plan.changes if c.drift]
         run.drift = drift + scoped.unmanaged
         with self.store.batch():
-            self.drift.record(run, run.drift, live)
+            self.drift.record(run, run.drift, live, {c.key for c in scoped.plan.changes if not c.drift})
         return self.drift.to_revert(run, drift)
 
     def _review_and_apply(self, run: Run, plan: Plan, desired: Desired, inventory: dict[str, InventoryItem],
