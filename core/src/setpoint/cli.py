@@ -245,16 +245,47 @@ def diff(config_path: str | None, target: str, output: str) -> None:
         for change in changes:
             tag = " (drift)" if change["drift"] else ""
             console.print(f"[bold]{change['action']}[/] {_plain(change['key'])}{tag}")
-            for line in _field_lines(change["fields"]):
-                console.print("    " + escape_controls(line), markup=False)
+            for line in _field_lines(change["fields"], colour=console.is_terminal):
+                console.print("    " + line, soft_wrap=True)
     sys.exit(EXIT_FAILED if changes else EXIT_OK)
+
+
+#: A value longer than this is not printed as ``before -> after`` on one line but as an inline diff.
+LONG_VALUE = 120
+#: Unchanged text longer than this inside an inline diff is shortened to its two ends.
+UNCHANGED_KEPT = 60
 
 
 def _show(value: Any) -> str:
     if isinstance(value, dict) and set(value) == {"secret"}:
         return f"<secret {value['secret']}>"
-    text = json.dumps(value) if not isinstance(value, str) else value
-    return text if len(text) <= 120 else text[:117] + "..."
+    return json.dumps(value) if not isinstance(value, str) else value
+
+
+def _inline_diff(before: str, after: str, colour: bool) -> str:
+    """``before`` and ``after`` in one line of rich markup: unchanged text (long runs shortened),
+    removed text as ``[-...-]``, added text as ``{+...+}``; red and green as well in a terminal."""
+    import difflib
+
+    def run(text: str, style: str, open_: str, close: str) -> str:
+        shown = _plain(f"{open_}{text}{close}")
+        return f"[{style}]{shown}[/]" if colour else shown
+
+    parts = []
+    matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
+    for op, b1, b2, a1, a2 in matcher.get_opcodes():
+        if op == "equal":
+            same = before[b1:b2]
+            if len(same) > UNCHANGED_KEPT:
+                keep = UNCHANGED_KEPT // 2
+                same = f"{same[:keep]}…({len(same) - 2 * keep} unchanged)…{same[-keep:]}"
+            parts.append(_plain(same))
+            continue
+        if b2 > b1:
+            parts.append(run(before[b1:b2], "red", "[-", "-]"))
+        if a2 > a1:
+            parts.append(run(after[a1:a2], "green", "{+", "+}"))
+    return "".join(parts)
 
 
 # --------------------------------------------------------------------------- status / history / audit
@@ -347,38 +378,48 @@ def audit(config_path: str | None, since: str | None, until: str | None, target:
         if e.trigger:
             head += f" [dim]trigger={_plain(e.trigger)}[/]"
         console.print(head)
-        for line in _audit_lines(e.details):
-            console.print("    " + escape_controls(line), markup=False)
+        for line in _audit_lines(e.details, colour=console.is_terminal):
+            console.print("    " + line, soft_wrap=True)
 
 
-def _audit_lines(details: dict[str, Any]) -> list[str]:
+def _audit_lines(details: dict[str, Any], colour: bool = False) -> list[str]:
+    """The details of an audit entry as lines of rich markup (user text escaped)."""
     lines = []
     for key in ("reason", "error", "how", "plan_id", "note", "stage"):
         if details.get(key):
-            lines.append(f"{key}: {details[key]}")
+            lines.append(_plain(f"{key}: {details[key]}"))
     changes = details.get("changes") or ([details["change"]] if "change" in details else [])
     for change in changes:
         tag = " (drift)" if change.get("drift") else ""
-        lines.append(f"{change['action']} {change['key']}{tag}")
-        lines.extend("    " + line for line in _field_lines(change.get("fields", [])[:50]))
+        lines.append(_plain(f"{change['action']} {change['key']}{tag}"))
+        lines.extend("    " + line for line in _field_lines(change.get("fields", [])[:50], colour))
     return lines
 
 
-def _field_lines(fields: list[dict[str, Any]]) -> list[str]:
-    """One line per changed field; multi-line text as a unified diff."""
+def _field_lines(fields: list[dict[str, Any]], colour: bool = False) -> list[str]:
+    """One entry per changed field, as rich markup (user text escaped): multi-line text as a unified
+    diff, a long single-line value as an inline diff, anything else as ``before -> after``."""
     import difflib
 
     lines = []
     for f in fields:
         before, after = f["before"], f["after"]
+        path = _plain(f["path"])
         multiline = any(isinstance(v, str) and "\n" in v for v in (before, after))
         if multiline and all(v is None or isinstance(v, str) for v in (before, after)):
             before, after = before or "", after or ""
-            lines.append(f"{f['path']}:")
+            lines.append(f"{path}:")
             diff = difflib.unified_diff(before.splitlines(), after.splitlines(), "live", "git", lineterm="", n=1)
-            lines.extend("  " + d for d in list(diff)[2:])
+            lines.extend("  " + _plain(d) for d in list(diff)[2:])
+            continue
+        old, new = _show(before), _show(after)
+        secret = any(isinstance(v, dict) and set(v) == {"secret"} for v in (before, after))
+        if (len(old) > LONG_VALUE or len(new) > LONG_VALUE) and before is not None and after is not None \
+                and not secret:
+            lines.append(f"{path}: ({len(old)} -> {len(new)} characters)")
+            lines.append("  " + _inline_diff(old, new, colour))
         else:
-            lines.append(f"{f['path']}: {_show(before)} -> {_show(after)}")
+            lines.append(f"{path}: {_plain(old)} -> {_plain(new)}")
     return lines
 
 
