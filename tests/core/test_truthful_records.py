@@ -3,6 +3,7 @@ edit is not "resolved", reverted drift leaves status at once, paused/grace/held 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from setpoint.api import SyncStatus
@@ -73,3 +74,29 @@ def test_reverted_drift_leaves_the_status_at_once(tmp_path: Path, git_repo: GitR
     assert cluster.resources["Deployment/web"]["replicas"] == 2 and [c.key for c in out.drift] == ["Deployment/web"]
     status = engine.store.status("app")
     assert status is not None and status.drift == () and status.sync == SyncStatus.SYNCED
+
+
+def test_paused_grace_and_held_runs_say_why(tmp_path: Path, git_repo: GitRepo, fake_plugin: FakePlugin) -> None:
+    git_repo.commit({"app/web.yaml": resources_yaml(web(2))})
+    engine = fake_engine(tmp_path, git_repo, fake_plugin, self_heal={"grace": "1h"}, prune=True,
+                         deletion_budget={"max_count": 0})
+    cluster = fake_plugin.cluster("app")
+    engine.reconcile("app")
+    cluster.manual_change("Deployment/web", replicas=6)
+    out = engine.reconcile("app")
+    due = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(engine.store.drift("app")["Deployment/web"].first_seen + 3600))
+    expected = f"1 drifted object(s) within their grace period; reverted at {due} unless Git changes them first"
+    assert out.message == expected
+    assert engine.store.status("app")["message"] == expected
+
+    engine.pause("app", "incident 7", "dave", None)
+    out = engine.reconcile("app")
+    assert out.message == "paused by dave: incident 7"
+    engine.resume("app", "dave")
+
+    git_repo.commit({"app/web.yaml": resources_yaml(web(6), {"kind": "ConfigMap", "name": "x"})}, "add x")
+    engine.reconcile("app")
+    git_repo.commit({"app/web.yaml": resources_yaml(web(6))}, "drop x")
+    out = engine.reconcile("app")
+    assert out.held_plan_id and out.message.startswith(f"plan {out.held_plan_id} held for approval: ")
+    assert out.message.endswith(f"Approve with: setpoint approve app {out.held_plan_id}")

@@ -681,6 +681,9 @@ class Outcome:
     duration_seconds: float = 0.0
     paused: bool = False
     finished_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: Notes for people about this run (a held plan, a pause, drift inside its grace period and when
+    #: it will be reverted, objects kept because prune is off); empty when there is nothing to say.
+    message: str = ""
 
     @property
     def failed(self) -> bool:

@@ -26,7 +26,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from setpoint import __version__
-from setpoint.api import Outcome, SyncStatus
+from setpoint.api import Outcome, Plan, SyncStatus
 from setpoint.completion import SHELLS, complete_targets, completion_script
 from setpoint.config import ConfigProblems, load_config
 from setpoint.durations import format_duration, parse_duration
@@ -160,21 +160,37 @@ def run(config_path: str | None) -> None:
         engine.close()
 
 
-def _print_outcomes(outcomes: list[Outcome], output: str) -> None:
+def _print_outcomes(outcomes: list[Outcome], output: str, plans: dict[str, Plan | None] | None = None) -> None:
+    """The outcome of each target; ``plans`` (a dry run): the changes each one would make, below."""
     if output == "json":
-        _emit_json([_outcome_dict(o) for o in outcomes])
+        rows = [_outcome_dict(o) for o in outcomes]
+        if plans is not None:
+            for row in rows:
+                plan = plans.get(row["target"])
+                row["changes"] = plan.to_record() if plan is not None else []
+        _emit_json(rows)
         return
     table = Table(box=None, pad_edge=False)
     for column in ("TARGET", "SYNC", "HEALTH", "REVISION", "ACTIONS", "MESSAGE"):
         table.add_column(column)
     for o in outcomes:
         actions = ", ".join(f"{a['action']}" + (f" x{a['count']}" if "count" in a else "") for a in o.actions) or "-"
-        message = o.error or ""
-        if o.held_plan_id:
-            message = f"plan {o.held_plan_id} held: setpoint approve {o.target.name} {o.held_plan_id}"
+        message = f"{o.error_stage}: {o.error}" if o.error else o.message
         table.add_row(_plain(o.target.name), _sync_style(o.sync.value), o.health.value,
                       o.revision.short if o.revision else "-", _plain(actions), _plain(message))
     console.print(table)
+    for name, plan in (plans or {}).items():
+        if plan is not None and plan.changes:
+            console.print(f"\n[bold]{_plain(name)}[/] would change:")
+            _print_changes(plan.to_record())
+
+
+def _print_changes(changes: list[dict[str, Any]]) -> None:
+    for change in changes:
+        tag = " (drift)" if change["drift"] else ""
+        console.print(f"[bold]{change['action']}[/] {_plain(change['key'])}{tag}")
+        for line in _field_lines(change["fields"], colour=console.is_terminal):
+            console.print("    " + line, soft_wrap=True)
 
 
 def _outcome_dict(o: Outcome) -> dict[str, Any]:
@@ -182,7 +198,8 @@ def _outcome_dict(o: Outcome) -> dict[str, Any]:
         "target": o.target.name, "kind": o.target.kind, "sync": o.sync.value, "health": o.health.value,
         "revision": o.revision.sha if o.revision else None, "trigger": o.trigger, "actions": list(o.actions),
         "drift": [c.to_record() for c in o.drift], "error_stage": o.error_stage, "error": o.error,
-        "held_plan": o.held_plan_id, "paused": o.paused, "duration_seconds": round(o.duration_seconds, 4),
+        "held_plan": o.held_plan_id, "paused": o.paused, "message": o.message,
+        "duration_seconds": round(o.duration_seconds, 4),
     }
 
 
@@ -201,11 +218,12 @@ def sync(config_path: str | None, targets: tuple[str, ...], dry_run: bool, outpu
     try:
         with console.status("reconciling...") if output == "table" and sys.stdout.isatty() else _null():
             outcomes = engine.sync(targets or None, dry_run=dry_run)
+        plans = {o.target.name: engine.runners[o.target.name].last_plan for o in outcomes} if dry_run else None
     except SetpointError as exc:
         _fail(safe_error(exc))
     finally:
         engine.close()
-    _print_outcomes(outcomes, output)
+    _print_outcomes(outcomes, output, plans)
     ok = all(o.sync == SyncStatus.SYNCED and not o.failed for o in outcomes)
     if dry_run:
         ok = all(not o.failed for o in outcomes)
@@ -242,11 +260,7 @@ def diff(config_path: str | None, target: str, output: str) -> None:
     else:
         if not changes:
             console.print(f"{_plain(target)}: no differences at {outcome.revision.short if outcome.revision else '-'}")
-        for change in changes:
-            tag = " (drift)" if change["drift"] else ""
-            console.print(f"[bold]{change['action']}[/] {_plain(change['key'])}{tag}")
-            for line in _field_lines(change["fields"], colour=console.is_terminal):
-                console.print("    " + line, soft_wrap=True)
+        _print_changes(changes)
     sys.exit(EXIT_FAILED if changes else EXIT_OK)
 
 

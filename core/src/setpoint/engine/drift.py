@@ -46,6 +46,8 @@ class DriftStage:
         self.name = runner.name
         #: When each currently drifted object was first seen (epoch), for grace periods.
         self.first_seen: dict[str, float] = {}
+        #: When the earliest drift still inside its grace period will be reverted (epoch), if any.
+        self.revert_at: float | None = None
 
     def record(self, run: Run, drift: list[ResourceChange], live: Live, deploying: Collection[str] = ()) -> None:
         """Keep one record per drifted object; audit drift when first seen or when it changes.
@@ -99,6 +101,7 @@ class DriftStage:
             due = [c for c in drift if now - first.get(c.key, now) >= policy.grace]
             pending = [c.key for c in drift if c not in due]
             if pending:
-                run.wake_by(min(first.get(k, now) + policy.grace for k in pending))
+                self.revert_at = min(first.get(k, now) + policy.grace for k in pending)
+                run.wake_by(self.revert_at)
             return due, pending
         return [], []

@@ -100,11 +100,16 @@ class Reconciler:
         if run.dry_run:
             run.sync = SyncStatus.SYNCED if scoped.plan.empty else SyncStatus.OUT_OF_SYNC
             run.health = self.runner.driver.health(desired, live)
+            notes = self._notes(run, scoped, pending_grace, pause)
+            if scoped.plan.changes:
+                notes.insert(0, f"dry run: {len(scoped.plan.changes)} change(s) not applied")
+            run.message = "; ".join(notes)
             return
         applied_any = self._review_and_apply(run, scoped.plan, desired, inventory, revert)
         self._converge(run, desired, live, scoped.plan, applied_any)
         self._adopt_and_publish(run, desired, inventory, applied_any)
-        run.message = "; ".join(self._notes(run, scoped, pending_grace, pause)) or run.message
+        # the review's note (a held plan) first, then what else this run set aside
+        run.message = "; ".join([m for m in (run.message,) if m] + self._notes(run, scoped, pending_grace, pause))
 
     # ------------------------------------------------------------------ stages
 
@@ -302,8 +307,7 @@ class Reconciler:
             self.store.save_outputs(self.name, outputs)
             runner.outputs_digest = digest
 
-    @staticmethod
-    def _notes(run: Run, scoped: Scoped, pending_grace: list[str], pause: Pause | None) -> list[str]:
+    def _notes(self, run: Run, scoped: Scoped, pending_grace: list[str], pause: Pause | None) -> list[str]:
         notes = []
         if scoped.unmanaged:
             notes.append(f"{len(scoped.unmanaged)} object(s) not from Git found "
@@ -311,7 +315,10 @@ class Reconciler:
         if scoped.orphans:
             notes.append(f"{len(scoped.orphans)} object(s) removed from Git are kept because prune is off")
         if pending_grace:
-            notes.append(f"{len(pending_grace)} drifted object(s) within their grace period")
+            due = self.drift.revert_at
+            when = f"; reverted at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(due))} unless Git changes " \
+                   "them first" if due else ""
+            notes.append(f"{len(pending_grace)} drifted object(s) within their grace period{when}")
         if run.paused and pause is not None:
             until = f" until {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(pause.until))}" if pause.until else ""
             notes.append(f"paused by {pause.paused_by}{until}: {pause.reason}")

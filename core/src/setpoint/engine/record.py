@@ -126,7 +126,7 @@ class Recorder:
             target=self.runner.info, trigger=run.trigger, revision=run.revision, sync=run.sync,
             health=run.health.status, actions=tuple(run.actions), drift=tuple(run.drift), error_stage=error_stage,
             error=error, held_plan_id=run.held_plan_id, duration_seconds=time.monotonic() - run.started,
-            paused=run.paused,
+            paused=run.paused, message=run.message,
         )
 
     def finished(self, run: Run, previous: TargetStatus) -> Outcome:
