@@ -307,6 +307,11 @@ class ResourceChange:
     namespace: str | None = None
     #: Set by the core: the live object moved away from a desired state Git did not change.
     drift: bool = False
+    #: Optional, set by a driver that can tell: who changed the live object outside setpoint (a
+    #: Kubernetes field manager such as ``kubectl-scale``, a Docker event's actor). The core records
+    #: it on ``drift-detected``; None means unknown ("changed outside setpoint"). Not part of the
+    #: plan's identity (:meth:`to_record` leaves it out).
+    changed_by: str | None = None
 
     def to_record(self) -> dict[str, Any]:
         return {

@@ -360,6 +360,10 @@ def _parse_time(text: str) -> float:
 
 
 AUDIT_ACTIONS = tuple(action.value for action in AuditAction)
+#: Entries about a live object that moved away from Git: their revision is the one Git wanted, and
+#: its author is labelled as the committer, never as the one who made the change.
+DRIFT_ACTIONS = (AuditAction.DRIFT_DETECTED, AuditAction.REVERT_DRIFT, AuditAction.DRIFT_RESOLVED,
+                 AuditAction.DRIFT_OVERWRITTEN)
 
 
 @main.command()
@@ -385,9 +389,14 @@ def audit(config_path: str | None, since: str | None, until: str | None, target:
         head = f"[bold]{_when(e.time)}[/] {_plain(e.target or '-')} [cyan]{_plain(e.action)}[/]"
         if e.result and e.result != "ok":
             head += f" [red]{_plain(e.result)}[/]"
-        if e.revision:
+        if e.action == AuditAction.DRIFT_DETECTED:
+            # the revision's author did not make this change: say who did, or that nobody knows
+            head += _plain(f" changed by {e.actor}" if e.actor else " changed outside setpoint")
+        if e.revision and e.action in DRIFT_ACTIONS:
+            head += f"; Git revision {_plain(e.revision[:12])} (committed by {_plain(e.author)}: {_plain(e.subject)})"
+        elif e.revision:
             head += f" at {_plain(e.revision[:12])} by {_plain(e.author)}: {_plain(e.subject)}"
-        if e.actor:
+        if e.actor and e.action != AuditAction.DRIFT_DETECTED:
             head += f" (by {_plain(e.actor)})"
         if e.trigger:
             head += f" [dim]trigger={_plain(e.trigger)}[/]"

@@ -16,6 +16,9 @@ from setpoint.engine.run import Run
 from setpoint.engine.runner import TargetRunner
 from setpoint.state import AuditAction, DriftRecord, InventoryItem, StateStore
 
+#: What a drift record says when the driver cannot tell who made the change.
+CHANGED_OUTSIDE = "outside setpoint (who is not known)"
+
 
 def attribute_drift(plan: Plan, desired: Desired, inventory: dict[str, InventoryItem]) -> None:
     """Mark a change as drift when the object's desired state is what setpoint last applied."""
@@ -81,9 +84,11 @@ class DriftStage:
 
     def _audit_detected(self, run: Run, change: ResourceChange) -> None:
         policy = policy_name(run, self.runner)
+        # ``actor`` is who made the change, never the revision's author (who did not)
         self.store.audit(AuditAction.DRIFT_DETECTED, target=self.name, kind=self.runner.target.kind,
-                         revision=run.revision, trigger=run.trigger,
-                         details={"changes": [change.to_record()], "policy": policy})
+                         revision=run.revision, trigger=run.trigger, actor=change.changed_by,
+                         details={"changes": [change.to_record()], "policy": policy,
+                                  "changed_by": change.changed_by or CHANGED_OUTSIDE})
         run.actions.append({"action": AuditAction.DRIFT_DETECTED.value, "key": change.key})
         self.runner.logger.warning("drift on %s (%s)", change.key, policy, extra=run.log_fields())
 

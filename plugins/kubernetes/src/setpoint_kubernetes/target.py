@@ -227,8 +227,15 @@ class KubernetesTarget(TargetDriver):
 
     def diff(self, desired: Desired, live: Live) -> Plan:
         revision = desired.revision
-        return diff_resources(desired, live, compare=lambda want, have: self._compare(want, have, revision),
+        plan = diff_resources(desired, live, compare=lambda want, have: self._compare(want, have, revision),
                               deletable=lambda have: not opted_out(have.meta.get("raw")))
+        for change in plan.changes:
+            have = live.resources.get(change.key)
+            if change.fields and have is not None and have.meta.get("raw"):
+                # who wrote the fields that differ (kubectl, a controller): said in the drift record
+                change.changed_by = differ.changed_by(have.meta["raw"], [f.path for f in change.fields],
+                                                      self.cfg.field_manager)
+        return plan
 
     @staticmethod
     def _digest(want: Resource) -> str:
