@@ -558,6 +558,12 @@ class TargetDriver(ABC):
     kind: ClassVar[str]
     #: The pydantic model of the settings block (``None``: the kind has no settings).
     Settings: ClassVar[type[BaseModel] | None] = None
+    #: True when ``apply`` can make any subset of a plan's changes (each object on its own): the
+    #: core may then hold a plan's deletions for approval and apply the rest now. False (the
+    #: default, the safe choice) holds the whole plan; say why in ``whole_plan_reason``.
+    partial_apply: ClassVar[bool] = False
+    #: Why a plan of this kind is held whole (shown with a held plan when ``partial_apply`` is False).
+    whole_plan_reason: ClassVar[str] = "this target kind applies a plan only whole"
 
     def __init__(self, context: TargetContext) -> None:
         self.context = context

@@ -242,11 +242,26 @@ class Reconciler:
         to_apply = deploy + revert
         if to_apply and not run.paused:
             apply_plan = plan if len(to_apply) == len(plan.changes) else Plan(to_apply, dict(plan.extra))
+            split = self.review.split_deletions(apply_plan, inventory)
+            if split is not None:
+                return self._apply_beside_held_deletions(run, split, desired, inventory, revert)
             if self.review.review(run, apply_plan, inventory, only_drift=not deploy):
                 return self._apply(run, apply_plan, desired, revert)
         elif not plan.changes and self.store.held_plans(self.name):
             self.store.supersede_plans(self.name)  # Git or live state moved: a held plan no longer applies
         return False
+
+    def _apply_beside_held_deletions(self, run: Run, split: tuple[Plan, Plan], desired: Desired,
+                                     inventory: dict[str, InventoryItem], revert: list[ResourceChange]) -> bool:
+        """The deletions are over the budget: they wait for approval (or go, approved), and the rest
+        of the plan, which does not depend on them, is applied now."""
+        rest, deletions = split
+        applied_any = False
+        if self.review.review(run, rest, inventory, only_drift=all(c.drift for c in rest.changes), supersede=False):
+            applied_any = self._apply(run, rest, desired, [c for c in revert if c.key in {r.key for r in rest.changes}])
+        if self.review.review(run, deletions, inventory, only_drift=False, supersede=False):
+            applied_any = self._apply(run, deletions, desired, []) or applied_any
+        return applied_any
 
     def _apply(self, run: Run, plan: Plan, desired: Desired, revert: list[ResourceChange]) -> bool:
         driver = self.runner.driver

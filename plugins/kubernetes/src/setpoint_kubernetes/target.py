@@ -56,6 +56,7 @@ class KubernetesTarget(TargetDriver):
 
     kind = "kubernetes"
     Settings = KubernetesSettings
+    partial_apply = True  # each object is applied or deleted on its own
 
     def __init__(self, context: TargetContext) -> None:
         super().__init__(context)
