@@ -74,3 +74,13 @@ def test_a_kind_that_applies_only_whole_plans_holds_all_and_says_why(tmp_path: P
     out = engine.reconcile("app")
     assert out.held_plan_id and cluster.resources["ConfigMap/cm0"]["config"] == {"i": 0}
     assert "the other changes wait with them: this target kind applies a plan only whole" in out.message
+
+
+def test_deleting_every_managed_object_is_held_however_few(tmp_path: Path, git_repo: GitRepo) -> None:
+    git_repo.commit({**conf(2), "etc/keep/x.conf": "x\n"})
+    engine = files_engine(tmp_path, git_repo, path="etc/keep")
+    engine.reconcile("edge")
+    git_repo.commit({"etc/keep/x.conf": None, "etc/keep/y.conf": "y\n"}, "replace x by y")
+    out = engine.reconcile("edge")
+    assert out.held_plan_id, "1 of 1 is every managed object: held although under min_count"
+    assert sorted(p.name for p in (tmp_path / "live").iterdir()) == ["x.conf", "y.conf"], "y arrives, x waits"

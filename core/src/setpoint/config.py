@@ -84,7 +84,8 @@ class DeletionBudget(Strict):
 
     max_count: int = Field(10, ge=0)
     max_percent: float = Field(25.0, ge=0, le=100)
-    #: The percentage rule counts from this many deletions (removing 1 of 3 files is not "33 %").
+    #: The percentage rule counts from this many deletions (removing 1 of 3 files is not "33 %"),
+    #: or when a plan deletes every managed object.
     min_count: int = Field(3, ge=1)
     hold: Literal["deletions", "plan"] = "deletions"
 

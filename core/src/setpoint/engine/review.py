@@ -31,10 +31,10 @@ class ReviewStage:
             return f"the plan deletes {len(deletions)} object(s) and this target holds every deletion for approval"
         share = 100.0 * len(deletions) / len(inventory) if inventory else 0.0
         if deletions and (len(deletions) > budget.max_count
-                          or (len(deletions) >= budget.min_count and share > budget.max_percent)):
+                          or (len(deletions) >= min(budget.min_count, len(inventory)) and share > budget.max_percent)):
             return (f"the plan deletes {len(deletions)} of {len(inventory)} managed object(s), over the deletion budget "
                     f"(at most {budget.max_count}, and at most {budget.max_percent:g}% once {budget.min_count} "
-                    "or more are deleted)")
+                    "or more, or all, are deleted)")
         return None
 
     def split_deletions(self, plan: Plan, inventory: dict[str, InventoryItem]) -> tuple[Plan, Plan] | None:
