@@ -66,14 +66,14 @@ def test_audit_window_answers_what_changed(tmp_path: Path, git_repo: GitRepo) ->
 
 def test_sync_and_diff_exit_codes_and_approval(tmp_path: Path, git_repo: GitRepo) -> None:
     live = tmp_path / "live"
-    git_repo.commit({f"etc/f{i}.conf": str(i) for i in range(4)})
+    git_repo.commit({f"etc/f{i}.conf": str(i) for i in range(6)})
     config = write_config(tmp_path, git_repo.path, [
         {"name": "edge", "kind": "files", "path": "etc", "prune": True, "files": {"destination": str(live)}}])
     assert cli(config, "diff", "edge").returncode == 1, "differences: exit 1"
     assert cli(config, "sync", "--dry-run").returncode == 0 and not live.exists()
     assert cli(config, "sync", "edge").returncode == 0
     assert cli(config, "diff", "edge").returncode == 0
-    git_repo.commit({"etc/f0.conf": None, "etc/f1.conf": None}, "remove two of four")
+    git_repo.commit({"etc/f0.conf": None, "etc/f1.conf": None, "etc/f2.conf": None}, "remove three of six")
     run = cli(config, "sync", "-o", "json")
     [outcome] = json.loads(run.stdout)
     assert run.returncode == 1 and outcome["held_plan"] and outcome["sync"] == "OutOfSync"
@@ -81,6 +81,6 @@ def test_sync_and_diff_exit_codes_and_approval(tmp_path: Path, git_repo: GitRepo
     assert status["held_plans"][0]["plan_id"] == outcome["held_plan"]
     run = cli(config, "approve", "edge", outcome["held_plan"], "--by", "lead", "--now")
     assert run.returncode == 0, run.stdout + run.stderr
-    assert sorted(p.name for p in live.iterdir()) == ["f2.conf", "f3.conf"]
+    assert sorted(p.name for p in live.iterdir()) == ["f3.conf", "f4.conf", "f5.conf"]
     assert cli(config, "approve", "edge", "deadbeef").returncode == 1
     assert cli(config, "sync", "no-such-target").returncode == 2

@@ -113,10 +113,10 @@ def test_approved_plan_that_no_longer_matches_is_held_again(tmp_path: Path, git_
 
 
 def test_percentage_budget_and_hold_deletions_policy(tmp_path: Path, git_repo: GitRepo, fake_plugin: FakePlugin) -> None:
-    git_repo.commit({"app/cms.yaml": many(4)})
+    git_repo.commit({"app/cms.yaml": many(6)})
     engine = fake_engine(tmp_path, git_repo, fake_plugin, prune=True)
     engine.reconcile("app")
-    git_repo.commit({"app/cms.yaml": many(2)}, "remove half")  # 2 of 4 = 50 % > 25 %
+    git_repo.commit({"app/cms.yaml": many(3)}, "remove half")  # 3 of 6 = 50 % > 25 %, 3 >= min_count
     assert engine.reconcile("app").held_plan_id
     engine.close()
     engine = fake_engine(tmp_path, git_repo, fake_plugin, prune=True, hold_deletions=True,

@@ -307,6 +307,11 @@ class ResourceChange:
     namespace: str | None = None
     #: Set by the core: the live object moved away from a desired state Git did not change.
     drift: bool = False
+    #: Optional, set by a driver that can tell: who changed the live object outside setpoint (a
+    #: Kubernetes field manager such as ``kubectl-scale``, a Docker event's actor). The core records
+    #: it on ``drift-detected``; None means unknown ("changed outside setpoint"). Not part of the
+    #: plan's identity (:meth:`to_record` leaves it out).
+    changed_by: str | None = None
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -553,6 +558,12 @@ class TargetDriver(ABC):
     kind: ClassVar[str]
     #: The pydantic model of the settings block (``None``: the kind has no settings).
     Settings: ClassVar[type[BaseModel] | None] = None
+    #: True when ``apply`` can make any subset of a plan's changes (each object on its own): the
+    #: core may then hold a plan's deletions for approval and apply the rest now. False (the
+    #: default, the safe choice) holds the whole plan; say why in ``whole_plan_reason``.
+    partial_apply: ClassVar[bool] = False
+    #: Why a plan of this kind is held whole (shown with a held plan when ``partial_apply`` is False).
+    whole_plan_reason: ClassVar[str] = "this target kind applies a plan only whole"
 
     def __init__(self, context: TargetContext) -> None:
         self.context = context
@@ -688,6 +699,9 @@ class Outcome:
     duration_seconds: float = 0.0
     paused: bool = False
     finished_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: Notes for people about this run (a held plan, a pause, drift inside its grace period and when
+    #: it will be reverted, objects kept because prune is off); empty when there is nothing to say.
+    message: str = ""
 
     @property
     def failed(self) -> bool:

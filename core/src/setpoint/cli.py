@@ -26,7 +26,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from setpoint import __version__
-from setpoint.api import Outcome, SyncStatus
+from setpoint.api import Outcome, Plan, SyncStatus
 from setpoint.completion import SHELLS, complete_targets, completion_script
 from setpoint.config import ConfigProblems, load_config
 from setpoint.durations import format_duration, parse_duration
@@ -170,21 +170,37 @@ def run(config_path: str | None) -> None:
         engine.close()
 
 
-def _print_outcomes(outcomes: list[Outcome], output: str) -> None:
+def _print_outcomes(outcomes: list[Outcome], output: str, plans: dict[str, Plan | None] | None = None) -> None:
+    """The outcome of each target; ``plans`` (a dry run): the changes each one would make, below."""
     if output == "json":
-        _emit_json([_outcome_dict(o) for o in outcomes])
+        rows = [_outcome_dict(o) for o in outcomes]
+        if plans is not None:
+            for row in rows:
+                plan = plans.get(row["target"])
+                row["changes"] = plan.to_record() if plan is not None else []
+        _emit_json(rows)
         return
     table = Table(box=None, pad_edge=False)
     for column in ("TARGET", "SYNC", "HEALTH", "REVISION", "ACTIONS", "MESSAGE"):
         table.add_column(column)
     for o in outcomes:
         actions = ", ".join(f"{a['action']}" + (f" x{a['count']}" if "count" in a else "") for a in o.actions) or "-"
-        message = o.error or ""
-        if o.held_plan_id:
-            message = f"plan {o.held_plan_id} held: setpoint approve {o.target.name} {o.held_plan_id}"
+        message = f"{o.error_stage}: {o.error}" if o.error else o.message
         table.add_row(_plain(o.target.name), _sync_style(o.sync.value), o.health.value,
                       o.revision.short if o.revision else "-", _plain(actions), _plain(message))
     console.print(table)
+    for name, plan in (plans or {}).items():
+        if plan is not None and plan.changes:
+            console.print(f"\n[bold]{_plain(name)}[/] would change:")
+            _print_changes(plan.to_record())
+
+
+def _print_changes(changes: list[dict[str, Any]]) -> None:
+    for change in changes:
+        tag = " (drift)" if change["drift"] else ""
+        console.print(f"[bold]{change['action']}[/] {_plain(change['key'])}{tag}")
+        for line in _field_lines(change["fields"], colour=console.is_terminal):
+            console.print("    " + line, soft_wrap=True)
 
 
 def _outcome_dict(o: Outcome) -> dict[str, Any]:
@@ -192,7 +208,8 @@ def _outcome_dict(o: Outcome) -> dict[str, Any]:
         "target": o.target.name, "kind": o.target.kind, "sync": o.sync.value, "health": o.health.value,
         "revision": o.revision.sha if o.revision else None, "trigger": o.trigger, "actions": list(o.actions),
         "drift": [c.to_record() for c in o.drift], "error_stage": o.error_stage, "error": o.error,
-        "held_plan": o.held_plan_id, "paused": o.paused, "duration_seconds": round(o.duration_seconds, 4),
+        "held_plan": o.held_plan_id, "paused": o.paused, "message": o.message,
+        "duration_seconds": round(o.duration_seconds, 4),
     }
 
 
@@ -211,11 +228,12 @@ def sync(config_path: str | None, targets: tuple[str, ...], dry_run: bool, outpu
     try:
         with console.status("reconciling...") if output == "table" and sys.stdout.isatty() else _null():
             outcomes = engine.sync(targets or None, dry_run=dry_run)
+        plans = {o.target.name: engine.runners[o.target.name].last_plan for o in outcomes} if dry_run else None
     except SetpointError as exc:
         _fail(safe_error(exc))
     finally:
         engine.close()
-    _print_outcomes(outcomes, output)
+    _print_outcomes(outcomes, output, plans)
     ok = all(o.sync == SyncStatus.SYNCED and not o.failed for o in outcomes)
     if dry_run:
         ok = all(not o.failed for o in outcomes)
@@ -252,19 +270,46 @@ def diff(config_path: str | None, target: str, output: str) -> None:
     else:
         if not changes:
             console.print(f"{_plain(target)}: no differences at {outcome.revision.short if outcome.revision else '-'}")
-        for change in changes:
-            tag = " (drift)" if change["drift"] else ""
-            console.print(f"[bold]{change['action']}[/] {_plain(change['key'])}{tag}")
-            for line in _field_lines(change["fields"]):
-                console.print("    " + escape_controls(line), markup=False)
+        _print_changes(changes)
     sys.exit(EXIT_FAILED if changes else EXIT_OK)
+
+
+#: A value longer than this is not printed as ``before -> after`` on one line but as an inline diff.
+LONG_VALUE = 120
+#: Unchanged text longer than this inside an inline diff is shortened to its two ends.
+UNCHANGED_KEPT = 60
 
 
 def _show(value: Any) -> str:
     if isinstance(value, dict) and set(value) == {"secret"}:
         return f"<secret {value['secret']}>"
-    text = json.dumps(value) if not isinstance(value, str) else value
-    return text if len(text) <= 120 else text[:117] + "..."
+    return json.dumps(value) if not isinstance(value, str) else value
+
+
+def _inline_diff(before: str, after: str, colour: bool) -> str:
+    """``before`` and ``after`` in one line of rich markup: unchanged text (long runs shortened),
+    removed text as ``[-...-]``, added text as ``{+...+}``; red and green as well in a terminal."""
+    import difflib
+
+    def run(text: str, style: str, open_: str, close: str) -> str:
+        shown = _plain(f"{open_}{text}{close}")
+        return f"[{style}]{shown}[/]" if colour else shown
+
+    parts = []
+    matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
+    for op, b1, b2, a1, a2 in matcher.get_opcodes():
+        if op == "equal":
+            same = before[b1:b2]
+            if len(same) > UNCHANGED_KEPT:
+                keep = UNCHANGED_KEPT // 2
+                same = f"{same[:keep]}…({len(same) - 2 * keep} unchanged)…{same[-keep:]}"
+            parts.append(_plain(same))
+            continue
+        if b2 > b1:
+            parts.append(run(before[b1:b2], "red", "[-", "-]"))
+        if a2 > a1:
+            parts.append(run(after[a1:a2], "green", "{+", "+}"))
+    return "".join(parts)
 
 
 # --------------------------------------------------------------------------- status / history / audit
@@ -328,6 +373,10 @@ def _parse_time(text: str) -> float:
 
 
 AUDIT_ACTIONS = tuple(action.value for action in AuditAction)
+#: Entries about a live object that moved away from Git: their revision is the one Git wanted, and
+#: its author is labelled as the committer, never as the one who made the change.
+DRIFT_ACTIONS = (AuditAction.DRIFT_DETECTED, AuditAction.REVERT_DRIFT, AuditAction.DRIFT_RESOLVED,
+                 AuditAction.DRIFT_OVERWRITTEN)
 
 
 @main.command()
@@ -353,45 +402,60 @@ def audit(config_path: str | None, since: str | None, until: str | None, target:
         head = f"[bold]{_when(e.time)}[/] {_plain(e.target or '-')} [cyan]{_plain(e.action)}[/]"
         if e.result and e.result != "ok":
             head += f" [red]{_plain(e.result)}[/]"
-        if e.revision:
+        if e.action == AuditAction.DRIFT_DETECTED:
+            # the revision's author did not make this change: say who did, or that nobody knows
+            head += _plain(f" changed by {e.actor}" if e.actor else " changed outside setpoint")
+        if e.revision and e.action in DRIFT_ACTIONS:
+            head += f"; Git revision {_plain(e.revision[:12])} (committed by {_plain(e.author)}: {_plain(e.subject)})"
+        elif e.revision:
             head += f" at {_plain(e.revision[:12])} by {_plain(e.author)}: {_plain(e.subject)}"
-        if e.actor:
+        if e.actor and e.action != AuditAction.DRIFT_DETECTED:
             head += f" (by {_plain(e.actor)})"
         if e.trigger:
             head += f" [dim]trigger={_plain(e.trigger)}[/]"
         console.print(head)
-        for line in _audit_lines(e.details):
-            console.print("    " + escape_controls(line), markup=False)
+        for line in _audit_lines(e.details, colour=console.is_terminal):
+            console.print("    " + line, soft_wrap=True)
 
 
-def _audit_lines(details: dict[str, Any]) -> list[str]:
+def _audit_lines(details: dict[str, Any], colour: bool = False) -> list[str]:
+    """The details of an audit entry as lines of rich markup (user text escaped)."""
     lines = []
     for key in ("reason", "error", "how", "plan_id", "note", "stage"):
         if details.get(key):
-            lines.append(f"{key}: {details[key]}")
+            lines.append(_plain(f"{key}: {details[key]}"))
     changes = details.get("changes") or ([details["change"]] if "change" in details else [])
     for change in changes:
         tag = " (drift)" if change.get("drift") else ""
-        lines.append(f"{change['action']} {change['key']}{tag}")
-        lines.extend("    " + line for line in _field_lines(change.get("fields", [])[:50]))
+        lines.append(_plain(f"{change['action']} {change['key']}{tag}"))
+        lines.extend("    " + line for line in _field_lines(change.get("fields", [])[:50], colour))
     return lines
 
 
-def _field_lines(fields: list[dict[str, Any]]) -> list[str]:
-    """One line per changed field; multi-line text as a unified diff."""
+def _field_lines(fields: list[dict[str, Any]], colour: bool = False) -> list[str]:
+    """One entry per changed field, as rich markup (user text escaped): multi-line text as a unified
+    diff, a long single-line value as an inline diff, anything else as ``before -> after``."""
     import difflib
 
     lines = []
     for f in fields:
         before, after = f["before"], f["after"]
+        path = _plain(f["path"])
         multiline = any(isinstance(v, str) and "\n" in v for v in (before, after))
         if multiline and all(v is None or isinstance(v, str) for v in (before, after)):
             before, after = before or "", after or ""
-            lines.append(f"{f['path']}:")
+            lines.append(f"{path}:")
             diff = difflib.unified_diff(before.splitlines(), after.splitlines(), "live", "git", lineterm="", n=1)
-            lines.extend("  " + d for d in list(diff)[2:])
+            lines.extend("  " + _plain(d) for d in list(diff)[2:])
+            continue
+        old, new = _show(before), _show(after)
+        secret = any(isinstance(v, dict) and set(v) == {"secret"} for v in (before, after))
+        if (len(old) > LONG_VALUE or len(new) > LONG_VALUE) and before is not None and after is not None \
+                and not secret:
+            lines.append(f"{path}: ({len(old)} -> {len(new)} characters)")
+            lines.append("  " + _inline_diff(old, new, colour))
         else:
-            lines.append(f"{f['path']}: {_show(before)} -> {_show(after)}")
+            lines.append(f"{path}: {_plain(old)} -> {_plain(new)}")
     return lines
 
 

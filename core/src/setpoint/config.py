@@ -78,10 +78,16 @@ SelfHeal = Annotated[bool | Grace | None, BeforeValidator(_self_heal)]
 
 
 class DeletionBudget(Strict):
-    """Plans deleting more than ``max_count`` objects or more than ``max_percent`` of the target are held."""
+    """Plans deleting more than ``max_count`` objects, or at least ``min_count`` objects that are more
+    than ``max_percent`` of the target, are held; ``hold`` says whether only their deletions
+    (the rest is applied now, where the target kind can apply in part) or the whole plan."""
 
     max_count: int = Field(10, ge=0)
     max_percent: float = Field(25.0, ge=0, le=100)
+    #: The percentage rule counts from this many deletions (removing 1 of 3 files is not "33 %"),
+    #: or when a plan deletes every managed object.
+    min_count: int = Field(3, ge=1)
+    hold: Literal["deletions", "plan"] = "deletions"
 
 
 class Defaults(Strict):

@@ -104,3 +104,23 @@ def test_namespace_prune_with_the_controller_manager(kube: Kube, git_repo: GitRe
     out = engine.reconcile(ns)
     assert f"Namespace/{app_ns}" not in engine.store.inventory(ns)
     kube.kubectl("delete", "namespace", busy_ns, "--wait=false", namespaced=False)
+
+
+def test_held_deletions_do_not_block_the_updates_of_the_same_commit(kube: Kube, git_repo: GitRepo, engine_for) -> None:  # type: ignore[no-untyped-def]
+    ns = kube.namespace
+    objects = [configmap(f"c{i}", {"x": "1"}) for i in range(6)]
+    git_repo.commit({"app/a.yaml": manifests(*objects)})
+    engine = engine_for(git_repo, [k8s_target(ns, kube.kubeconfig, ns, prune=True,
+                                              deletion_budget={"max_count": 2, "max_percent": 100})])
+    assert engine.reconcile(ns).sync == SyncStatus.SYNCED
+    git_repo.commit({"app/a.yaml": manifests(configmap("c0", {"x": "2"}), *objects[1:3])}, "drop three, change c0")
+    out = engine.reconcile(ns)
+    assert out.held_plan_id and out.error is None, out.error
+    assert kube.obj(CM, "c0")["data"] == {"x": "2"}, "the update went ahead"
+    assert all(kube.obj(CM, f"c{i}") for i in range(6)), "the deletions wait"
+    [held] = engine.store.held_plans(ns)
+    assert sorted(c["name"] for c in held.changes) == ["c3", "c4", "c5"]
+    engine.approve(ns, held.plan_id, by="ops")
+    out = engine.reconcile(ns)
+    assert (out.sync, out.error) == (SyncStatus.SYNCED, None), out.error
+    assert [bool(kube.obj(CM, f"c{i}")) for i in range(6)] == [True] * 3 + [False] * 3

@@ -85,6 +85,7 @@ def _body(content: bytes | Secret[bytes], mode: int) -> dict[str, Any]:
 class FilesTarget(TargetDriver):
     kind = "files"
     Settings = FilesSettings
+    partial_apply = True  # each file is written or removed on its own
 
     def __init__(self, context: Any) -> None:
         super().__init__(context)

@@ -8,12 +8,16 @@ or report only; a paused target only reports.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 
 from setpoint.api import Action, Desired, Live, Plan, ResourceChange
 from setpoint.config import Grace
 from setpoint.engine.run import Run
 from setpoint.engine.runner import TargetRunner
 from setpoint.state import AuditAction, DriftRecord, InventoryItem, StateStore
+
+#: What a drift record says when the driver cannot tell who made the change.
+CHANGED_OUTSIDE = "outside setpoint (who is not known)"
 
 
 def attribute_drift(plan: Plan, desired: Desired, inventory: dict[str, InventoryItem]) -> None:
@@ -45,9 +49,15 @@ class DriftStage:
         self.name = runner.name
         #: When each currently drifted object was first seen (epoch), for grace periods.
         self.first_seen: dict[str, float] = {}
+        #: When the earliest drift still inside its grace period will be reverted (epoch), if any.
+        self.revert_at: float | None = None
 
-    def record(self, run: Run, drift: list[ResourceChange], live: Live) -> None:
-        """Keep one record per drifted object; audit drift when first seen or when it changes."""
+    def record(self, run: Run, drift: list[ResourceChange], live: Live, deploying: Collection[str] = ()) -> None:
+        """Keep one record per drifted object; audit drift when first seen or when it changes.
+
+        ``deploying``: keys a commit changes this run. A drifted object among them is not resolved
+        here: applying the commit overwrites the hand edit, which the recorder audits after the apply
+        (:meth:`setpoint.engine.record.Recorder.apply_result`)."""
         store, now = self.store, time.time()
         known = store.drift(self.name)
         records, seen_keys = [], set()
@@ -62,7 +72,7 @@ class DriftStage:
                 if not run.dry_run:
                     self._audit_detected(run, change)
         self.first_seen = {k: r.first_seen for k, r in known.items()} | {r.key: r.first_seen for r in records}
-        cleared = [key for key in known if key not in seen_keys]
+        cleared = [key for key in known if key not in seen_keys and key not in deploying]
         if run.dry_run:
             return
         if records or cleared:
@@ -74,9 +84,11 @@ class DriftStage:
 
     def _audit_detected(self, run: Run, change: ResourceChange) -> None:
         policy = policy_name(run, self.runner)
+        # ``actor`` is who made the change, never the revision's author (who did not)
         self.store.audit(AuditAction.DRIFT_DETECTED, target=self.name, kind=self.runner.target.kind,
-                         revision=run.revision, trigger=run.trigger,
-                         details={"changes": [change.to_record()], "policy": policy})
+                         revision=run.revision, trigger=run.trigger, actor=change.changed_by,
+                         details={"changes": [change.to_record()], "policy": policy,
+                                  "changed_by": change.changed_by or CHANGED_OUTSIDE})
         run.actions.append({"action": AuditAction.DRIFT_DETECTED.value, "key": change.key})
         self.runner.logger.warning("drift on %s (%s)", change.key, policy, extra=run.log_fields())
 
@@ -94,6 +106,7 @@ class DriftStage:
             due = [c for c in drift if now - first.get(c.key, now) >= policy.grace]
             pending = [c.key for c in drift if c not in due]
             if pending:
-                run.wake_by(min(first.get(k, now) + policy.grace for k in pending))
+                self.revert_at = min(first.get(k, now) + policy.grace for k in pending)
+                run.wake_by(self.revert_at)
             return due, pending
         return [], []

@@ -100,11 +100,16 @@ class Reconciler:
         if run.dry_run:
             run.sync = SyncStatus.SYNCED if scoped.plan.empty else SyncStatus.OUT_OF_SYNC
             run.health = self.runner.driver.health(desired, live)
+            notes = self._notes(run, scoped, pending_grace, pause)
+            if scoped.plan.changes:
+                notes.insert(0, f"dry run: {len(scoped.plan.changes)} change(s) not applied")
+            run.message = "; ".join(notes)
             return
         applied_any = self._review_and_apply(run, scoped.plan, desired, inventory, revert)
         self._converge(run, desired, live, scoped.plan, applied_any)
         self._adopt_and_publish(run, desired, inventory, applied_any)
-        run.message = "; ".join(self._notes(run, scoped, pending_grace, pause)) or run.message
+        # the review's note (a held plan) first, then what else this run set aside
+        run.message = "; ".join([m for m in (run.message,) if m] + self._notes(run, scoped, pending_grace, pause))
 
     # ------------------------------------------------------------------ stages
 
@@ -245,7 +250,7 @@ class Reconciler:
         drift = [c for c in scoped.plan.changes if c.drift]
         run.drift = drift + scoped.unmanaged
         with self.store.batch():
-            self.drift.record(run, run.drift, live)
+            self.drift.record(run, run.drift, live, {c.key for c in scoped.plan.changes if not c.drift})
         return self.drift.to_revert(run, drift)
 
     def _review_and_apply(self, run: Run, plan: Plan, desired: Desired, inventory: dict[str, InventoryItem],
@@ -255,11 +260,26 @@ class Reconciler:
         to_apply = deploy + revert
         if to_apply and not run.paused:
             apply_plan = plan if len(to_apply) == len(plan.changes) else Plan(to_apply, dict(plan.extra))
+            split = self.review.split_deletions(apply_plan, inventory)
+            if split is not None:
+                return self._apply_beside_held_deletions(run, split, desired, inventory, revert)
             if self.review.review(run, apply_plan, inventory, only_drift=not deploy):
                 return self._apply(run, apply_plan, desired, revert)
         elif not plan.changes and self.store.held_plans(self.name):
             self.store.supersede_plans(self.name)  # Git or live state moved: a held plan no longer applies
         return False
+
+    def _apply_beside_held_deletions(self, run: Run, split: tuple[Plan, Plan], desired: Desired,
+                                     inventory: dict[str, InventoryItem], revert: list[ResourceChange]) -> bool:
+        """The deletions are over the budget: they wait for approval (or go, approved), and the rest
+        of the plan, which does not depend on them, is applied now."""
+        rest, deletions = split
+        applied_any = False
+        if self.review.review(run, rest, inventory, only_drift=all(c.drift for c in rest.changes), supersede=False):
+            applied_any = self._apply(run, rest, desired, [c for c in revert if c.key in {r.key for r in rest.changes}])
+        if self.review.review(run, deletions, inventory, only_drift=False, supersede=False):
+            applied_any = self._apply(run, deletions, desired, []) or applied_any
+        return applied_any
 
     def _apply(self, run: Run, plan: Plan, desired: Desired, revert: list[ResourceChange]) -> bool:
         driver = self.runner.driver
@@ -320,8 +340,7 @@ class Reconciler:
             self.store.save_outputs(self.name, outputs)
             runner.outputs_digest = digest
 
-    @staticmethod
-    def _notes(run: Run, scoped: Scoped, pending_grace: list[str], pause: Pause | None) -> list[str]:
+    def _notes(self, run: Run, scoped: Scoped, pending_grace: list[str], pause: Pause | None) -> list[str]:
         notes = []
         if scoped.unmanaged:
             notes.append(f"{len(scoped.unmanaged)} object(s) not from Git found "
@@ -329,7 +348,10 @@ class Reconciler:
         if scoped.orphans:
             notes.append(f"{len(scoped.orphans)} object(s) removed from Git are kept because prune is off")
         if pending_grace:
-            notes.append(f"{len(pending_grace)} drifted object(s) within their grace period")
+            due = self.drift.revert_at
+            when = f"; reverted at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(due))} unless Git changes " \
+                   "them first" if due else ""
+            notes.append(f"{len(pending_grace)} drifted object(s) within their grace period{when}")
         if run.paused and pause is not None:
             until = f" until {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(pause.until))}" if pause.until else ""
             notes.append(f"paused by {pause.paused_by}{until}: {pause.reason}")

@@ -59,12 +59,30 @@ class Recorder:
                                              run.revision.sha if run.revision else "", now))
         self.store.update_inventory(self.name, upserts, deletes)
         reverted = [c.key for c in revert if c.key in applied]
-        if reverted:
-            self.store.set_drift(self.name, [], reverted)
+        run.reverted.update(reverted)
+        overwritten = self._overwritten_drift(plan, applied)
+        if reverted or overwritten:
+            self.store.set_drift(self.name, [], reverted + overwritten)
+        for key in overwritten:
+            self._audit_overwritten(run, key)
         if plan.id and any(a.get("action") == "approved-plan" for a in run.actions):
             self.store.finish_plan(self.name, plan.id, "applied" if result.ok else "failed")
         self.apply_audit(run, plan, sorted(applied), result.failed, duration)
         self.runner.memory.flush()  # what the driver remembered about this apply, in the same commit
+
+    def _overwritten_drift(self, plan: Plan, applied: set[str]) -> list[str]:
+        """Drifted objects a commit just changed: the apply replaced the hand edit."""
+        known = self.store.drift(self.name)
+        return [c.key for c in plan.changes if not c.drift and c.key in applied and c.key in known]
+
+    def _audit_overwritten(self, run: Run, key: str) -> None:
+        revision = run.revision
+        commit = f"commit {revision.short} by {revision.author}" if revision else "a commit"
+        self.store.audit(AuditAction.DRIFT_OVERWRITTEN, target=self.name, kind=self.kind, revision=revision,
+                         trigger=run.trigger,
+                         details={"key": key, "overwritten_by": revision.sha if revision else None,
+                                  "how": f"the change made outside setpoint was overwritten by {commit}"})
+        run.actions.append({"action": AuditAction.DRIFT_OVERWRITTEN.value, "key": key})
 
     def adopt(self, desired: Desired, inventory: dict[str, InventoryItem], revision: Revision | None) -> None:
         """Everything desired is live and equal: record it as managed (digests that changed only)."""
@@ -112,7 +130,7 @@ class Recorder:
             target=self.runner.info, trigger=run.trigger, revision=run.revision, sync=run.sync,
             health=run.health.status, actions=tuple(run.actions), drift=tuple(run.drift), error_stage=error_stage,
             error=error, held_plan_id=run.held_plan_id, duration_seconds=time.monotonic() - run.started,
-            paused=run.paused,
+            paused=run.paused, message=run.message,
         )
 
     def finished(self, run: Run, previous: TargetStatus) -> Outcome:
@@ -176,7 +194,8 @@ class Recorder:
             error_stage=stage,
             source_error=self.ports.source_error(self.runner.target.source),
             consecutive_failures=self.runner.consecutive_failures,
-            drift=tuple(c.key for c in run.drift),
+            # drift reverted by this run is gone from the live state already
+            drift=tuple(c.key for c in run.drift if c.key not in run.reverted),
             held_plan=run.held_plan_id,
             paused=PauseInfo(pause.reason, pause.paused_by, pause.paused_at, pause.until) if pause else None,
             last_run=time.time(),

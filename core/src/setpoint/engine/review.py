@@ -29,11 +29,25 @@ class ReviewStage:
         deletions = plan.deletions
         if deletions and hold_all:
             return f"the plan deletes {len(deletions)} object(s) and this target holds every deletion for approval"
+        share = 100.0 * len(deletions) / len(inventory) if inventory else 0.0
         if deletions and (len(deletions) > budget.max_count
-                          or (inventory and 100.0 * len(deletions) / len(inventory) > budget.max_percent)):
+                          or (len(deletions) >= min(budget.min_count, len(inventory)) and share > budget.max_percent)):
             return (f"the plan deletes {len(deletions)} of {len(inventory)} managed object(s), over the deletion budget "
-                    f"(at most {budget.max_count} and {budget.max_percent:g}%)")
+                    f"(at most {budget.max_count}, and at most {budget.max_percent:g}% once {budget.min_count} "
+                    "or more, or all, are deleted)")
         return None
+
+    def split_deletions(self, plan: Plan, inventory: dict[str, InventoryItem]) -> tuple[Plan, Plan] | None:
+        """``(the rest, the deletions)`` when the core holds this plan's deletions and only they
+        need wait: the budget says so (``hold: deletions``), the target kind can apply in part, and
+        the plan changes something else too. None: review the plan whole."""
+        driver = self.runner.driver
+        budget = self.ports.config.effective(self.runner.target, "deletion_budget")
+        deleting = {c.key for c in plan.deletions}
+        if not deleting or len(deleting) == len(plan.changes) or budget.hold != "deletions" \
+                or driver is None or not driver.partial_apply or self.deletion_reason(plan, inventory) is None:
+            return None
+        return plan.without(deleting), plan.only(deleting)
 
     def hold_reason(self, plan: Plan, inventory: dict[str, InventoryItem], only_drift: bool) -> str | None:
         """The first reason to hold the plan: core rules, then the driver, then review plugins."""
@@ -46,13 +60,20 @@ class ReviewStage:
                 reason = f"denied by {denial.plugin or 'a review plugin'}: {denial.reason}"
         return reason
 
-    def review(self, run: Run, plan: Plan, inventory: dict[str, InventoryItem], only_drift: bool) -> bool:
-        """True: apply ``plan`` now. False: it is held for approval (recorded and audited once)."""
+    def review(self, run: Run, plan: Plan, inventory: dict[str, InventoryItem], only_drift: bool,
+               *, supersede: bool = True) -> bool:
+        """True: apply ``plan`` now. False: it is held for approval (recorded and audited once).
+        ``supersede``: a plan let through ends the pending held plans (not when it is the part of a
+        plan applied beside its held deletions)."""
         reason = self.hold_reason(plan, inventory, only_drift)
         if reason is None:
-            if self.store.held_plans(self.name, ("pending",)):
+            if supersede and self.store.held_plans(self.name, ("pending",)):
                 self.store.supersede_plans(self.name)
             return True
+        driver = self.runner.driver
+        if driver is not None and not driver.partial_apply and 0 < len(plan.deletions) < len(plan.changes) \
+                and reason == self.deletion_reason(plan, inventory):
+            reason += f"; the other changes wait with them: {driver.whole_plan_reason}"
         approved = [h for h in self.store.held_plans(self.name, ("approved",)) if h.plan_id == plan.id]
         if approved:
             run.actions.append({"action": "approved-plan", "plan_id": plan.id, "approved_by": approved[0].decided_by})

@@ -49,6 +49,8 @@ class Run:
     head: str | None = None
     actions: list[dict[str, Any]] = field(default_factory=list)
     drift: list[ResourceChange] = field(default_factory=list)
+    #: Keys of drift this run reverted successfully.
+    reverted: set[str] = field(default_factory=set)
     plan: Plan | None = None
     held_plan_id: str | None = None
     message: str = ""

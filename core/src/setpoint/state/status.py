@@ -23,6 +23,8 @@ class AuditAction(StrEnum):
     REVERT_DRIFT = "revert-drift"
     DRIFT_DETECTED = "drift-detected"
     DRIFT_RESOLVED = "drift-resolved"
+    #: A commit changed an object that had drifted: applying it replaced the hand edit.
+    DRIFT_OVERWRITTEN = "drift-overwritten"
     HELD = "held"
     APPROVE = "approve"
     PAUSE = "pause"

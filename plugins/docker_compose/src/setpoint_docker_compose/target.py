@@ -39,6 +39,7 @@ class DockerComposeTarget(TargetDriver):
 
     kind = "docker_compose"
     Settings = ComposeSettings
+    partial_apply = True  # services are created, updated and removed one by one
 
     def __init__(self, context: TargetContext) -> None:
         super().__init__(context)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -344,3 +345,61 @@ def overlay_fields(want: Any, have: Any, fields: dict[str, Any]) -> Any:
         if hit is not None and live_hit is not None and sub:
             out_list[hit[0]] = overlay_fields(hit[1], live_hit[1], sub)
     return out_list
+
+
+# ---------------------------------------------------------------------- 4. who changed it
+
+
+_SEGMENT = re.compile(r"\[[^\]]*\]|[^.\[]+")
+
+
+def changed_by(live: dict[str, Any], paths: list[str], own_manager: str) -> str | None:
+    """The field manager, other than setpoint's own, that owns the most of the changed ``paths``
+    (as :func:`show` prints them) in ``managedFields``; the latest one wins a tie. A manager that
+    wrote through a subresource is named with it (``kubectl via scale``). None when no manager owns
+    a changed field (a removed field is owned by nobody)."""
+    best: tuple[int, str, str] | None = None
+    for entry in (live.get("metadata") or {}).get("managedFields") or []:
+        manager = entry.get("manager")
+        if not manager or manager == own_manager:
+            continue
+        fields = entry.get("fieldsV1") or {}
+        owned = sum(1 for path in paths if _owns(fields, path))
+        if not owned:
+            continue
+        name = f"{manager} via {entry['subresource']}" if entry.get("subresource") else str(manager)
+        candidate = (owned, str(entry.get("time") or ""), name)
+        if best is None or candidate[:2] > best[:2]:
+            best = candidate
+    return best[2] if best else None
+
+
+def _owns(fields: dict[str, Any], path: str) -> bool:
+    """Whether the ``fieldsV1`` set ``fields`` holds ``path`` (a list item only by its merge key)."""
+    node: Any = fields
+    for segment in _SEGMENT.findall(path):
+        if not isinstance(node, dict):
+            return False
+        if segment.startswith("["):
+            node = _item(node, segment[1:-1])
+        else:
+            node = node.get(f"f:{segment}")
+        if node is None:
+            return False
+    return True
+
+
+def _item(node: dict[str, Any], key_text: str) -> Any:
+    if "=" not in key_text:
+        return None  # by index: fieldsV1 names items by key or value only
+    wanted = dict(part.split("=", 1) for part in key_text.split(","))
+    for name, child in node.items():
+        if not name.startswith("k:"):
+            continue
+        try:
+            key = json.loads(name[2:])
+        except ValueError:
+            continue
+        if isinstance(key, dict) and all(str(key.get(k)) == v for k, v in wanted.items()):
+            return child
+    return None

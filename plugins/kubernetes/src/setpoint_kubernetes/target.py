@@ -61,6 +61,7 @@ class KubernetesTarget(TargetDriver):
 
     kind = "kubernetes"
     Settings = KubernetesSettings
+    partial_apply = True  # each object is applied or deleted on its own
 
     def __init__(self, context: TargetContext) -> None:
         super().__init__(context)
@@ -287,6 +288,12 @@ class KubernetesTarget(TargetDriver):
                               deletable=lambda have: not opted_out(have.meta.get("raw")))
         if self._empties_changed:  # learnt by a dry run: a restart need not ask again
             self._save_empties()
+        for change in plan.changes:
+            have = live.resources.get(change.key)
+            if change.fields and have is not None and have.meta.get("raw"):
+                # who wrote the fields that differ (kubectl, a controller): said in the drift record
+                change.changed_by = differ.changed_by(have.meta["raw"], [f.path for f in change.fields],
+                                                      self.cfg.field_manager)
         return plan
 
     @staticmethod

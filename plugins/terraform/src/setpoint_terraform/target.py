@@ -65,6 +65,7 @@ class Observed:
 class TerraformTarget(TargetDriver):
     kind = "terraform"
     Settings = TerraformSettings
+    whole_plan_reason = "terraform applies its saved plan whole, so its updates cannot go ahead of its destroys"
 
     def __init__(self, context: TargetContext) -> None:
         super().__init__(context)
