@@ -32,7 +32,8 @@ def test_broken_commit_fails_closed_and_next_good_commit_recovers(tmp_path: Path
     assert out.error_stage == "render" and "db.yaml" in out.error
     assert cluster.resources["Deployment/web"]["replicas"] == 2 and "DB/db" in cluster.resources
     status = engine.store.status("app")
-    assert status["last_error"] and status["error_stage"] == "render" and status["sync"] == "Synced"
+    # the broken commit was never applied: the target is behind its head, not Synced
+    assert status["last_error"] and status["error_stage"] == "render" and status["sync"] == "OutOfSync"
     assert engine.store.audit_entries(actions=("error",))[-1].details["stage"] == "render"
     # the failure is audited once, not at every retry
     engine.reconcile("app")

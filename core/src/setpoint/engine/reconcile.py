@@ -35,7 +35,7 @@ from setpoint.engine.decrypt import decrypt_tree
 from setpoint.engine.drift import DriftStage, attribute_drift
 from setpoint.engine.outputs import outputs_digest, substitute
 from setpoint.engine.ports import ReconcilePorts
-from setpoint.engine.record import Recorder
+from setpoint.engine.record import Recorder, sync_without_apply
 from setpoint.engine.review import ReviewStage
 from setpoint.engine.run import PROGRESS_RECHECK, Run, RunResult, StageError, stage
 from setpoint.engine.runner import RenderCache, TargetRunner
@@ -141,7 +141,7 @@ class Reconciler:
         waiting = self.ports.unmet_dependencies(self.runner, run.head)
         if not waiting or run.dry_run:
             return False
-        run.sync = previous.sync
+        run.sync = sync_without_apply(run, previous)
         run.health = Health(HealthStatus.PROGRESSING, f"waiting for {', '.join(waiting)}")
         run.message = f"waiting for dependencies: {', '.join(waiting)}"
         run.wake_in(PROGRESS_RECHECK * 2)

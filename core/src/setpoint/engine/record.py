@@ -33,6 +33,22 @@ from setpoint.state import AuditAction, InventoryItem, PauseInfo, TargetStatus
 STATUS_REFRESH = 60.0
 
 
+def sync_without_apply(run: Run, previous: TargetStatus) -> SyncStatus:
+    """The sync status of a run that applied nothing (it failed, or waits for its dependencies).
+
+    Synced means the revision the run resolved is the one last applied; a run that resolved a newer
+    revision and never applied it is OutOfSync (Unknown if nothing was ever applied), whatever the
+    previous run said. A run that never resolved a revision learnt nothing: the previous status stands.
+    """
+    if run.revision is None:
+        return previous.sync
+    if previous.applied_revision is None:
+        return SyncStatus.UNKNOWN
+    if run.revision.sha != previous.applied_revision:
+        return SyncStatus.OUT_OF_SYNC
+    return previous.sync
+
+
 class Recorder:
     def __init__(self, ports: ReconcilePorts, runner: TargetRunner) -> None:
         self.ports = ports
@@ -129,7 +145,7 @@ class Recorder:
     def failed(self, run: Run, previous: TargetStatus, stage: str, error: BaseException) -> Outcome:
         message = safe_error(error)
         self.runner.consecutive_failures += 1
-        run.sync = previous.sync if stage != "plugin" else SyncStatus.UNKNOWN
+        run.sync = sync_without_apply(run, previous) if stage != "plugin" else SyncStatus.UNKNOWN
         run.health = Health(previous.health if stage not in ("plugin", "apply") else HealthStatus.DEGRADED, message)
         outcome = self.outcome(run, stage, message)
         if not run.dry_run:
