@@ -166,12 +166,7 @@ class Reconciler:
         checkout = stage("source", source.checkout, rev_sha)
         root = checkout / runner.target.path
         if not root.is_dir():
-            if runner.prune and self.store.inventory(self.name):
-                # The target's folder was deleted in Git: an explicit removal, not an accidental empty
-                # render. Everything setpoint applied goes, through the deletion budget and approval.
-                return Desired(revision=rev_sha, removed_from_git=True)
-            raise StageError("render", RenderError(
-                f"path {runner.target.path!r} does not exist at revision {rev_sha[:12]}"))
+            return self._missing_path(rev_sha)
         overlay = None
         if runner.target.depends_on:
             overlay = stage("render", substitute, root, self.name, runner.target.depends_on, dependency_outputs)
@@ -189,6 +184,30 @@ class Reconciler:
         finally:
             if overlay:
                 shutil.rmtree(overlay[0].parent, ignore_errors=True)
+
+    def _missing_path(self, rev_sha: str) -> Desired:
+        """The target's ``path`` is not a folder at ``rev_sha``: an error, nothing applied or pruned,
+        with one exception. When the folder existed at the revision last applied (so Git deleted it,
+        it is not a typo in setpoint.yaml) and the target has ``prune`` and ``allow_empty``, it is
+        the empty render ``allow_empty`` allows: the core plans the deletion of the inventory, which
+        goes through the deletion budget and approval, and the driver sees ``removed_from_git``."""
+        runner = self.runner
+        source = self.ports.sources[runner.target.source]
+        path = runner.target.path
+        previous = self.store.status(self.name)
+        applied = previous.applied_revision if previous else None
+        deleted_in_git = bool(applied) and stage("source", source.has_folder, applied, path)
+        if deleted_in_git and runner.prune and runner.allow_empty and self.store.inventory(self.name):
+            return Desired(revision=rev_sha, removed_from_git=True)
+        if deleted_in_git:
+            raise StageError("render", RenderError(
+                f"path {path!r} was deleted in Git (it exists at the applied revision {str(applied)[:12]}, "
+                f"not at {rev_sha[:12]}); nothing is applied or pruned. Restore the folder, or set "
+                "prune: true and allow_empty: true on the target to remove what setpoint applied "
+                "(the deletions wait for approval over the deletion budget)"))
+        raise StageError("render", RenderError(
+            f"path {path!r} does not exist at revision {rev_sha[:12]}; nothing is applied or pruned "
+            "(check the target's path in setpoint.yaml)"))
 
     def _observe_and_diff(self, desired: Desired, inventory: dict[str, InventoryItem]) -> tuple[Live, Scoped]:
         driver = self.runner.driver
@@ -216,8 +235,7 @@ class Reconciler:
 
     def _guard_empty_render(self, desired: Desired, inventory: dict[str, InventoryItem], rev_sha: str) -> None:
         """Never prune a whole target because a render came out empty."""
-        if not desired.resources and inventory and not self.runner.allow_empty \
-                and not desired.removed_from_git:
+        if not desired.resources and inventory and not self.runner.allow_empty:
             raise StageError("review", RenderError(
                 f"the render at {rev_sha[:12]} produced no resources while setpoint manages {len(inventory)}; "
                 "refusing to apply or prune anything (set allow_empty: true if the target should really be empty)"))

@@ -203,6 +203,14 @@ class GitSource:
             self._revisions[sha] = revision
             return revision
 
+    def has_folder(self, sha: str, path: str) -> bool:
+        """Whether ``path`` is a folder in the committed tree of ``sha`` (False for an unknown commit)."""
+        inner = path.strip("/")
+        spec = f"{sha}:{inner}" if inner not in ("", ".") else f"{sha}^{{tree}}"
+        proc = subprocess.run(["git", "--git-dir", str(self.repo), "cat-file", "-t", spec],
+                              capture_output=True, env=self._env)
+        return proc.returncode == 0 and proc.stdout.strip() == b"tree"
+
     def last_change(self, head: str, paths: Iterable[str]) -> str | None:
         """The newest commit at or before ``head`` that touched any of ``paths`` (None: never touched)."""
         key = (head, tuple(sorted(set(paths))))
