@@ -214,6 +214,10 @@ class Reconciler:
         assert driver is not None
         live: Live = stage("observe", driver.observe, desired, list(inventory))
         plan: Plan = stage("diff", driver.diff, desired, live)
+        for change in plan.changes:  # secrecy is sticky: what was secret when applied stays fingerprinted
+            item = inventory.get(change.key)
+            if item is not None and item.secret_paths:
+                change.secret_paths = frozenset(item.secret_paths)
         return live, self._scope(plan, inventory)
 
     def _scope(self, plan: Plan, inventory: dict[str, InventoryItem]) -> Scoped:

@@ -22,6 +22,7 @@ from setpoint.api import (
     ResourceChange,
     Revision,
     SyncStatus,
+    secret_paths,
 )
 from setpoint.engine.ports import ReconcilePorts
 from setpoint.engine.run import Run
@@ -49,6 +50,12 @@ def sync_without_apply(run: Run, previous: TargetStatus) -> SyncStatus:
     return previous.sync
 
 
+def sticky_secret_paths(body: Any, item: InventoryItem | None) -> tuple[str, ...]:
+    """The secret field paths to record for an applied object: those of its body now, plus every path
+    that was secret before. Secrecy is sticky: a value once decrypted is never shown in clear later."""
+    return tuple(sorted(secret_paths(body) | set(item.secret_paths if item else ())))
+
+
 class Recorder:
     def __init__(self, ports: ReconcilePorts, runner: TargetRunner) -> None:
         self.ports = ports
@@ -64,6 +71,7 @@ class Recorder:
         """Record what an apply changed: inventory, cleared drift, the approved plan's end, the audit entries."""
         now = time.time()
         upserts, deletes = [], []
+        inventory = self.store.inventory(self.name)
         for change in plan.changes:
             if change.key not in applied:
                 continue
@@ -72,7 +80,8 @@ class Recorder:
             else:
                 want = desired.resources[change.key]
                 upserts.append(InventoryItem(change.key, want.kind, want.name, want.namespace, want.digest(),
-                                             run.revision.sha if run.revision else "", now))
+                                             run.revision.sha if run.revision else "", now,
+                                             sticky_secret_paths(want.body, inventory.get(change.key))))
         self.store.update_inventory(self.name, upserts, deletes)
         reverted = [c.key for c in revert if c.key in applied]
         if reverted:
@@ -89,9 +98,10 @@ class Recorder:
         for key, want in desired.resources.items():
             item = inventory.get(key)
             digest = want.digest()
-            if item is None or item.digest != digest:
+            secret = sticky_secret_paths(want.body, item)
+            if item is None or item.digest != digest or secret != item.secret_paths:
                 upserts.append(InventoryItem(key, want.kind, want.name, want.namespace, digest,
-                                             revision.sha if revision else "", now))
+                                             revision.sha if revision else "", now, secret))
         if upserts:
             self.store.update_inventory(self.name, upserts, [])
 

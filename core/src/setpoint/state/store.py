@@ -72,6 +72,10 @@ MIGRATIONS: list[str] = [
     """
     DROP TABLE IF EXISTS revisions;
     """,
+    # 4: secrecy is sticky: the field paths of each applied object that held a secret (JSON list)
+    """
+    ALTER TABLE inventory ADD COLUMN secret_paths TEXT NOT NULL DEFAULT '[]';
+    """,
 ]
 
 
@@ -84,6 +88,8 @@ class InventoryItem:
     digest: str
     revision: str
     applied_at: float
+    #: Field paths that held a secret when applied (kept from earlier applies: secrecy is sticky).
+    secret_paths: tuple[str, ...] = ()
 
 
 @dataclass
@@ -313,14 +319,21 @@ class StateStore:
 
     def inventory(self, target: str) -> dict[str, InventoryItem]:
         rows = self._query("SELECT * FROM inventory WHERE target = ?", (target,))
-        return {r["key"]: InventoryItem(**{k: r[k] for k in r.keys() if k != "target"}) for r in rows}
+        items = {}
+        for r in rows:
+            values = {k: r[k] for k in r.keys() if k != "target"}
+            values["secret_paths"] = tuple(json.loads(values.get("secret_paths") or "[]"))
+            items[r["key"]] = InventoryItem(**values)
+        return items
 
     def update_inventory(self, target: str, upserts: list[InventoryItem], deletes: list[str]) -> None:
         with self._tx() as db:
             for item in upserts:
                 db.execute(
-                    "INSERT OR REPLACE INTO inventory VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (target, item.key, item.kind, item.name, item.namespace, item.digest, item.revision, item.applied_at),
+                    "INSERT OR REPLACE INTO inventory (target, key, kind, name, namespace, digest, revision, "
+                    "applied_at, secret_paths) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (target, item.key, item.kind, item.name, item.namespace, item.digest, item.revision, item.applied_at,
+                     json.dumps(sorted(item.secret_paths))),
                 )
             for key in deletes:
                 db.execute("DELETE FROM inventory WHERE target = ? AND key = ?", (target, key))
