@@ -39,7 +39,7 @@ from setpoint.engine.record import Recorder, sync_without_apply
 from setpoint.engine.review import ReviewStage
 from setpoint.engine.run import PROGRESS_RECHECK, Run, RunResult, StageError, stage
 from setpoint.engine.runner import RenderCache, TargetRunner
-from setpoint.errors import RenderError, SetpointError
+from setpoint.errors import RenderError, SetpointError, TemporaryError
 from setpoint.secrets import safe_error
 from setpoint.state import AuditAction, InventoryItem, Pause, TargetStatus
 
@@ -87,7 +87,7 @@ class Reconciler:
         if self.runner.driver is None:
             raise StageError("plugin", SetpointError(self.runner.driver_error or "no driver"))
         pause = self._pause(run)
-        rev_sha = self._source(run, poll)
+        rev_sha = self._source(run, poll, previous)
         if self._waiting_for_dependencies(run, previous):
             return
         desired = self._desired(run, rev_sha)
@@ -125,15 +125,40 @@ class Reconciler:
             run.wake_by(pause.until)
         return pause
 
-    def _source(self, run: Run, poll: bool) -> str:
+    def _source(self, run: Run, poll: bool, previous: TargetStatus) -> str:
         """Which revision does this target want? The last commit under its paths at the head."""
         source = self.ports.sources[self.runner.target.source]
         head: str = stage("source", self.ports.current_head, source.name, poll=poll)
+        head = self._not_behind_applied(run, head, previous)
         run.head = head
         paths = [self.runner.target.path, *self.runner.watched_paths]
         rev_sha: str = stage("source", source.last_change, head, paths) or head
         run.revision = stage("source", source.revision, rev_sha)
         return rev_sha
+
+    def _not_behind_applied(self, run: Run, head: str, previous: TargetStatus) -> str:
+        """Never apply a head older than the one last applied unless Git itself moved back.
+
+        The daemon reconciles to its last poll's head; another process (``setpoint sync``) may have
+        applied a newer one meanwhile. This runs under the target's cross-process lock, so the
+        applied head read here is final: a head in its history is stale, and Git is asked again.
+        Only when Git confirms it is back at the older commit (force-push, reset) does it apply,
+        audited as such."""
+        applied = previous.applied_head
+        source = self.ports.sources[self.runner.target.source]
+        if not applied or head == applied or not stage("source", source.is_ancestor, head, applied):
+            return head
+        fresh: str = stage("source", self.ports.current_head, source.name, poll=True)
+        if source.last_error:
+            raise StageError("source", TemporaryError(
+                f"the head {head[:12]} is older than the applied {applied[:12]} and Git could not be asked "
+                f"whether it moved back ({source.last_error}); nothing applied"))
+        if fresh != applied and source.is_ancestor(fresh, applied) and not run.dry_run:
+            self.store.audit(AuditAction.FORCE_PUSH, target=self.name, kind=self.runner.target.kind,
+                             trigger=run.trigger, revision=source.revision(head),
+                             details={"source": source.name, "applied_head": applied, "head": head,
+                                      "note": "Git moved back behind the applied revision"})
+        return fresh
 
     def _waiting_for_dependencies(self, run: Run, previous: TargetStatus) -> bool:
         """Wait until each dependency is Synced and Healthy at the same source head."""

@@ -185,6 +185,10 @@ class GitSource:
         return subprocess.run(["git", "--git-dir", str(self.repo), "cat-file", "-e", f"{sha}^{{commit}}"],
                               capture_output=True, env=self._env).returncode == 0
 
+    def is_ancestor(self, old: str, new: str) -> bool:
+        """Whether commit ``old`` is ``new`` or in its history (False if either is unknown here)."""
+        return self._has_commit(old) and self._has_commit(new) and self._is_ancestor(old, new)
+
     def _is_ancestor(self, old: str, new: str) -> bool:
         proc = subprocess.run(["git", "--git-dir", str(self.repo), "merge-base", "--is-ancestor", old, new],
                               capture_output=True, env=self._env)
