@@ -86,6 +86,8 @@ class Reconciler:
     def _stages(self, run: Run, previous: TargetStatus, poll: bool) -> None:
         if self.runner.driver is None:
             raise StageError("plugin", SetpointError(self.runner.driver_error or "no driver"))
+        if not run.dry_run:
+            stage("record", self.record.interrupted, run)
         pause = self._pause(run)
         rev_sha = self._source(run, poll, previous)
         if self._waiting_for_dependencies(run, previous):
@@ -293,16 +295,22 @@ class Reconciler:
     def _apply(self, run: Run, plan: Plan, desired: Desired, revert: list[ResourceChange]) -> bool:
         driver = self.runner.driver
         assert driver is not None
+        stage("record", self.record.apply_intent, run, plan)  # no intent on disk, no apply
         started = time.monotonic()
         try:
             result = driver.apply(plan, desired)
         except Exception as exc:  # noqa: BLE001
-            self.record.apply_audit(run, plan, [], {c.key: safe_error(exc) for c in plan.changes},
-                                    time.monotonic() - started)
+            with self.store.batch():
+                self.record.apply_audit(run, plan, [], {c.key: safe_error(exc) for c in plan.changes},
+                                        time.monotonic() - started)
+                self.store.clear_apply_intent(self.name)
             raise StageError("apply", exc) from exc
         applied = set(result.applied) if result.applied or result.failed else {c.key for c in plan.changes}
+        # an apply whose result cannot be recorded (full disk) is a failed run, never reported done;
+        # its intent stays, so the next run audits it as interrupted and reconciles again
         with self.store.batch():
-            self.record.apply_result(run, plan, desired, revert, result, applied, time.monotonic() - started)
+            stage("record", self.record.apply_result, run, plan, desired, revert, result, applied,
+                  time.monotonic() - started)
         if result.failed:
             raise StageError("apply", SetpointError(
                 "; ".join(f"{k}: {v}" for k, v in sorted(result.failed.items()))))

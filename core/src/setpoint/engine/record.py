@@ -1,8 +1,9 @@
 """The record stage: what a reconcile leaves behind in the state store.
 
 * inventory: the objects setpoint applied (after an apply) or adopted (when live already equals Git);
-* audit: apply and revert results, errors and recoveries (an intent-before-apply record belongs
-  here too, next to :meth:`Recorder.apply_result`);
+* audit: apply and revert results, errors and recoveries; an apply's intent is committed before
+  the driver runs (:meth:`Recorder.apply_intent`) and cleared with its result, so an apply cut
+  short by a crash is audited as interrupted by the next run (:meth:`Recorder.interrupted`);
 * status: the target's status row, written once per run (a no-op run at most once a minute).
 """
 
@@ -89,7 +90,31 @@ class Recorder:
         if plan.id and any(a.get("action") == "approved-plan" for a in run.actions):
             self.store.finish_plan(self.name, plan.id, "applied" if result.ok else "failed")
         self.apply_audit(run, plan, sorted(applied), result.failed, duration)
+        self.store.clear_apply_intent(self.name)  # the result is recorded: the intent is done with
         self.runner.memory.flush()  # what the driver remembered about this apply, in the same commit
+
+    def apply_intent(self, run: Run, plan: Plan) -> None:
+        """Write-ahead: what is about to be applied, committed before the driver touches anything.
+        If the process dies before :meth:`apply_result`, the next run finds it (:meth:`interrupted`)."""
+        self.store.set_apply_intent(self.name, {
+            "revision": run.revision.sha if run.revision else None, "trigger": run.trigger, "plan_id": plan.id,
+            "started": time.time(), "changes": [c.to_record() for c in plan.changes]})
+
+    def interrupted(self, run: Run) -> None:
+        """An apply whose intent has no result was cut short (crash, SIGKILL, power): audit it as
+        interrupted; this run reconciles the target again, so what it half-did is completed."""
+        intent = self.store.apply_intent(self.name)
+        if intent is None:
+            return
+        with self.store.batch():
+            self.store.audit(AuditAction.APPLY, target=self.name, kind=self.kind, trigger=run.trigger,
+                             result="interrupted", details={"changes": intent.get("changes", []),
+                                                            "plan_id": intent.get("plan_id"),
+                                                            "revision": intent.get("revision"),
+                                                            "started": intent.get("started")})
+            self.store.clear_apply_intent(self.name)
+        self.runner.logger.warning("an earlier apply (plan %s) was interrupted before its result was recorded; "
+                                   "reconciling again", intent.get("plan_id"), extra=run.log_fields())
 
     def adopt(self, desired: Desired, inventory: dict[str, InventoryItem], revision: Revision | None) -> None:
         """Everything desired is live and equal: record it as managed (digests that changed only)."""

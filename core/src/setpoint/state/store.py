@@ -441,6 +441,23 @@ class StateStore:
         rows = self._query(sql, tuple(args))
         return [AuditEntry(**{**dict(r), "details": json.loads(r["details"] or "{}")}) for r in rows]
 
+    # ------------------------------------------------------------------ apply intents (write-ahead audit)
+
+    def set_apply_intent(self, target: str, intent: dict[str, Any]) -> None:
+        """Record, durably and before anything is applied, what an apply is about to do."""
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                       (f"apply-intent:{target}", json.dumps(to_jsonable(intent))))
+
+    def clear_apply_intent(self, target: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM meta WHERE key = ?", (f"apply-intent:{target}",))
+
+    def apply_intent(self, target: str) -> dict[str, Any] | None:
+        """An intent without its result: the apply that wrote it never finished (the process died)."""
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (f"apply-intent:{target}",))
+        return json.loads(rows[0][0]) if rows else None
+
     # ------------------------------------------------------------------ wakeups (CLI -> running daemon)
 
     def request_wakeup(self, target: str, reason: str) -> None:
