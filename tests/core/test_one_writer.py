@@ -61,7 +61,12 @@ def test_a_second_run_on_the_same_state_refuses_to_start_until_the_owner_dies(tm
             assert first.poll() is None and time.monotonic() < deadline, first.communicate()
             time.sleep(0.2)
         second = _run(config)
-        _, err = second.communicate(timeout=60)
+        try:
+            _, err = second.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            second.kill()
+            second.communicate()
+            raise AssertionError("a second setpoint run on the same state started") from None
         assert second.returncode != 0
         assert "already owned" in err and f"pid {first.pid}" in err and os.uname().nodename in err, err
         os.kill(first.pid, signal.SIGKILL)  # no clean shutdown: the kernel releases the lock
