@@ -580,6 +580,11 @@ class TargetDriver(ABC):
 
     #: The user-visible kind name, the key of the settings block in the target config.
     kind: ClassVar[str]
+    #: True when an observed object's :meth:`Resource.digest` equals the digest of the desired
+    #: resource it was applied from (its live body is its desired body). The core then prunes an
+    #: object only while it is still what setpoint wrote: one changed since (a file made by hand
+    #: under a name setpoint once used) is reported, never deleted.
+    live_digest_is_applied_digest: ClassVar[bool] = False
     #: The pydantic model of the settings block (``None``: the kind has no settings).
     Settings: ClassVar[type[BaseModel] | None] = None
 

@@ -85,6 +85,7 @@ def _body(content: bytes | Secret[bytes], mode: int) -> dict[str, Any]:
 class FilesTarget(TargetDriver):
     kind = "files"
     Settings = FilesSettings
+    live_digest_is_applied_digest = True  # the body of a file is its mode and content, both sides
 
     def __init__(self, context: Any) -> None:
         super().__init__(context)

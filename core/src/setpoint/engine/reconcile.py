@@ -95,6 +95,8 @@ class Reconciler:
         desired = self._desired(run, rev_sha)
         inventory = self.store.inventory(self.name)
         live, scoped = self._observe_and_diff(desired, inventory)
+        if not run.dry_run:
+            inventory = self._forget_vanished(desired, live, inventory)
         attribute_drift(scoped.plan, desired, inventory)
         run.plan = scoped.plan
         self._guard_empty_render(desired, inventory, rev_sha)
@@ -245,15 +247,16 @@ class Reconciler:
             item = inventory.get(change.key)
             if item is not None and item.secret_paths:
                 change.secret_paths = frozenset(item.secret_paths)
-        return live, self._scope(plan, inventory)
+        return live, self._scope(plan, inventory, live)
 
-    def _scope(self, plan: Plan, inventory: dict[str, InventoryItem]) -> Scoped:
-        """Split off deletions setpoint must not make: objects it never applied (returned as
-        unmanaged, reported as drift, never removed) and, with prune off, objects that left Git."""
+    def _scope(self, plan: Plan, inventory: dict[str, InventoryItem], live: Live | None = None) -> Scoped:
+        """Split off deletions setpoint must not make: objects it never applied, or (for drivers
+        whose live digest is the applied one) changed since it applied them (returned as unmanaged,
+        reported as drift, never removed) and, with prune off, objects that left Git."""
         kept, orphans, unmanaged = [], [], []
         for change in plan.changes:
             if change.action == Action.DELETE:
-                if change.key not in inventory:
+                if change.key not in inventory or self._not_what_setpoint_wrote(inventory[change.key], live):
                     change.drift = True
                     unmanaged.append(change)
                     continue
@@ -263,6 +266,26 @@ class Reconciler:
             kept.append(change)
         fixed = plan.fixed_id if len(kept) == len(plan.changes) else None
         return Scoped(Plan(kept, plan.extra, fixed), orphans, unmanaged)
+
+    def _not_what_setpoint_wrote(self, item: InventoryItem, live: Live | None) -> bool:
+        """An inventory key whose live object is no longer what setpoint applied (a stale key left by a
+        crash mid-prune, the name reused by hand). Secret items compare by fingerprint of a typed
+        value the driver may not reproduce once the file left Git, so they are not judged here."""
+        driver = self.runner.driver
+        if live is None or driver is None or not driver.live_digest_is_applied_digest or item.secret_paths:
+            return False
+        have = live.resources.get(item.key)
+        return have is not None and have.digest() != item.digest
+
+    def _forget_vanished(self, desired: Desired, live: Live,
+                         inventory: dict[str, InventoryItem]) -> dict[str, InventoryItem]:
+        """Inventory keys neither in Git nor live are gone (a prune whose result a crash lost): drop
+        them, so an object made later under that name is not taken for one setpoint applied."""
+        gone = [k for k in inventory if k not in desired.resources and k not in live.resources]
+        if not gone:
+            return inventory
+        self.store.update_inventory(self.name, [], gone)
+        return {k: v for k, v in inventory.items() if k not in gone}
 
     def _guard_empty_render(self, desired: Desired, inventory: dict[str, InventoryItem], rev_sha: str) -> None:
         """Never prune a whole target because a render came out empty."""
