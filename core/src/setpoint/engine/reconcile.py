@@ -15,9 +15,11 @@ when to run again. Nothing it decides is written onto shared objects for others 
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from setpoint.api import (
@@ -39,9 +41,23 @@ from setpoint.engine.record import Recorder, sync_without_apply
 from setpoint.engine.review import ReviewStage
 from setpoint.engine.run import PROGRESS_RECHECK, Run, RunResult, StageError, stage
 from setpoint.engine.runner import RenderCache, TargetRunner
-from setpoint.errors import RenderError, SetpointError, TemporaryError
+from setpoint.errors import RenderError, SetpointError, SourceError, TemporaryError
 from setpoint.secrets import safe_error
 from setpoint.state import AuditAction, InventoryItem, Pause, TargetStatus
+
+
+def refuse_undecodable_names(root: Path) -> None:
+    """Git allows any bytes in a file name; the state store, the API, the audit log and most drivers
+    hold text. Refuse a name that is not UTF-8 anywhere under the target's folder before decrypt,
+    render or apply see it, whichever driver or decryptor would have read it."""
+    for folder, dirs, files in os.walk(bytes(root)):
+        for name in (*dirs, *files):
+            try:
+                name.decode()
+            except UnicodeDecodeError:
+                shown = os.path.relpath(os.path.join(folder, name), bytes(root)).decode(errors="backslashreplace")
+                raise SourceError(f"'{shown}' is not a valid UTF-8 file name; setpoint refuses it before "
+                                  "anything is applied: rename it in Git") from None
 
 
 @dataclass
@@ -196,6 +212,7 @@ class Reconciler:
         root = checkout / runner.target.path
         if not root.is_dir():
             return self._missing_path(rev_sha)
+        stage("source", refuse_undecodable_names, root)
         overlay = None
         if runner.target.depends_on:
             overlay = stage("render", substitute, root, self.name, runner.target.depends_on, dependency_outputs)
