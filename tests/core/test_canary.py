@@ -170,3 +170,66 @@ def test_per_target_decryptor_settings(tmp_path: Path, git_repo: GitRepo, toy_si
     assert [o.error for o in engine.sync()] == [None, None]
     assert fake_plugin.cluster("a").resources == fake_plugin.cluster("b").resources
     assert fake_plugin.cluster("b").resources["Secret/db"]["config"]["password"] == CANARY
+
+
+@pytest.mark.parametrize("direction", ["secret-to-plain", "plain-to-secret"])
+def test_secrecy_is_sticky_when_a_file_stops_or_starts_being_encrypted(tmp_path: Path, git_repo: GitRepo,
+                                                                      toy_site: Path, direction: str) -> None:
+    """Issue 14 item 2: a value that was secret on either side of a diff is shown only as a fingerprint,
+    in diff, audit, the state DB and the status API, whichever way the file changed."""
+    live = tmp_path / "live"
+    secret_first = direction == "secret-to-plain"
+    old = toy_encrypt(f"password: {CANARY}\n") if secret_first else f"password: {CANARY}\n"
+    new = f"password: {CANARY2}\n" if secret_first else toy_encrypt(f"password: {CANARY2}\n")
+    git_repo.commit({"etc/db.env": old})
+    token = "status-token-for-the-canary-test"
+    (tmp_path / "status.token").write_text(token + "\n")
+    config = write_config(tmp_path, git_repo.path, [
+        {"name": "host", "kind": "files", "path": "etc", "files": {"destination": str(live)}}],
+        server={"listen": "127.0.0.1:0", "status_tokens": [{"name": "t", "file": "status.token"}]})
+    env = {**os.environ, "PYTHONPATH": str(toy_site)}
+    outputs: list[str] = []
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        run = subprocess.run([sys.executable, "-m", "setpoint.cli", "--log-level", "DEBUG", "-c", str(config), *args],
+                             capture_output=True, text=True, env=env)
+        outputs.append(run.stdout + run.stderr)
+        return run
+
+    assert cli("sync").returncode == 0, outputs[-1]
+    git_repo.commit({"etc/db.env": new}, "change how db.env is kept")
+    cli("diff", "host")
+    cli("diff", "host", "-o", "json")
+    assert cli("sync", "-o", "json").returncode == 0, outputs[-1]
+    assert (live / "db.env").read_text() == f"password: {CANARY2}\n"
+    for args in (("audit",), ("audit", "-o", "json"), ("history", "host"), ("status", "-o", "json")):
+        cli(*args)
+    applies = [e for e in json.loads(cli("audit", "-o", "json").stdout) if e["action"] == "apply"]
+    change = applies[0] if applies[0]["subject"] == "change how db.env is kept" else applies[-1]
+    content = [f for c in change["details"]["changes"] for f in c["fields"] if f["path"] == "content"]
+    assert content and content[0].get("secret") is True, "the change of a once-secret value is a fingerprint"
+
+    # the status API, served from the same state
+    sys.path.insert(0, str(toy_site))
+    try:
+        from setpoint.server.runtime import start_operations
+        engine = make_engine(config, load_entrypoints=True)
+        ops = start_operations(engine, None)
+        try:
+            assert ops.address is not None
+            base = f"http://{ops.address[0]}:{ops.address[1]}"
+            import httpx
+            for path in ("/api/v1/targets", "/api/v1/targets/host?limit=50", "/api/v1/plans"):
+                outputs.append(httpx.get(base + path, headers={"Authorization": f"Bearer {token}"}).text)
+        finally:
+            ops.stop()
+            engine.close()
+    finally:
+        sys.path.remove(str(toy_site))
+
+    # the value that was secret must not leak; the plain one may appear only where it is plain
+    secret_value = CANARY if secret_first else CANARY2
+    assert not [o for o in outputs if secret_value in o], f"{secret_value} printed by the CLI or the API"
+    assert not scan([tmp_path / "state"], secret_value), "the once-secret value is in the state DB"
+    if secret_first:  # the new clear value is shown only as a fingerprint next to the old secret one
+        assert not [o for o in outputs if CANARY2 in o], "the clear side of a secret diff is shown in clear"

@@ -54,7 +54,3 @@ class TestFilesConformance(TargetConformance):
     @pytest.fixture
     def adapter(self, tmp_path: Path) -> FilesAdapter:
         return FilesAdapter(tmp_path)
-
-    @pytest.mark.xfail(strict=True, reason="issue 14 item 11: a failed revision still reports Synced")
-    def test_failed_revision_is_not_synced(self, harness: Any) -> None:
-        super().test_failed_revision_is_not_synced(harness)

@@ -35,7 +35,7 @@ def test_apply_sees_the_rendered_revision(tmp_path: Path, git_repo: GitRepo, fak
 
 def test_a_folder_removed_from_git_is_a_typed_flag(tmp_path: Path, git_repo: GitRepo, fake_plugin: FakePlugin) -> None:
     git_repo.commit({"app/web.yaml": resources_yaml(web()), "other/readme": "x"})
-    engine = fake_engine(tmp_path, git_repo, fake_plugin, prune=True)
+    engine = fake_engine(tmp_path, git_repo, fake_plugin, prune=True, allow_empty=True)
     engine.reconcile("app")
     retired = git_repo.commit({"app/web.yaml": None}, "retire the app")
     seen = recording_apply(engine)

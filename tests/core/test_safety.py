@@ -32,7 +32,8 @@ def test_broken_commit_fails_closed_and_next_good_commit_recovers(tmp_path: Path
     assert out.error_stage == "render" and "db.yaml" in out.error
     assert cluster.resources["Deployment/web"]["replicas"] == 2 and "DB/db" in cluster.resources
     status = engine.store.status("app")
-    assert status["last_error"] and status["error_stage"] == "render" and status["sync"] == "Synced"
+    # the broken commit was never applied: the target is behind its head, not Synced
+    assert status["last_error"] and status["error_stage"] == "render" and status["sync"] == "OutOfSync"
     assert engine.store.audit_entries(actions=("error",))[-1].details["stage"] == "render"
     # the failure is audited once, not at every retry
     engine.reconcile("app")
@@ -267,10 +268,36 @@ def test_dry_run_changes_nothing(tmp_path: Path, git_repo: GitRepo, fake_plugin:
     assert [c.key for c in engine.runners["app"].last_plan.changes] == ["Deployment/web"]
 
 
-def test_removing_the_target_folder_from_git_removes_its_objects_after_approval(tmp_path: Path, git_repo: GitRepo,
-                                                                               fake_plugin: FakePlugin) -> None:
+def test_a_missing_target_path_is_an_error_and_prunes_nothing(tmp_path: Path, git_repo: GitRepo,
+                                                              fake_plugin: FakePlugin) -> None:
+    """Issue 14 item 7: every file under the folder deleted in Git, or a typo in ``path``, is an error:
+    nothing applied, nothing pruned, however generous the budget."""
+    git_repo.commit({"app/web.yaml": resources_yaml(web()), "app/db.yaml": resources_yaml({"kind": "DB", "name": "db"}),
+                     "other/readme": "x"})
+    budget = {"max_count": 100, "max_percent": 100}
+    engine = fake_engine(tmp_path, git_repo, fake_plugin, prune=True, deletion_budget=budget)
+    cluster = fake_plugin.cluster("app")
+    assert engine.reconcile("app").error is None
+    git_repo.commit({"app/web.yaml": None, "app/db.yaml": None}, "delete every file of the app")
+    for _ in range(2):
+        out = engine.reconcile("app")
+        assert out.error_stage == "render" and "deleted in Git" in out.error and "allow_empty" in out.error
+        assert out.held_plan_id is None and set(cluster.resources) == {"Deployment/web", "DB/db"}
+    assert cluster.deletes == 0 and len(engine.store.inventory("app")) == 2
+    engine.close()
+    # a typo in path (the folder never existed at the applied revision) is an error even with allow_empty
+    engine = fake_engine(tmp_path, git_repo, fake_plugin, path="ap", prune=True, allow_empty=True,
+                         deletion_budget=budget)
+    out = engine.reconcile("app")
+    assert out.error_stage == "render" and "does not exist" in out.error and "'ap'" in out.error
+    assert cluster.deletes == 0 and len(engine.store.inventory("app")) == 2
+    engine.close()
+
+
+def test_removing_the_target_folder_from_git_needs_allow_empty_and_approval(tmp_path: Path, git_repo: GitRepo,
+                                                                           fake_plugin: FakePlugin) -> None:
     git_repo.commit({"app/web.yaml": resources_yaml(web()), "other/readme": "x"})
-    engine = fake_engine(tmp_path, git_repo, fake_plugin, prune=True)
+    engine = fake_engine(tmp_path, git_repo, fake_plugin, prune=True, allow_empty=True)
     cluster = fake_plugin.cluster("app")
     engine.reconcile("app")
     git_repo.commit({"app/web.yaml": None}, "retire the app")
@@ -280,8 +307,8 @@ def test_removing_the_target_folder_from_git_removes_its_objects_after_approval(
     out = engine.reconcile("app")
     assert out.error is None and cluster.resources == {}
     engine.close()
-    # with prune off, a missing folder is an error (a wrong path), never a removal
-    engine = fake_engine(tmp_path, git_repo, fake_plugin, prune=False)
+    # with prune off, a missing folder is an error, never a removal
+    engine = fake_engine(tmp_path, git_repo, fake_plugin, prune=False, allow_empty=True)
     assert engine.reconcile("app").error_stage == "render"
 
 

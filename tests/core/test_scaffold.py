@@ -58,9 +58,8 @@ def test_skeleton_installs_and_passes_its_own_tests(tmp_path: Path) -> None:
     assert listed.returncode == 0, listed.stderr
     assert '"dns_records"' in listed.stdout
 
-    # deselected until issue 14 item 11 (a failed revision reports Synced) lands in the engine
-    tests = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                            "-k", "not failed_revision_is_not_synced"], cwd=project,
+    tests = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                           cwd=project,
                            capture_output=True, text=True, env=env)
     assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-2000:]
     assert " passed" in tests.stdout and " failed" not in tests.stdout

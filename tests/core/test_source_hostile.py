@@ -83,3 +83,35 @@ def test_missing_non_git_and_empty_repositories_say_what_is_wrong(tmp_path: Path
     with pytest.raises(SourceError) as raised:
         source.poll()
     assert expected in str(raised.value) and "repository exists." not in str(raised.value)
+
+
+def test_a_non_utf8_name_is_refused_before_decrypt_for_any_driver(tmp_path: Path, git_repo: GitRepo,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 14 item 12: a name Git allows but that is not UTF-8 is refused by the core before decrypt
+    and render, with the name shown escaped, whichever decryptor or driver would have read it; the
+    error is audited and nothing is applied."""
+    from test_canary import TOY
+    from test_plugins import install_plugin
+
+    from setpoint.testing import FakePlugin, make_engine, write_config
+
+    from helpers import resources_yaml, web
+
+    site = tmp_path / "site"
+    site.mkdir()
+    install_plugin(site, "setpoint-toy", "toy", "setpoint_toy_mod", TOY)
+    monkeypatch.syspath_prepend(str(site))
+    (git_repo.path / "app").mkdir()
+    (git_repo.path / "app" / "web.yaml").write_text(resources_yaml(web()))
+    with open(bytes(git_repo.path / "app") + b"/db\xff.yaml", "wb") as handle:
+        handle.write(b"TOYENC:not base64 at all")
+    git_repo.commit(message="a name Git allows")
+    plugin = FakePlugin()
+    engine = make_engine(write_config(tmp_path, git_repo.path, [{"name": "app", "kind": "fake", "path": "app"}]),
+                         plugin, load_entrypoints=True)
+    out = engine.reconcile("app")
+    assert out.error_stage == "source" and "not a valid UTF-8 file name" in out.error and "db\\xff.yaml" in out.error
+    assert plugin.cluster("app").resources == {}
+    (error,) = engine.store.audit_entries(actions=("error",))
+    assert "db\\xff.yaml" in error.details["error"]
+    engine.close()

@@ -155,3 +155,35 @@ def test_each_engine_has_its_own_registry(tmp_path: Path, git_repo: GitRepo) -> 
     assert Scrape(second.exposition().decode()).get("setpoint_reconciles_total", target="app", result="ok") == 0
     for engine in engines:
         engine.close()
+
+
+def test_a_failed_revision_is_never_reported_synced(tmp_path: Path, git_repo: GitRepo) -> None:
+    """Issue 14 item 11: sync compares the revision a run resolved with the one last applied, in the
+    outcome, the status row (what the API serves) and the metrics; never applied at all is Unknown."""
+    plugin = FakePlugin()
+    git_repo.commit({"app/web.yaml": resources(web(2, "web:1"))}, "Deploy web 1")
+    config = write_config(tmp_path, git_repo.path, [{"name": "app", "kind": "fake", "path": "app"}],
+                          server={"listen": "127.0.0.1:0"})
+    engine = make_engine(config, plugin)
+    with serving(engine) as base:
+        assert engine.reconcile("app").sync.value == "Synced"
+        git_repo.commit({"app/web.yaml": "kind: [unclosed"}, "broken")
+        for _ in range(2):  # the retry of the same failure says the same
+            out = engine.reconcile("app")
+            assert out.error_stage == "render" and out.sync.value == "OutOfSync"
+            status = engine.store.status("app")
+            assert status is not None and status.sync.value == "OutOfSync"
+            assert status.applied_revision != status.revision
+            m = scrape(base)
+            assert m.get("setpoint_target_sync_status", target="app", status="OutOfSync") == 1
+            assert m.get("setpoint_target_sync_status", target="app", status="Synced") == 0
+    engine.close()
+
+    # a target whose very first revision fails was never applied: Unknown, not Synced
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    engine = make_engine(write_config(fresh, git_repo.path, [{"name": "app", "kind": "fake", "path": "app"}]),
+                         FakePlugin())
+    out = engine.reconcile("app")
+    assert out.error_stage == "render" and out.sync.value == "Unknown"
+    engine.close()

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel
 
 from setpoint.errors import SourceError
-from setpoint.secrets import Secret, to_jsonable
+from setpoint.secrets import Secret, iter_secrets, to_jsonable
 
 # --------------------------------------------------------------------------- status
 
@@ -289,12 +289,38 @@ class FieldChange:
     before: Any = None
     after: Any = None
 
-    def to_record(self) -> dict[str, Any]:
-        """A JSON-safe form; a secret field says only that it changed, with salted fingerprints."""
-        record: dict[str, Any] = {"path": self.path, "before": to_jsonable(self.before), "after": to_jsonable(self.after)}
-        if isinstance(self.before, Secret) or isinstance(self.after, Secret):
-            record["secret"] = True
-        return record
+    def to_record(self, secret: bool = False) -> dict[str, Any]:
+        """A JSON-safe form; a secret field says only that it changed, with salted fingerprints.
+
+        Secrecy is sticky: a value that is secret on either side (or, ``secret``, was secret when
+        last applied) shows both sides as fingerprints, so the clear side cannot reveal the other."""
+        if secret or isinstance(self.before, Secret) or isinstance(self.after, Secret):
+            return {"path": self.path, "before": _fingerprinted(self.before), "after": _fingerprinted(self.after),
+                    "secret": True}
+        return {"path": self.path, "before": to_jsonable(self.before), "after": to_jsonable(self.after)}
+
+
+def _fingerprinted(value: Any) -> Any:
+    return None if value is None else to_jsonable(value if isinstance(value, Secret) else Secret(value))
+
+
+def covers_secret(secret_paths: Collection[str], path: str) -> bool:
+    """Whether field ``path`` is, holds or is inside one of ``secret_paths`` (dotted paths)."""
+    return any(path == p or path.startswith(p + ".") or p.startswith(path + ".") or path == "(value)"
+               for p in secret_paths)
+
+
+def secret_paths(body: Any, path: str = "") -> set[str]:
+    """The dotted paths of ``body`` that hold a :class:`Secret` (the field names diffs use)."""
+    if isinstance(body, Secret):
+        return {path or "(value)"}
+    found: set[str] = set()
+    if isinstance(body, Mapping):
+        for key, value in body.items():
+            found |= secret_paths(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(body, list | tuple) and any(True for _ in iter_secrets(body)):
+        found.add(path or "(value)")  # diffs compare lists whole
+    return found
 
 
 @dataclass
@@ -312,6 +338,9 @@ class ResourceChange:
     #: it on ``drift-detected``; None means unknown ("changed outside setpoint"). Not part of the
     #: plan's identity (:meth:`to_record` leaves it out).
     changed_by: str | None = None
+    #: Set by the core: field paths that held a secret when the object was applied. Secrecy is sticky:
+    #: these fields are recorded as fingerprints even when neither side is secret any more.
+    secret_paths: frozenset[str] = frozenset()
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -321,7 +350,7 @@ class ResourceChange:
             "namespace": self.namespace,
             "action": str(self.action),
             "drift": self.drift,
-            "fields": [f.to_record() for f in self.fields],
+            "fields": [f.to_record(covers_secret(self.secret_paths, f.path)) for f in self.fields],
         }
 
 
@@ -556,6 +585,11 @@ class TargetDriver(ABC):
 
     #: The user-visible kind name, the key of the settings block in the target config.
     kind: ClassVar[str]
+    #: True when an observed object's :meth:`Resource.digest` equals the digest of the desired
+    #: resource it was applied from (its live body is its desired body). The core then prunes an
+    #: object only while it is still what setpoint wrote: one changed since (a file made by hand
+    #: under a name setpoint once used) is reported, never deleted.
+    live_digest_is_applied_digest: ClassVar[bool] = False
     #: The pydantic model of the settings block (``None``: the kind has no settings).
     Settings: ClassVar[type[BaseModel] | None] = None
     #: True when ``apply`` can make any subset of a plan's changes (each object on its own): the

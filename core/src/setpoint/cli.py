@@ -136,8 +136,14 @@ def run(config_path: str | None) -> None:
     from setpoint.engine.scheduler import Scheduler
     from setpoint.lifecycle import Shutdown
     from setpoint.server.runtime import start_operations
+    from setpoint.state.owner import StateOwner
 
     ctx = Context(config_path)
+    owner = StateOwner(ctx.config().state_dir)
+    try:
+        owner.acquire()  # one setpoint run per state (docs/architecture.md)
+    except SetpointError as exc:
+        _fail(safe_error(exc))
     engine = ctx.engine()
     scheduler = Scheduler(engine)
     try:
@@ -168,6 +174,7 @@ def run(config_path: str | None) -> None:
     finally:
         operations.stop()
         engine.close()
+        owner.release()
 
 
 def _print_outcomes(outcomes: list[Outcome], output: str, plans: dict[str, Plan | None] | None = None) -> None:

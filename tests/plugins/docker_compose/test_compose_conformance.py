@@ -93,7 +93,3 @@ class TestComposeConformance(TargetConformance):
     @pytest.fixture
     def adapter(self, tmp_path: Path, docker_client: Any, compose_bin: str, test_image: str) -> ComposeAdapter:
         return ComposeAdapter(ComposeEnv(tmp_path, GitRepo(tmp_path / "unused"), docker_client, compose_bin), test_image)
-
-    @pytest.mark.xfail(strict=True, reason="issue 14 item 11: a failed revision still reports Synced")
-    def test_failed_revision_is_not_synced(self, harness: Any) -> None:
-        super().test_failed_revision_is_not_synced(harness)

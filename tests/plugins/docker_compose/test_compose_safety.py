@@ -63,7 +63,7 @@ def test_folder_removed_from_git_goes_down_after_approval_keeping_volumes(compos
     env = compose_env
     env.repo.commit({"app/compose.yaml": two_services(test_image), "app/app.env": "MODE=blue\n",
                      "other/readme": "x"}, "v1")
-    engine = env.engine(env.target(prune=True))
+    engine = env.engine(env.target(prune=True, allow_empty=True))
     assert engine.reconcile("app").sync == SyncStatus.SYNCED
     env.containers("worker")[0].exec_run(["sh", "-c", "echo precious > /data/file"])
     env.repo.commit({"app/compose.yaml": None, "app/app.env": None}, "retire the app")

@@ -76,7 +76,3 @@ class TestKubernetesConformance(TargetConformance):
     @pytest.fixture
     def adapter(self, kubeconfig: str, k8s_namespace: str, k8s_api_client: Any, tmp_path: Path) -> KubernetesAdapter:
         return KubernetesAdapter(kubeconfig, k8s_namespace, k8s_api_client)
-
-    @pytest.mark.xfail(strict=True, reason="issue 14 item 11: a failed revision still reports Synced")
-    def test_failed_revision_is_not_synced(self, harness: Any) -> None:
-        super().test_failed_revision_is_not_synced(harness)

@@ -71,7 +71,3 @@ class TestTerraformConformance(TargetConformance):
     def adapter(self, tmp_path: Path, tf_provider: Any, tf_cli_config: str, plugin_cache: Path,
                 terraform_bin: str) -> TerraformAdapter:
         return TerraformAdapter(tmp_path, tf_provider, tf_cli_config, plugin_cache)
-
-    @pytest.mark.xfail(strict=True, reason="issue 14 item 11: a failed revision still reports Synced")
-    def test_failed_revision_is_not_synced(self, harness: Any) -> None:
-        super().test_failed_revision_is_not_synced(harness)

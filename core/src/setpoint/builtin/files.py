@@ -86,6 +86,7 @@ class FilesTarget(TargetDriver):
     kind = "files"
     Settings = FilesSettings
     partial_apply = True  # each file is written or removed on its own
+    live_digest_is_applied_digest = True  # the body of a file is its mode and content, both sides
 
     def __init__(self, context: Any) -> None:
         super().__init__(context)

@@ -15,9 +15,11 @@ when to run again. Nothing it decides is written onto shared objects for others 
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from setpoint.api import (
@@ -35,13 +37,27 @@ from setpoint.engine.decrypt import decrypt_tree
 from setpoint.engine.drift import DriftStage, attribute_drift
 from setpoint.engine.outputs import outputs_digest, substitute
 from setpoint.engine.ports import ReconcilePorts
-from setpoint.engine.record import Recorder
+from setpoint.engine.record import Recorder, sync_without_apply
 from setpoint.engine.review import ReviewStage
 from setpoint.engine.run import PROGRESS_RECHECK, Run, RunResult, StageError, stage
 from setpoint.engine.runner import RenderCache, TargetRunner
-from setpoint.errors import RenderError, SetpointError
+from setpoint.errors import RenderError, SetpointError, SourceError, TemporaryError
 from setpoint.secrets import safe_error
 from setpoint.state import AuditAction, InventoryItem, Pause, TargetStatus
+
+
+def refuse_undecodable_names(root: Path) -> None:
+    """Git allows any bytes in a file name; the state store, the API, the audit log and most drivers
+    hold text. Refuse a name that is not UTF-8 anywhere under the target's folder before decrypt,
+    render or apply see it, whichever driver or decryptor would have read it."""
+    for folder, dirs, files in os.walk(bytes(root)):
+        for name in (*dirs, *files):
+            try:
+                name.decode()
+            except UnicodeDecodeError:
+                shown = os.path.relpath(os.path.join(folder, name), bytes(root)).decode(errors="backslashreplace")
+                raise SourceError(f"'{shown}' is not a valid UTF-8 file name; setpoint refuses it before "
+                                  "anything is applied: rename it in Git") from None
 
 
 @dataclass
@@ -86,13 +102,17 @@ class Reconciler:
     def _stages(self, run: Run, previous: TargetStatus, poll: bool) -> None:
         if self.runner.driver is None:
             raise StageError("plugin", SetpointError(self.runner.driver_error or "no driver"))
+        if not run.dry_run:
+            stage("record", self.record.interrupted, run)
         pause = self._pause(run)
-        rev_sha = self._source(run, poll)
+        rev_sha = self._source(run, poll, previous)
         if self._waiting_for_dependencies(run, previous):
             return
         desired = self._desired(run, rev_sha)
         inventory = self.store.inventory(self.name)
         live, scoped = self._observe_and_diff(desired, inventory)
+        if not run.dry_run:
+            inventory = self._forget_vanished(desired, live, inventory)
         attribute_drift(scoped.plan, desired, inventory)
         run.plan = scoped.plan
         self._guard_empty_render(desired, inventory, rev_sha)
@@ -130,15 +150,40 @@ class Reconciler:
             run.wake_by(pause.until)
         return pause
 
-    def _source(self, run: Run, poll: bool) -> str:
+    def _source(self, run: Run, poll: bool, previous: TargetStatus) -> str:
         """Which revision does this target want? The last commit under its paths at the head."""
         source = self.ports.sources[self.runner.target.source]
         head: str = stage("source", self.ports.current_head, source.name, poll=poll)
+        head = self._not_behind_applied(run, head, previous)
         run.head = head
         paths = [self.runner.target.path, *self.runner.watched_paths]
         rev_sha: str = stage("source", source.last_change, head, paths) or head
         run.revision = stage("source", source.revision, rev_sha)
         return rev_sha
+
+    def _not_behind_applied(self, run: Run, head: str, previous: TargetStatus) -> str:
+        """Never apply a head older than the one last applied unless Git itself moved back.
+
+        The daemon reconciles to its last poll's head; another process (``setpoint sync``) may have
+        applied a newer one meanwhile. This runs under the target's cross-process lock, so the
+        applied head read here is final: a head in its history is stale, and Git is asked again.
+        Only when Git confirms it is back at the older commit (force-push, reset) does it apply,
+        audited as such."""
+        applied = previous.applied_head
+        source = self.ports.sources[self.runner.target.source]
+        if not applied or head == applied or not stage("source", source.is_ancestor, head, applied):
+            return head
+        fresh: str = stage("source", self.ports.current_head, source.name, poll=True)
+        if source.last_error:
+            raise StageError("source", TemporaryError(
+                f"the head {head[:12]} is older than the applied {applied[:12]} and Git could not be asked "
+                f"whether it moved back ({source.last_error}); nothing applied"))
+        if fresh != applied and source.is_ancestor(fresh, applied) and not run.dry_run:
+            self.store.audit(AuditAction.FORCE_PUSH, target=self.name, kind=self.runner.target.kind,
+                             trigger=run.trigger, revision=source.revision(head),
+                             details={"source": source.name, "applied_head": applied, "head": head,
+                                      "note": "Git moved back behind the applied revision"})
+        return fresh
 
     def _waiting_for_dependencies(self, run: Run, previous: TargetStatus) -> bool:
         """Wait until each dependency is Synced and Healthy at the same source head."""
@@ -146,7 +191,7 @@ class Reconciler:
         waiting = self.ports.unmet_dependencies(self.runner, run.head)
         if not waiting or run.dry_run:
             return False
-        run.sync = previous.sync
+        run.sync = sync_without_apply(run, previous)
         run.health = Health(HealthStatus.PROGRESSING, f"waiting for {', '.join(waiting)}")
         run.message = f"waiting for dependencies: {', '.join(waiting)}"
         run.wake_in(PROGRESS_RECHECK * 2)
@@ -189,12 +234,8 @@ class Reconciler:
         checkout = stage("source", source.checkout, rev_sha)
         root = checkout / runner.target.path
         if not root.is_dir():
-            if runner.prune and self.store.inventory(self.name):
-                # The target's folder was deleted in Git: an explicit removal, not an accidental empty
-                # render. Everything setpoint applied goes, through the deletion budget and approval.
-                return Desired(revision=rev_sha, removed_from_git=True)
-            raise StageError("render", RenderError(
-                f"path {runner.target.path!r} does not exist at revision {rev_sha[:12]}"))
+            return self._missing_path(rev_sha)
+        stage("source", refuse_undecodable_names, root)
         overlay = None
         if runner.target.depends_on:
             overlay = stage("render", substitute, root, self.name, runner.target.depends_on, dependency_outputs)
@@ -213,20 +254,49 @@ class Reconciler:
             if overlay:
                 shutil.rmtree(overlay[0].parent, ignore_errors=True)
 
+    def _missing_path(self, rev_sha: str) -> Desired:
+        """The target's ``path`` is not a folder at ``rev_sha``: an error, nothing applied or pruned,
+        with one exception. When the folder existed at the revision last applied (so Git deleted it,
+        it is not a typo in setpoint.yaml) and the target has ``prune`` and ``allow_empty``, it is
+        the empty render ``allow_empty`` allows: the core plans the deletion of the inventory, which
+        goes through the deletion budget and approval, and the driver sees ``removed_from_git``."""
+        runner = self.runner
+        source = self.ports.sources[runner.target.source]
+        path = runner.target.path
+        previous = self.store.status(self.name)
+        applied = previous.applied_revision if previous else None
+        deleted_in_git = bool(applied) and stage("source", source.has_folder, applied, path)
+        if deleted_in_git and runner.prune and runner.allow_empty and self.store.inventory(self.name):
+            return Desired(revision=rev_sha, removed_from_git=True)
+        if deleted_in_git:
+            raise StageError("render", RenderError(
+                f"path {path!r} was deleted in Git (it exists at the applied revision {str(applied)[:12]}, "
+                f"not at {rev_sha[:12]}); nothing is applied or pruned. Restore the folder, or set "
+                "prune: true and allow_empty: true on the target to remove what setpoint applied "
+                "(the deletions wait for approval over the deletion budget)"))
+        raise StageError("render", RenderError(
+            f"path {path!r} does not exist at revision {rev_sha[:12]}; nothing is applied or pruned "
+            "(check the target's path in setpoint.yaml)"))
+
     def _observe_and_diff(self, desired: Desired, inventory: dict[str, InventoryItem]) -> tuple[Live, Scoped]:
         driver = self.runner.driver
         assert driver is not None
         live: Live = stage("observe", driver.observe, desired, list(inventory))
         plan: Plan = stage("diff", driver.diff, desired, live)
-        return live, self._scope(plan, inventory)
+        for change in plan.changes:  # secrecy is sticky: what was secret when applied stays fingerprinted
+            item = inventory.get(change.key)
+            if item is not None and item.secret_paths:
+                change.secret_paths = frozenset(item.secret_paths)
+        return live, self._scope(plan, inventory, live)
 
-    def _scope(self, plan: Plan, inventory: dict[str, InventoryItem]) -> Scoped:
-        """Split off deletions setpoint must not make: objects it never applied (returned as
-        unmanaged, reported as drift, never removed) and, with prune off, objects that left Git."""
+    def _scope(self, plan: Plan, inventory: dict[str, InventoryItem], live: Live | None = None) -> Scoped:
+        """Split off deletions setpoint must not make: objects it never applied, or (for drivers
+        whose live digest is the applied one) changed since it applied them (returned as unmanaged,
+        reported as drift, never removed) and, with prune off, objects that left Git."""
         kept, orphans, unmanaged = [], [], []
         for change in plan.changes:
             if change.action == Action.DELETE:
-                if change.key not in inventory:
+                if change.key not in inventory or self._not_what_setpoint_wrote(inventory[change.key], live):
                     change.drift = True
                     unmanaged.append(change)
                     continue
@@ -237,10 +307,29 @@ class Reconciler:
         fixed = plan.fixed_id if len(kept) == len(plan.changes) else None
         return Scoped(Plan(kept, plan.extra, fixed), orphans, unmanaged)
 
+    def _not_what_setpoint_wrote(self, item: InventoryItem, live: Live | None) -> bool:
+        """An inventory key whose live object is no longer what setpoint applied (a stale key left by a
+        crash mid-prune, the name reused by hand). Secret items compare by fingerprint of a typed
+        value the driver may not reproduce once the file left Git, so they are not judged here."""
+        driver = self.runner.driver
+        if live is None or driver is None or not driver.live_digest_is_applied_digest or item.secret_paths:
+            return False
+        have = live.resources.get(item.key)
+        return have is not None and have.digest() != item.digest
+
+    def _forget_vanished(self, desired: Desired, live: Live,
+                         inventory: dict[str, InventoryItem]) -> dict[str, InventoryItem]:
+        """Inventory keys neither in Git nor live are gone (a prune whose result a crash lost): drop
+        them, so an object made later under that name is not taken for one setpoint applied."""
+        gone = [k for k in inventory if k not in desired.resources and k not in live.resources]
+        if not gone:
+            return inventory
+        self.store.update_inventory(self.name, [], gone)
+        return {k: v for k, v in inventory.items() if k not in gone}
+
     def _guard_empty_render(self, desired: Desired, inventory: dict[str, InventoryItem], rev_sha: str) -> None:
         """Never prune a whole target because a render came out empty."""
-        if not desired.resources and inventory and not self.runner.allow_empty \
-                and not desired.removed_from_git:
+        if not desired.resources and inventory and not self.runner.allow_empty:
             raise StageError("review", RenderError(
                 f"the render at {rev_sha[:12]} produced no resources while setpoint manages {len(inventory)}; "
                 "refusing to apply or prune anything (set allow_empty: true if the target should really be empty)"))
@@ -284,16 +373,22 @@ class Reconciler:
     def _apply(self, run: Run, plan: Plan, desired: Desired, revert: list[ResourceChange]) -> bool:
         driver = self.runner.driver
         assert driver is not None
+        stage("record", self.record.apply_intent, run, plan)  # no intent on disk, no apply
         started = time.monotonic()
         try:
             result = driver.apply(plan, desired)
         except Exception as exc:  # noqa: BLE001
-            self.record.apply_audit(run, plan, [], {c.key: safe_error(exc) for c in plan.changes},
-                                    time.monotonic() - started)
+            with self.store.batch():
+                self.record.apply_audit(run, plan, [], {c.key: safe_error(exc) for c in plan.changes},
+                                        time.monotonic() - started)
+                self.store.clear_apply_intent(self.name)
             raise StageError("apply", exc) from exc
         applied = set(result.applied) if result.applied or result.failed else {c.key for c in plan.changes}
+        # an apply whose result cannot be recorded (full disk) is a failed run, never reported done;
+        # its intent stays, so the next run audits it as interrupted and reconciles again
         with self.store.batch():
-            self.record.apply_result(run, plan, desired, revert, result, applied, time.monotonic() - started)
+            stage("record", self.record.apply_result, run, plan, desired, revert, result, applied,
+                  time.monotonic() - started)
         if result.failed:
             raise StageError("apply", SetpointError(
                 "; ".join(f"{k}: {v}" for k, v in sorted(result.failed.items()))))

@@ -1,8 +1,9 @@
 """The record stage: what a reconcile leaves behind in the state store.
 
 * inventory: the objects setpoint applied (after an apply) or adopted (when live already equals Git);
-* audit: apply and revert results, errors and recoveries (an intent-before-apply record belongs
-  here too, next to :meth:`Recorder.apply_result`);
+* audit: apply and revert results, errors and recoveries; an apply's intent is committed before
+  the driver runs (:meth:`Recorder.apply_intent`) and cleared with its result, so an apply cut
+  short by a crash is audited as interrupted by the next run (:meth:`Recorder.interrupted`);
 * status: the target's status row, written once per run (a no-op run at most once a minute).
 """
 
@@ -22,6 +23,7 @@ from setpoint.api import (
     ResourceChange,
     Revision,
     SyncStatus,
+    secret_paths,
 )
 from setpoint.engine.ports import ReconcilePorts
 from setpoint.engine.run import Run
@@ -31,6 +33,28 @@ from setpoint.state import AuditAction, InventoryItem, PauseInfo, TargetStatus
 
 #: A status that changed only in its volatile fields (TargetStatus.VOLATILE) is persisted at most this often.
 STATUS_REFRESH = 60.0
+
+
+def sync_without_apply(run: Run, previous: TargetStatus) -> SyncStatus:
+    """The sync status of a run that applied nothing (it failed, or waits for its dependencies).
+
+    Synced means the revision the run resolved is the one last applied; a run that resolved a newer
+    revision and never applied it is OutOfSync (Unknown if nothing was ever applied), whatever the
+    previous run said. A run that never resolved a revision learnt nothing: the previous status stands.
+    """
+    if run.revision is None:
+        return previous.sync
+    if previous.applied_revision is None:
+        return SyncStatus.UNKNOWN
+    if run.revision.sha != previous.applied_revision:
+        return SyncStatus.OUT_OF_SYNC
+    return previous.sync
+
+
+def sticky_secret_paths(body: Any, item: InventoryItem | None) -> tuple[str, ...]:
+    """The secret field paths to record for an applied object: those of its body now, plus every path
+    that was secret before. Secrecy is sticky: a value once decrypted is never shown in clear later."""
+    return tuple(sorted(secret_paths(body) | set(item.secret_paths if item else ())))
 
 
 class Recorder:
@@ -48,6 +72,7 @@ class Recorder:
         """Record what an apply changed: inventory, cleared drift, the approved plan's end, the audit entries."""
         now = time.time()
         upserts, deletes = [], []
+        inventory = self.store.inventory(self.name)
         for change in plan.changes:
             if change.key not in applied:
                 continue
@@ -56,7 +81,8 @@ class Recorder:
             else:
                 want = desired.resources[change.key]
                 upserts.append(InventoryItem(change.key, want.kind, want.name, want.namespace, want.digest(),
-                                             run.revision.sha if run.revision else "", now))
+                                             run.revision.sha if run.revision else "", now,
+                                             sticky_secret_paths(want.body, inventory.get(change.key))))
         self.store.update_inventory(self.name, upserts, deletes)
         reverted = [c.key for c in revert if c.key in applied]
         run.reverted.update(reverted)
@@ -68,6 +94,7 @@ class Recorder:
         if plan.id and any(a.get("action") == "approved-plan" for a in run.actions):
             self.store.finish_plan(self.name, plan.id, "applied" if result.ok else "failed")
         self.apply_audit(run, plan, sorted(applied), result.failed, duration)
+        self.store.clear_apply_intent(self.name)  # the result is recorded: the intent is done with
         self.runner.memory.flush()  # what the driver remembered about this apply, in the same commit
 
     def _overwritten_drift(self, plan: Plan, applied: set[str]) -> list[str]:
@@ -84,6 +111,29 @@ class Recorder:
                                   "how": f"the change made outside setpoint was overwritten by {commit}"})
         run.actions.append({"action": AuditAction.DRIFT_OVERWRITTEN.value, "key": key})
 
+    def apply_intent(self, run: Run, plan: Plan) -> None:
+        """Write-ahead: what is about to be applied, committed before the driver touches anything.
+        If the process dies before :meth:`apply_result`, the next run finds it (:meth:`interrupted`)."""
+        self.store.set_apply_intent(self.name, {
+            "revision": run.revision.sha if run.revision else None, "trigger": run.trigger, "plan_id": plan.id,
+            "started": time.time(), "changes": [c.to_record() for c in plan.changes]})
+
+    def interrupted(self, run: Run) -> None:
+        """An apply whose intent has no result was cut short (crash, SIGKILL, power): audit it as
+        interrupted; this run reconciles the target again, so what it half-did is completed."""
+        intent = self.store.apply_intent(self.name)
+        if intent is None:
+            return
+        with self.store.batch():
+            self.store.audit(AuditAction.APPLY, target=self.name, kind=self.kind, trigger=run.trigger,
+                             result="interrupted", details={"changes": intent.get("changes", []),
+                                                            "plan_id": intent.get("plan_id"),
+                                                            "revision": intent.get("revision"),
+                                                            "started": intent.get("started")})
+            self.store.clear_apply_intent(self.name)
+        self.runner.logger.warning("an earlier apply (plan %s) was interrupted before its result was recorded; "
+                                   "reconciling again", intent.get("plan_id"), extra=run.log_fields())
+
     def adopt(self, desired: Desired, inventory: dict[str, InventoryItem], revision: Revision | None) -> None:
         """Everything desired is live and equal: record it as managed (digests that changed only)."""
         upserts = []
@@ -91,9 +141,10 @@ class Recorder:
         for key, want in desired.resources.items():
             item = inventory.get(key)
             digest = want.digest()
-            if item is None or item.digest != digest:
+            secret = sticky_secret_paths(want.body, item)
+            if item is None or item.digest != digest or secret != item.secret_paths:
                 upserts.append(InventoryItem(key, want.kind, want.name, want.namespace, digest,
-                                             revision.sha if revision else "", now))
+                                             revision.sha if revision else "", now, secret))
         if upserts:
             self.store.update_inventory(self.name, upserts, [])
 
@@ -156,7 +207,7 @@ class Recorder:
         elif run.plan is not None and run.plan.changes and stage in ("review", "apply"):
             run.sync = SyncStatus.OUT_OF_SYNC  # the plan (a Git change, drift) is not applied, or not all of it
         else:
-            run.sync = previous.sync
+            run.sync = sync_without_apply(run, previous)
         run.health = Health(previous.health if stage not in ("plugin", "apply") else HealthStatus.DEGRADED, message)
         outcome = self.outcome(run, stage, message)
         if not run.dry_run:

@@ -185,6 +185,10 @@ class GitSource:
         return subprocess.run(["git", "--git-dir", str(self.repo), "cat-file", "-e", f"{sha}^{{commit}}"],
                               capture_output=True, env=self._env).returncode == 0
 
+    def is_ancestor(self, old: str, new: str) -> bool:
+        """Whether commit ``old`` is ``new`` or in its history (False if either is unknown here)."""
+        return self._has_commit(old) and self._has_commit(new) and self._is_ancestor(old, new)
+
     def _is_ancestor(self, old: str, new: str) -> bool:
         proc = subprocess.run(["git", "--git-dir", str(self.repo), "merge-base", "--is-ancestor", old, new],
                               capture_output=True, env=self._env)
@@ -202,6 +206,14 @@ class GitSource:
                                 datetime.fromtimestamp(int(stamp), UTC), message.strip())
             self._revisions[sha] = revision
             return revision
+
+    def has_folder(self, sha: str, path: str) -> bool:
+        """Whether ``path`` is a folder in the committed tree of ``sha`` (False for an unknown commit)."""
+        inner = path.strip("/")
+        spec = f"{sha}:{inner}" if inner not in ("", ".") else f"{sha}^{{tree}}"
+        proc = subprocess.run(["git", "--git-dir", str(self.repo), "cat-file", "-t", spec],
+                              capture_output=True, env=self._env)
+        return proc.returncode == 0 and proc.stdout.strip() == b"tree"
 
     def last_change(self, head: str, paths: Iterable[str]) -> str | None:
         """The newest commit at or before ``head`` that touched any of ``paths`` (None: never touched)."""

@@ -72,6 +72,10 @@ MIGRATIONS: list[str] = [
     """
     DROP TABLE IF EXISTS revisions;
     """,
+    # 4: secrecy is sticky: the field paths of each applied object that held a secret (JSON list)
+    """
+    ALTER TABLE inventory ADD COLUMN secret_paths TEXT NOT NULL DEFAULT '[]';
+    """,
 ]
 
 
@@ -84,6 +88,8 @@ class InventoryItem:
     digest: str
     revision: str
     applied_at: float
+    #: Field paths that held a secret when applied (kept from earlier applies: secrecy is sticky).
+    secret_paths: tuple[str, ...] = ()
 
 
 @dataclass
@@ -313,14 +319,21 @@ class StateStore:
 
     def inventory(self, target: str) -> dict[str, InventoryItem]:
         rows = self._query("SELECT * FROM inventory WHERE target = ?", (target,))
-        return {r["key"]: InventoryItem(**{k: r[k] for k in r.keys() if k != "target"}) for r in rows}
+        items = {}
+        for r in rows:
+            values = {k: r[k] for k in r.keys() if k != "target"}
+            values["secret_paths"] = tuple(json.loads(values.get("secret_paths") or "[]"))
+            items[r["key"]] = InventoryItem(**values)
+        return items
 
     def update_inventory(self, target: str, upserts: list[InventoryItem], deletes: list[str]) -> None:
         with self._tx() as db:
             for item in upserts:
                 db.execute(
-                    "INSERT OR REPLACE INTO inventory VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (target, item.key, item.kind, item.name, item.namespace, item.digest, item.revision, item.applied_at),
+                    "INSERT OR REPLACE INTO inventory (target, key, kind, name, namespace, digest, revision, "
+                    "applied_at, secret_paths) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (target, item.key, item.kind, item.name, item.namespace, item.digest, item.revision, item.applied_at,
+                     json.dumps(sorted(item.secret_paths))),
                 )
             for key in deletes:
                 db.execute("DELETE FROM inventory WHERE target = ? AND key = ?", (target, key))
@@ -427,6 +440,23 @@ class StateStore:
             sql = f"SELECT * FROM ({newest_first} LIMIT {int(limit)}) ORDER BY time, id"  # noqa: S608 - only int and constants
         rows = self._query(sql, tuple(args))
         return [AuditEntry(**{**dict(r), "details": json.loads(r["details"] or "{}")}) for r in rows]
+
+    # ------------------------------------------------------------------ apply intents (write-ahead audit)
+
+    def set_apply_intent(self, target: str, intent: dict[str, Any]) -> None:
+        """Record, durably and before anything is applied, what an apply is about to do."""
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                       (f"apply-intent:{target}", json.dumps(to_jsonable(intent))))
+
+    def clear_apply_intent(self, target: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM meta WHERE key = ?", (f"apply-intent:{target}",))
+
+    def apply_intent(self, target: str) -> dict[str, Any] | None:
+        """An intent without its result: the apply that wrote it never finished (the process died)."""
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (f"apply-intent:{target}",))
+        return json.loads(rows[0][0]) if rows else None
 
     # ------------------------------------------------------------------ wakeups (CLI -> running daemon)
 
