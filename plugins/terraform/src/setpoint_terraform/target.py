@@ -46,6 +46,7 @@ _NEEDS_INIT = ("initialization required", "module not installed", "missing requi
                "inconsistent dependency lock file", "required plugins are not installed")
 #: How many reviewed plan files to keep for approval.
 KEEP_PINNED = 8
+_PAST = {"move": "moved", "import": "imported", "forget": "forgot"}
 
 
 @dataclass
@@ -314,7 +315,7 @@ class TerraformTarget(TargetDriver):
             self.memory.save(self.memory_path)
             if pinned is not None:
                 pinned.unlink(missing_ok=True)
-            return ApplyResult([c.key for c in plan.changes], message=f"applied plan {plan.id}")
+            return ApplyResult([c.key for c in plan.changes], message=self._applied_message(plan))
         done = {m["hook"]["resource"]["addr"] for m in result.messages
                 if m.get("type") == "apply_complete" and isinstance(m.get("hook"), dict)}
         try:
@@ -335,6 +336,20 @@ class TerraformTarget(TargetDriver):
             failed = {c.key: self._apply_error for c in plan.changes if c.key not in done}
             return ApplyResult([c.key for c in plan.changes if c.key in done], failed, self._apply_error)
         return ApplyResult()  # unreachable: fail() always raises
+
+    def _applied_message(self, plan: Plan) -> str:
+        """``applied plan ID``, naming the changes that only rewrote the state (moves, imports,
+        forgets): they destroyed and created nothing."""
+        counts: dict[str, int] = {}
+        for change in plan.changes:
+            kind = planjson.state_only(change)
+            if kind:
+                counts[kind] = counts.get(kind, 0) + 1
+        if not counts:
+            return f"applied plan {plan.id}"
+        done = ", ".join(f"{_PAST[k]} {n} resource(s)" for k, n in sorted(counts.items()))
+        self.context.logger.info("terraform state only: %s (nothing created or destroyed for them)", done)
+        return f"applied plan {plan.id} ({done} in the state only)"
 
     # ------------------------------------------------------------------ health and outputs
 
