@@ -53,7 +53,7 @@ class TfSetup:
 
     def config(self, settings: dict[str, Any] | None = None, top: dict[str, Any] | None = None, **target: Any) -> Path:
         block = {"cli_config": self.cli_config, "plugin_cache_dir": str(self.cache), "lock_timeout": "1s",
-                 **(settings or {})}
+                 "binary": self.terraform_bin, **(settings or {})}
         spec = {"name": "net", "kind": "terraform", "path": "infra/net", "interval": "30s", "terraform": block,
                 **target}
         return write_config(self.tmp, self.repo.path, [spec], **(top or {}))
@@ -73,13 +73,24 @@ class TfSetup:
         return proc
 
 
+@pytest.fixture(params=["terraform", pytest.param("tofu", marks=pytest.mark.tofu)])
+def tf_binary(request: pytest.FixtureRequest, terraform_bin: str) -> str:
+    """Every test of the plugin runs against terraform and against OpenTofu (docs/targets/terraform.md
+    lists the differences found)."""
+    if request.param == "tofu":
+        return str(request.getfixturevalue("tofu_bin"))
+    return terraform_bin
+
+
 @pytest.fixture
 def tfs(tmp_path: Path, git_repo: GitRepo, tf_provider: Any, tf_cli_config: str, tf_plugin_cache: Path,
-        terraform_bin: str, terraform_env: dict[str, str]) -> Iterator[TfSetup]:
+        tf_binary: str, terraform_env: dict[str, str]) -> Iterator[TfSetup]:
     world = tmp_path / "world"
     world.mkdir()
-    env = {**terraform_env, "TF_PLUGIN_CACHE_DIR": str(tf_plugin_cache)}
-    yield TfSetup(tmp_path, git_repo, world, tf_provider, tf_cli_config, tf_plugin_cache, terraform_bin, env)
+    cache = tf_plugin_cache / Path(tf_binary).name  # one provider cache per binary
+    cache.mkdir(exist_ok=True)
+    env = {**terraform_env, "TF_PLUGIN_CACHE_DIR": str(cache)}
+    yield TfSetup(tmp_path, git_repo, world, tf_provider, tf_cli_config, cache, tf_binary, env)
 
 
 def realistic_module(provider: Any, world: Path, *, sg_name: str = "group", files_name: str = "config_files",
