@@ -402,6 +402,9 @@ class TargetContext:
     config_dir: Path = Path(".")
     #: Ask health-check plugins (hook ``setpoint_check_health``) about one resource; None: no opinion.
     check_health: Callable[[Resource], Health | None] = lambda resource: None
+    #: Say what a long step is doing while it runs (a Terraform apply, resource by resource): the
+    #: message becomes the target's status message until the reconcile ends. No secrets.
+    progress: Callable[[str], None] = lambda message: None
 
     def resolve(self, path: str | Path) -> Path:
         """An absolute path for a path from the settings (``~`` expanded, relative to ``config_dir``)."""

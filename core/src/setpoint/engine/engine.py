@@ -18,7 +18,7 @@ from setpoint.engine.reconcile import Reconciler
 from setpoint.engine.runner import TargetRunner
 from setpoint.errors import ConfigError, SetpointError, SourceError
 from setpoint.plugins import Registry, get_plugin_manager
-from setpoint.secrets import safe_error
+from setpoint.secrets import safe_error, scrub
 from setpoint.source.git import GitSource, PollResult
 from setpoint.state import HeldPlan, Pause, StateStore
 
@@ -81,11 +81,21 @@ class Engine:
             runner.create_driver(cls, settings, self.state_dir, lambda reason, n=target.name: self.trigger(n, reason),
                                  lambda t=target: self.dependency_outputs(t),
                                  lambda resource, info=runner.info: self.registry.hook.setpoint_check_health(
-                                     target=info, resource=resource))
+                                     target=info, resource=resource),
+                                 lambda message, r=runner: self._report_progress(r, message))
         except Exception as exc:  # noqa: BLE001 - one bad target never stops the others
             runner.driver_error = safe_error(exc)
             log.error("target %s cannot run: %s", target.name, runner.driver_error)
         return runner
+
+    def _report_progress(self, runner: TargetRunner, message: str) -> None:
+        """A driver's progress during a long step, as the target's status message while it runs
+        (``setpoint status`` from another process sees it); the reconcile's end replaces it."""
+        data = dict(self.store.status(runner.name) or {"target": runner.name, "kind": runner.target.kind})
+        data["message"] = scrub(message)
+        data["progress"] = data["message"]
+        self.store.save_status(runner.name, runner.target.kind, data)
+        runner.saved_status = None  # the final status of this reconcile must be written
 
     def close(self) -> None:
         for runner in self.runners.values():

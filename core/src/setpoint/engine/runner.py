@@ -91,11 +91,12 @@ class TargetRunner:
                           self.allow_empty, self.interval)
 
     def create_driver(self, cls: type[TargetDriver], settings: object, state_dir: Path,
-                      trigger: object, outputs: object, check_health: object) -> None:
+                      trigger: object, outputs: object, check_health: object, progress: object) -> None:
         driver_dir = state_dir / "targets" / self.name
         driver_dir.mkdir(parents=True, exist_ok=True)
         context = TargetContext(self.spec(), settings, driver_dir, logging.getLogger(f"setpoint.target.{self.name}"),
-                                trigger, outputs, self.config.base_dir, check_health)  # type: ignore[arg-type]
+                                trigger, outputs, self.config.base_dir, check_health,  # type: ignore[arg-type]
+                                progress)  # type: ignore[arg-type]
         self.driver = cls(context)
 
     @contextmanager
