@@ -38,6 +38,7 @@ from setpoint_terraform.binary import StalePlan, Terraform, build_env, find_bina
 from setpoint_terraform.heldplans import HeldPlans, TamperedPlan
 from setpoint_terraform.memory import Memory
 from setpoint_terraform.planjson import OUTPUTS_KEY, Redactor, TfPlan
+from setpoint_terraform.progress import ApplyProgress
 from setpoint_terraform.settings import TerraformSettings
 from setpoint_terraform.snapshot import ModuleSnapshot
 from setpoint_terraform.workdir import WorkDir, _private_dir
@@ -328,7 +329,10 @@ class TerraformTarget(TargetDriver):
         module_dir = self.workdir.materialize(snap)
         args = ["apply", "-input=false", "-no-color", "-json", f"-lock-timeout={self.cfg.lock_timeout:g}s",
                 f"-parallelism={self.cfg.parallelism}", str(path)]
-        result = tf.run(args, module_dir, json_lines=True)
+        resources = sum(1 for c in plan.changes if c.key != OUTPUTS_KEY and not planjson.state_only(c))
+        progress = ApplyProgress(plan.id, resources, lambda line: self.context.logger.info("apply: %s", line),
+                                 self.context.progress)
+        result = tf.run(args, module_dir, json_lines=True, on_message=progress)
         self._outputs = None
         if result.returncode == 0:
             self._apply_error = None
