@@ -176,12 +176,35 @@ class Engine:
                 self.poll(source)
             except SourceError as exc:
                 log.warning("%s; targets of this source use the last good revision", safe_error(exc))
+        triggers = {name: trigger for name in wanted}
+        if not dry_run:
+            for dep, dependant in self._lagging_dependencies(wanted):
+                # `sync app` deploys app: its dependencies must be at the same head first
+                log.info("reconciling %s first: %s depends on it and it is not yet at the head", dep, dependant)
+                triggers[dep] = f"dependency of {dependant}"
+                wanted.append(dep)
         self.prime_revisions(wanted)
         polling, self.poll_on_demand = self.poll_on_demand, False
         try:
-            return [self.reconcile(name, trigger, dry_run) for name in self.ordered(wanted)]
+            return [self.reconcile(name, triggers[name], dry_run) for name in self.ordered(wanted)]
         finally:
             self.poll_on_demand = polling
+
+    def _lagging_dependencies(self, names: list[str]) -> list[tuple[str, str]]:
+        """(dependency, dependant) for the transitive dependencies of ``names`` that are not in
+        ``names`` and not Synced and Healthy at their source's current head."""
+        found: list[tuple[str, str]] = []
+        queue = list(names)
+        while queue:
+            runner = self.runners[queue.pop(0)]
+            head = self.sources[runner.target.source].head
+            if head is None:
+                continue
+            for dep in self.unmet_dependencies(runner, head):
+                if dep in self.runners and dep not in names and dep not in (d for d, _ in found):
+                    found.append((dep, runner.name))
+                    queue.append(dep)
+        return found
 
     def prime_revisions(self, names: Iterable[str]) -> None:
         """Resolve the revision of many targets with one history walk per source."""

@@ -135,9 +135,12 @@ class Reconciler:
         # dependencies: wait until each is Synced and Healthy at the same source head
         waiting = self.engine.unmet_dependencies(runner, head)
         if waiting and not run.dry_run:
-            run.sync = SyncStatus(previous.get("sync", SyncStatus.UNKNOWN))
+            # Never "Synced" while a dependency is not at this head: this revision is not deployed yet.
+            run.sync = SyncStatus.OUT_OF_SYNC
             run.health = Health(HealthStatus.PROGRESSING, f"waiting for {', '.join(waiting)}")
-            run.message = f"waiting for dependencies: {', '.join(waiting)}"
+            run.message = (f"waiting for dependencies: {', '.join(waiting)} (not yet Synced and Healthy at "
+                           f"{head[:12]}); {self.name} is deployed after them")
+            run.actions.append({"action": "wait", "dependencies": waiting, "reason": run.message})
             runner.wake_at = time.time() + PROGRESS_RECHECK * 2
             return
 
