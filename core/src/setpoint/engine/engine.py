@@ -14,6 +14,7 @@ from typing import Any
 
 from setpoint.api import HealthStatus, Outcome, SyncStatus, TargetInfo
 from setpoint.config import Config, config_line_index, validate_block
+from setpoint.engine.outputs import has_stored_secrets
 from setpoint.engine.reconcile import Reconciler
 from setpoint.engine.runner import TargetRunner
 from setpoint.errors import ConfigError, SetpointError, SourceError
@@ -237,15 +238,20 @@ class Engine:
             visit(name)
         return done
 
-    def unmet_dependencies(self, runner: TargetRunner, head: str) -> list[str]:
-        waiting = []
+    def unmet_dependencies(self, runner: TargetRunner, head: str) -> dict[str, str]:
+        """The dependencies ``runner`` must wait for, each with why."""
+        waiting = {}
         for dep in runner.target.depends_on:
             status = self.store.status(dep) or {}
             same_source = self.config.target(dep).source == runner.target.source
             ok = (status.get("sync") == SyncStatus.SYNCED.value and status.get("health") == HealthStatus.HEALTHY.value
                   and not status.get("last_error") and (not same_source or status.get("applied_head") == head))
             if not ok:
-                waiting.append(dep)
+                waiting[dep] = f"not yet Synced and Healthy at {head[:12]}"
+            elif has_stored_secrets(self.outputs.get(dep) or self.store.outputs(dep) or {}):
+                # Sensitive outputs are stored only as fingerprints: their values exist once the
+                # dependency has been reconciled by this process (e.g. just after a daemon start).
+                waiting[dep] = "its sensitive outputs are available once this process has reconciled it"
         return waiting
 
     def dependants(self, name: str) -> list[str]:

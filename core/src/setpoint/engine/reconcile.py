@@ -138,9 +138,9 @@ class Reconciler:
             # Never "Synced" while a dependency is not at this head: this revision is not deployed yet.
             run.sync = SyncStatus.OUT_OF_SYNC
             run.health = Health(HealthStatus.PROGRESSING, f"waiting for {', '.join(waiting)}")
-            run.message = (f"waiting for dependencies: {', '.join(waiting)} (not yet Synced and Healthy at "
-                           f"{head[:12]}); {self.name} is deployed after them")
-            run.actions.append({"action": "wait", "dependencies": waiting, "reason": run.message})
+            why = "; ".join(f"{dep}: {reason}" for dep, reason in waiting.items())
+            run.message = f"waiting for dependencies: {why}; {self.name} is deployed after them"
+            run.actions.append({"action": "wait", "dependencies": list(waiting), "reason": run.message})
             runner.wake_at = time.time() + PROGRESS_RECHECK * 2
             return
 
