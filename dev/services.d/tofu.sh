@@ -9,14 +9,14 @@ tofu_install() { with_lock tofu tofu_build; }
 
 tofu_start() {
   tofu_built || die "tofu: not built ($TOFU_DIR/tofu; dev/services build tofu)"
-  log "tofu: $("$TOFU_DIR/tofu" version 2>/dev/null | sed -n 1p) at $TOFU_DIR/tofu"
+  log "tofu: $("$TOFU_DIR/tofu" version 2>/dev/null | grep -m1 '^OpenTofu v') at $TOFU_DIR/tofu"
 }
 
 tofu_stop() { :; }
 
 tofu_status() {
   if tofu_built; then
-    echo "tofu: ready ($("$TOFU_DIR/tofu" version 2>/dev/null | sed -n 1p) at $TOFU_DIR/tofu)"; return 0
+    echo "tofu: ready ($("$TOFU_DIR/tofu" version 2>/dev/null | grep -m1 '^OpenTofu v') at $TOFU_DIR/tofu)"; return 0
   fi
   echo "tofu: not built (optional; dev/services build tofu takes ~25 min cold)"; return 1
 }
