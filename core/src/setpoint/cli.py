@@ -169,7 +169,7 @@ def _print_outcomes(outcomes: list[Outcome], output: str) -> None:
         table.add_column(column)
     for o in outcomes:
         actions = ", ".join(f"{a['action']}" + (f" x{a['count']}" if "count" in a else "") for a in o.actions) or "-"
-        message = o.error or ""
+        message = o.error or next((str(a["reason"]) for a in o.actions if a.get("action") == "wait"), "")
         if o.held_plan_id:
             message = f"plan {o.held_plan_id} held: setpoint approve {o.target.name} {o.held_plan_id}"
         table.add_row(_plain(o.target.name), _sync_style(o.sync.value), o.health.value,

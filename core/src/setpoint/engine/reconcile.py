@@ -88,7 +88,7 @@ class Reconciler:
             raise StageError("plugin", SetpointError(self.runner.driver_error or "no driver"))
         pause = self._pause(run)
         rev_sha = self._source(run, poll)
-        if self._waiting_for_dependencies(run, previous):
+        if self._waiting_for_dependencies(run):
             return
         desired = self._desired(run, rev_sha)
         inventory = self.store.inventory(self.name)
@@ -135,15 +135,18 @@ class Reconciler:
         run.revision = stage("source", source.revision, rev_sha)
         return rev_sha
 
-    def _waiting_for_dependencies(self, run: Run, previous: TargetStatus) -> bool:
+    def _waiting_for_dependencies(self, run: Run) -> bool:
         """Wait until each dependency is Synced and Healthy at the same source head."""
         assert run.head is not None
         waiting = self.ports.unmet_dependencies(self.runner, run.head)
         if not waiting or run.dry_run:
             return False
-        run.sync = previous.sync
+        # Never "Synced" while a dependency is not at this head: this revision is not deployed yet.
+        run.sync = SyncStatus.OUT_OF_SYNC
         run.health = Health(HealthStatus.PROGRESSING, f"waiting for {', '.join(waiting)}")
-        run.message = f"waiting for dependencies: {', '.join(waiting)}"
+        why = "; ".join(f"{dep}: {reason}" for dep, reason in waiting.items())
+        run.message = f"waiting for dependencies: {why}; {self.name} is deployed after them"
+        run.actions.append({"action": "wait", "dependencies": list(waiting), "reason": run.message})
         run.wake_in(PROGRESS_RECHECK * 2)
         return True
 
