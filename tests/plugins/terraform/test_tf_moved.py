@@ -9,6 +9,7 @@ import json
 from conftest import TfSetup, realistic_module, under
 
 from setpoint.api import SyncStatus
+from setpoint.state import TargetStatus
 
 MOVED = '''
 moved {
@@ -71,6 +72,6 @@ def test_moved_blocks_are_applied_as_moves_and_destroy_nothing(tfs: TfSetup) -> 
     tfs.repo.commit(under("infra/net", realistic_module(tfs.provider, tfs.world)), "net: drop moved blocks")
     out = engine.reconcile("net")
     assert out.sync == SyncStatus.SYNCED and out.error is None and not out.held_plan_id and not out.actions
-    assert "kept because prune is off" not in (engine.store.status("net") or {}).get("message", "")
+    assert "kept because prune is off" not in (engine.store.status("net") or TargetStatus("net")).message
     assert {p.name: p.stat().st_mtime_ns for p in tfs.world.iterdir()} == made
     engine.close()

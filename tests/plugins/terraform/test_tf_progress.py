@@ -13,7 +13,7 @@ import pytest
 from conftest import TfSetup
 
 from setpoint.api import SyncStatus
-from setpoint.state import StateStore
+from setpoint.state import StateStore, TargetStatus
 
 SLOW = 4
 
@@ -47,7 +47,7 @@ resource "setpointtest_file" "app" {{
     seen = ""
     deadline = time.monotonic() + 300
     while worker.is_alive() and time.monotonic() < deadline:
-        message = (observer.status("net") or {}).get("message") or ""
+        message = (observer.status("net") or TargetStatus("net")).message
         if "creating terraform_data.migrate" in message:
             seen = message
             break
@@ -58,7 +58,7 @@ resource "setpointtest_file" "app" {{
     assert seen.startswith("applying plan ") and "of 2 done" in seen, seen
     assert still_running
     assert done["out"].sync == SyncStatus.SYNCED and (tfs.world / "app.conf").read_text() == "schema=7\n"
-    assert "applying plan" not in (engine.store.status("net") or {}).get("message", "")  # replaced at the end
+    assert "applying plan" not in (engine.store.status("net") or TargetStatus("net")).message  # replaced at the end
 
     records = [r for r in caplog.records if r.name == "setpoint.target.net" and r.getMessage().startswith("apply: ")]
     started = next(r for r in records if "terraform_data.migrate: Creating..." in r.getMessage())
