@@ -15,6 +15,7 @@ terraform      terraform_bin, terraform_env, tf_cli_config, tf_provider,   dev/s
 sops           sops_env                                                    dev/services up sops
 helm           helm_bin                                                    dev/services up helm
 ansible        ansible_hosts                                               dev/services up ansible-hosts
+tofu           tofu_bin (OpenTofu, for the terraform plugin suite)         dev/services up tofu
 =============  ==========================================================  ===============================
 
 A test that uses one of these fixtures gets the service's marker automatically, and a test that carries a
@@ -40,7 +41,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVICES_SCRIPT = REPO_ROOT / "dev" / "services"
 
-SERVICES = ("docker", "kubernetes", "terraform", "sops", "helm", "ansible")
+SERVICES = ("docker", "kubernetes", "terraform", "sops", "helm", "ansible", "tofu")
 
 # fixture name -> the service it needs (used to add the marker automatically)
 FIXTURE_SERVICE = {
@@ -62,6 +63,7 @@ FIXTURE_SERVICE = {
     "sops_env": "sops",
     "helm_bin": "helm",
     "ansible_hosts": "ansible",
+    "tofu_bin": "tofu",
 }
 
 
@@ -188,6 +190,19 @@ def _check_terraform() -> str | None:
     return None
 
 
+def _check_tofu() -> str | None:
+    tofu = _env("SETPOINT_TOFU_BIN")
+    if not tofu or not os.access(tofu, os.X_OK):
+        return f"no OpenTofu binary ({tofu}; a cold build takes ~25 min)"
+    if _check_terraform() is not None:
+        return "the terraform service (test provider) is not set up"
+    try:
+        subprocess.run([tofu, "version"], capture_output=True, timeout=60, check=True)
+    except (subprocess.SubprocessError, OSError) as e:
+        return f"{tofu} version failed ({e})"
+    return None
+
+
 def _check_sops() -> str | None:
     for var in ("SETPOINT_SOPS_BIN", "SETPOINT_AGE_BIN", "SETPOINT_AGE_KEYGEN_BIN", "SETPOINT_GPG_BIN"):
         path = _env(var)
@@ -231,6 +246,7 @@ _CHECKERS = {
     "sops": _check_sops,
     "helm": _check_helm,
     "ansible": _check_ansible,
+    "tofu": _check_tofu,
 }
 
 
@@ -447,6 +463,13 @@ def terraform_env(tf_cli_config: str, tmp_path_factory: pytest.TempPathFactory) 
         "TF_IN_AUTOMATION": "1",
         "TF_INPUT": "0",
     }
+
+
+@pytest.fixture(scope="session")
+def tofu_bin() -> str:
+    """Path of the OpenTofu CLI built by ``dev/services build tofu``."""
+    require_service("tofu")
+    return str(_env("SETPOINT_TOFU_BIN"))
 
 
 @pytest.fixture

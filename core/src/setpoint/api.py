@@ -564,6 +564,9 @@ class TargetContext:
     check_health: Callable[[Resource], Health | None] = lambda resource: None
     #: The target's durable key-value memory (see :class:`TargetMemory`).
     memory: TargetMemory = field(default_factory=TargetMemory)
+    #: Say what a long step is doing while it runs (a Terraform apply, resource by resource): the
+    #: message becomes the target's status message until the reconcile ends. No secrets.
+    progress: Callable[[str], None] = lambda message: None
 
     def resolve(self, path: str | Path) -> Path:
         """An absolute path for a path from the settings (``~`` expanded, relative to ``config_dir``)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -121,3 +123,53 @@ def test_lock_error_names_the_holder_and_never_unlocks() -> None:
     message = str(err.value)
     assert "alice@laptop" in message and "OperationTypeApply" in message and "1234-abcd" in message
     assert "never force-unlocks" in message
+
+
+def test_state_only_changes_are_updates_with_what_they_do() -> None:
+    from setpoint_terraform.planjson import state_only
+
+    same = {"id": "/w/a.json", "path": "/w/a.json"}
+    doc = {"resource_changes": [
+        {"address": "x.b", "previous_address": "x.a", "mode": "managed", "type": "x",
+         "change": {"actions": ["no-op"], "before": same, "after": same}},
+        {"address": "x.c", "mode": "managed", "type": "x",
+         "change": {"actions": ["no-op"], "before": same, "after": same, "importing": {"id": "/w/c.json"}}},
+        {"address": "x.d", "mode": "managed", "type": "x", "change": {"actions": ["forget"], "before": same}},
+        {"address": "x.e", "previous_address": "x.old", "mode": "managed", "type": "x",
+         "change": {"actions": ["update"], "before": {"n": 1}, "after": {"n": 2}}},
+        {"address": "x.f", "mode": "managed", "type": "x", "change": {"actions": ["no-op"], "before": same, "after": same}},
+    ]}
+    plan = parse(doc, Redactor([]))
+    by_key = {c.key: c for c in plan.changes}
+    assert set(by_key) == {"x.b", "x.c", "x.d", "x.e"} and all(c.action == Action.UPDATE for c in plan.changes)
+    assert [(f.path, f.before, f.after) for f in by_key["x.b"].fields] == [("(moved from)", "x.a", "x.b")]
+    assert [(f.path, f.after) for f in by_key["x.c"].fields] == [("(imported)", "import id /w/c.json")]
+    assert [f.path for f in by_key["x.e"].fields] == ["(moved from)", "n"]
+    assert [state_only(by_key[k]) for k in ("x.b", "x.c", "x.d", "x.e")] == ["move", "import", "forget", None]
+    assert "x.d" in plan.desired_keys  # the core records the forget against a desired resource
+
+
+def test_held_plans_refuse_a_changed_record_or_file(tmp_path: Path) -> None:
+    import json
+    import stat
+
+    from setpoint_terraform.heldplans import HeldPlans, TamperedPlan
+
+    source = tmp_path / "p.tfplan"
+    source.write_bytes(b"PK plan bytes")
+    plans = HeldPlans(tmp_path / "plans")
+    plans.pin("abc123", source, content_id="c" * 64, serial=3, lineage="L", snapshot_digest="d1")
+    pinned = plans.get("abc123")
+    assert pinned is not None and pinned.stale_reason(3, "L", "d1") is None
+    assert "serial 3 -> 4" in (pinned.stale_reason(4, "L", "d1") or "")
+    assert "lineage" in (pinned.stale_reason(3, "M", "d1") or "")
+    assert "module or its inputs" in (pinned.stale_reason(3, "L", "d2") or "")
+    assert stat.S_IMODE((tmp_path / "plans").stat().st_mode) == 0o700
+    record = tmp_path / "plans" / "abc123.json"
+    doc = json.loads(record.read_text())
+    doc["record"]["serial"] = 4  # someone makes an old plan look current
+    record.write_text(json.dumps(doc))
+    with pytest.raises(TamperedPlan, match="signature"):
+        plans.get("abc123")
+    plans.discard("abc123")
+    assert plans.get("abc123") is None

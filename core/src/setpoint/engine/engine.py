@@ -7,6 +7,7 @@ the status API and tests.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -16,14 +17,15 @@ from typing import Any
 from setpoint.api import HealthStatus, Outcome, SyncStatus, TargetInfo
 from setpoint.config import Config, validate_block
 from setpoint.decryption import build_decryptors
+from setpoint.engine.outputs import has_stored_secrets
 from setpoint.engine.reconcile import Reconciler
 from setpoint.engine.run import RunResult
 from setpoint.engine.runner import TargetRunner
 from setpoint.errors import ConfigError, SetpointError, SourceError
 from setpoint.plugins import Registry, get_plugin_manager
-from setpoint.secrets import safe_error
+from setpoint.secrets import safe_error, scrub
 from setpoint.source.git import GitSource, PollResult
-from setpoint.state import AuditAction, HeldPlan, Pause, StateStore
+from setpoint.state import AuditAction, HeldPlan, Pause, StateStore, TargetStatus
 from setpoint.state.memory import StoredMemory
 
 log = logging.getLogger("setpoint.engine")
@@ -80,11 +82,19 @@ class Engine:
                                  lambda t=target: self.dependency_outputs(t),
                                  lambda resource, info=runner.info: self.registry.hook.setpoint_check_health(
                                      target=info, resource=resource),
-                                 StoredMemory(self.store, target.name))
+                                 StoredMemory(self.store, target.name),
+                                 lambda message, r=runner: self._report_progress(r, message))
         except Exception as exc:  # noqa: BLE001 - one bad target never stops the others
             runner.driver_error = safe_error(exc)
             log.error("target %s cannot run: %s", target.name, runner.driver_error)
         return runner
+
+    def _report_progress(self, runner: TargetRunner, message: str) -> None:
+        """A driver's progress during a long step, as the target's status message while it runs
+        (``setpoint status`` from another process sees it); the reconcile's end replaces it."""
+        current = self.store.status(runner.name) or TargetStatus(runner.name, runner.target.kind)
+        self.store.save_status(dataclasses.replace(current, message=scrub(message)))
+        runner.saved_status = None  # the final status of this reconcile must be written
 
     def close(self) -> None:
         for runner in self.runners.values():
@@ -205,8 +215,31 @@ class Engine:
                 self.poll(source)
             except SourceError as exc:
                 log.warning("%s; targets of this source use the last good revision", safe_error(exc))
+        triggers = {name: trigger for name in wanted}
+        if not dry_run:
+            for dep, dependant in self._lagging_dependencies(wanted):
+                # `sync app` deploys app: its dependencies must be at the same head first
+                log.info("reconciling %s first: %s depends on it and it is not yet at the head", dep, dependant)
+                triggers[dep] = f"dependency of {dependant}"
+                wanted.append(dep)
         self.prime_revisions(wanted)
-        return [self.reconcile(name, trigger, dry_run, poll=False) for name in self.ordered(wanted)]
+        return [self.reconcile(name, triggers[name], dry_run, poll=False) for name in self.ordered(wanted)]
+
+    def _lagging_dependencies(self, names: list[str]) -> list[tuple[str, str]]:
+        """(dependency, dependant) for the transitive dependencies of ``names`` that are not in
+        ``names`` and not Synced and Healthy at their source's current head."""
+        found: list[tuple[str, str]] = []
+        queue = list(names)
+        while queue:
+            runner = self.runners[queue.pop(0)]
+            head = self.sources[runner.target.source].head
+            if head is None:
+                continue
+            for dep in self.unmet_dependencies(runner, head):
+                if dep in self.runners and dep not in names and dep not in (d for d, _ in found):
+                    found.append((dep, runner.name))
+                    queue.append(dep)
+        return found
 
     def prime_revisions(self, names: Iterable[str]) -> None:
         """Resolve the revision of many targets with one history walk per source."""
@@ -239,15 +272,20 @@ class Engine:
             visit(name)
         return done
 
-    def unmet_dependencies(self, runner: TargetRunner, head: str) -> list[str]:
-        waiting = []
+    def unmet_dependencies(self, runner: TargetRunner, head: str) -> dict[str, str]:
+        """The dependencies ``runner`` must wait for, each with why."""
+        waiting = {}
         for dep in runner.target.depends_on:
             status = self.store.status(dep)
             same_source = self.config.target(dep).source == runner.target.source
             ok = (status is not None and status.sync == SyncStatus.SYNCED and status.health == HealthStatus.HEALTHY
                   and not status.last_error and (not same_source or status.applied_head == head))
             if not ok:
-                waiting.append(dep)
+                waiting[dep] = f"not yet Synced and Healthy at {head[:12]}"
+            elif has_stored_secrets(self.outputs.get(dep) or self.store.outputs(dep) or {}):
+                # Sensitive outputs are stored only as fingerprints: their values exist once the
+                # dependency has been reconciled by this process (e.g. just after a daemon start).
+                waiting[dep] = "its sensitive outputs are available once this process has reconciled it"
         return waiting
 
     def dependants(self, name: str) -> list[str]:

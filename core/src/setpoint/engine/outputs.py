@@ -34,6 +34,15 @@ def outputs_digest(outputs: Mapping[str, Mapping[str, Any]]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def is_stored_secret(value: Any) -> bool:
+    """A sensitive output as the state store keeps it: only its fingerprint, not usable as a value."""
+    return isinstance(value, dict) and set(value) == {"secret"}
+
+
+def has_stored_secrets(outputs: Mapping[str, Any]) -> bool:
+    return any(is_stored_secret(v) for v in outputs.values())
+
+
 def _text(value: Any) -> tuple[str, bool]:
     if isinstance(value, Secret):
         inner, _ = _text(value.reveal())
@@ -78,7 +87,7 @@ def substitute(root: Path, target: str, dependencies: tuple[str, ...],
                 known = ", ".join(sorted(values)) or "none yet"
                 raise RenderError(f"{relpath}: target {dep!r} has no output {name!r} (outputs: {known})")
             value = values[name]
-            if isinstance(value, dict) and set(value) == {"secret"}:
+            if is_stored_secret(value):
                 raise RenderError(f"{relpath}: the sensitive output {dep}.{name} is only available after {dep!r} "
                                   "was reconciled by this process; sync it first")
             text, secret = _text(value)

@@ -191,9 +191,13 @@ class Reconciler:
         waiting = self.ports.unmet_dependencies(self.runner, run.head)
         if not waiting or run.dry_run:
             return False
-        run.sync = sync_without_apply(run, previous)
+        # Never "Synced" while a dependency is not at this head, unless this very revision is the one applied.
+        applied = sync_without_apply(run, previous) == SyncStatus.SYNCED
+        run.sync = SyncStatus.SYNCED if applied else SyncStatus.OUT_OF_SYNC
         run.health = Health(HealthStatus.PROGRESSING, f"waiting for {', '.join(waiting)}")
-        run.message = f"waiting for dependencies: {', '.join(waiting)}"
+        why = "; ".join(f"{dep}: {reason}" for dep, reason in waiting.items())
+        run.message = f"waiting for dependencies: {why}; {self.name} is deployed after them"
+        run.actions.append({"action": "wait", "dependencies": list(waiting), "reason": run.message})
         run.wake_in(PROGRESS_RECHECK * 2)
         return True
 

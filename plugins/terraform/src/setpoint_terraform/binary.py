@@ -14,8 +14,9 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,7 +126,11 @@ class Terraform:
         self.name = Path(binary).name
 
     def run(self, args: list[str], cwd: Path, *, json_lines: bool = False, timeout: float | None = None,
-            stdin: bytes | None = None) -> Result:
+            stdin: bytes | None = None, on_message: Callable[[dict[str, Any]], None] | None = None) -> Result:
+        """Run one command. With ``on_message`` the ``-json`` stream is read while the command runs
+        and each message is handed over as it arrives (progress of a long apply)."""
+        if on_message is not None:
+            return self._stream(args, cwd, timeout or self.timeout, on_message)
         started = time.monotonic()
         try:
             proc = subprocess.run([self.binary, *args], cwd=cwd, env=self.env, capture_output=True,
@@ -145,6 +150,48 @@ class Terraform:
                     except json.JSONDecodeError:
                         continue
         return Result(proc.returncode, stdout, stderr, messages)
+
+    def _stream(self, args: list[str], cwd: Path, timeout: float,
+                on_message: Callable[[dict[str, Any]], None]) -> Result:
+        started = time.monotonic()
+        try:
+            proc = subprocess.Popen([self.binary, *args], cwd=cwd, env=self.env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as exc:
+            raise PermanentError(f"cannot run {self.binary}: {exc.strerror}") from None
+        assert proc.stdout is not None and proc.stderr is not None
+        err_chunks: list[bytes] = []
+        drain = threading.Thread(target=lambda: err_chunks.append(proc.stderr.read()) if proc.stderr else None,
+                                 daemon=True)
+        drain.start()
+        # the timeout kills the process; the loop below then sees the end of its output
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        lines: list[str] = []
+        messages: list[dict[str, Any]] = []
+        try:
+            for raw in proc.stdout:
+                line = raw.decode(errors="replace")
+                lines.append(line)
+                if not line.startswith("{"):
+                    continue
+                try:
+                    message = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                messages.append(message)
+                try:
+                    on_message(message)
+                except Exception:  # noqa: BLE001 - progress reporting never breaks an apply
+                    log.debug("progress callback failed", exc_info=True)
+            returncode = proc.wait()
+        finally:
+            timer.cancel()
+            drain.join(timeout=10)
+        if time.monotonic() - started >= timeout and returncode < 0:
+            raise TemporaryError(f"{self.name} {args[0]} did not finish within {timeout:g}s")
+        log.debug("%s %s: exit %d in %.2fs", self.name, args[0], returncode, time.monotonic() - started)
+        return Result(returncode, "".join(lines), b"".join(err_chunks).decode(errors="replace"), messages)
 
     def version(self) -> str:
         result = self.run(["version", "-json"], Path.cwd(), timeout=60)

@@ -21,6 +21,10 @@ from setpoint.api import Action, FieldChange, Resource, ResourceChange, diff_val
 from setpoint.secrets import Secret, to_jsonable
 
 UNKNOWN = "(known after apply)"
+#: Pseudo-fields that record what apply does to the state only (no object is created or destroyed).
+MOVE_FIELD = "(moved from)"
+IMPORT_FIELD = "(imported)"
+FORGET_FIELD = "(forgotten)"
 OUTPUTS_KEY = "outputs"
 #: A decrypted value shorter than this is only redacted where a value equals it exactly.
 MIN_CONTAINED = 4
@@ -29,7 +33,9 @@ _ACTIONS = {
     ("create",): Action.CREATE,
     ("update",): Action.UPDATE,
     ("delete",): Action.DELETE,
-    ("forget",): Action.DELETE,
+    # forget (a `removed` block with destroy = false) drops the state entry and destroys nothing:
+    # for the core it is an update of the resource's management, never a deletion
+    ("forget",): Action.UPDATE,
     ("delete", "create"): Action.REPLACE,
     ("create", "delete"): Action.REPLACE,
     ("create", "forget"): Action.REPLACE,
@@ -139,20 +145,32 @@ def parse(doc: dict[str, Any], redactor: Redactor) -> TfPlan:
         address, change = rc["address"], rc.get("change") or {}
         actions = tuple(change.get("actions") or ())
         kind, module = rc.get("type", ""), rc.get("module_address")
-        if actions not in (("delete",), ("forget",)):
+        if actions != ("delete",):
+            # a forgotten resource stays "desired" until its forget is applied (the core records
+            # the change against a desired resource); afterwards it is in neither config nor state
             desired[address] = (kind, address, module)
-        if actions in (("no-op",), ("read",), ()):
+        # A `moved` address or an `import` is a change to apply even when the resource itself is
+        # unchanged (terraform exits 2 for it): apply rewrites the state and destroys nothing.
+        moved_from = rc.get("previous_address") if rc.get("previous_address") not in (None, address) else None
+        importing = change.get("importing")
+        if actions in (("no-op",), ("read",), ()) and moved_from is None and importing is None:
             continue
         action = _ACTIONS.get(actions, Action.UPDATE)
         before = redactor.wrap(change.get("before"), change.get("before_sensitive", False))
         after = redactor.wrap(_unknown(change.get("after"), change.get("after_unknown", False)),
                               change.get("after_sensitive", False))
-        fields = _fields(action, before, after)
+        fields = _fields(action, before, after) if actions not in (("no-op",), ("read",), ()) else []
         if actions == ("forget",):
-            fields = [FieldChange("(terraform)", "managed", "forgotten: removed from state, not destroyed")]
+            fields = [FieldChange(FORGET_FIELD, "managed", "forgotten: removed from state, not destroyed")]
+        if importing is not None:
+            # the object exists already: apply adds it to the state (and updates it if the
+            # configuration says otherwise); nothing is created
+            fields = [FieldChange(IMPORT_FIELD, None, _import_label(importing)), *fields]
+        if moved_from is not None:
+            fields = [FieldChange(MOVE_FIELD, moved_from, address), *fields]
         changes.append(ResourceChange(address, kind, address, action, fields, module))
         canonical.append([address, list(actions), rc.get("action_reason"), to_jsonable(before), to_jsonable(after),
-                          change.get("replace_paths")])
+                          change.get("replace_paths"), moved_from, importing])
     output_fields: list[FieldChange] = []
     output_actions: set[str] = set()
     for name, change in sorted((doc.get("output_changes") or {}).items()):
@@ -196,6 +214,24 @@ def parse(doc: dict[str, Any], redactor: Redactor) -> TfPlan:
     blob = json.dumps(canonical, sort_keys=True, default=str)
     return TfPlan(changes, drift, desired, live, hashlib.sha256(blob.encode()).hexdigest(),
                   bool(doc.get("applyable", True)), bool(doc.get("errored", False)), outputs)
+
+
+def _import_label(importing: Any) -> str:
+    if isinstance(importing, dict) and importing.get("id"):
+        return f"import id {importing['id']}"
+    return "imported"
+
+
+def state_only(change: ResourceChange) -> str | None:
+    """``move``, ``import`` or ``forget`` when the change only rewrites Terraform's state."""
+    paths = {f.path for f in change.fields}
+    if FORGET_FIELD in paths:
+        return "forget"
+    if IMPORT_FIELD in paths:
+        return "import"
+    if MOVE_FIELD in paths and paths == {MOVE_FIELD}:
+        return "move"
+    return None
 
 
 def stale_salted(content_id: str, serial: int | None, lineage: str | None) -> str:

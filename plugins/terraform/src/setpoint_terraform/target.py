@@ -14,7 +14,7 @@ import zipfile
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from setpoint.api import (
     Action,
@@ -35,8 +35,10 @@ from setpoint.errors import PermanentError, RenderError
 from setpoint.secrets import iter_secrets, scrub
 from setpoint_terraform import planjson, snapshot
 from setpoint_terraform.binary import StalePlan, Terraform, build_env, find_binary
+from setpoint_terraform.heldplans import HeldPlans, TamperedPlan
 from setpoint_terraform.memory import MEMORY_KEY, Memory
 from setpoint_terraform.planjson import OUTPUTS_KEY, Redactor, TfPlan
+from setpoint_terraform.progress import ApplyProgress
 from setpoint_terraform.settings import TerraformSettings
 from setpoint_terraform.snapshot import ModuleSnapshot
 from setpoint_terraform.workdir import WorkDir, _private_dir
@@ -44,8 +46,7 @@ from setpoint_terraform.workdir import WorkDir, _private_dir
 #: Diagnostics that mean the working directory needs ``init`` again (someone cleaned the cache).
 _NEEDS_INIT = ("initialization required", "module not installed", "missing required provider",
                "inconsistent dependency lock file", "required plugins are not installed")
-#: How many reviewed plan files to keep for approval.
-KEEP_PINNED = 8
+_PAST = {"move": "moved", "import": "imported", "forget": "forgot"}
 
 
 @dataclass
@@ -76,6 +77,7 @@ class TerraformTarget(TargetDriver):
         # a setpoint.json from an older version moves into setpoint's state store once
         context.memory.adopt_file(MEMORY_KEY, self.workdir.base / "setpoint.json")
         self.memory = Memory.load(context.memory)
+        self.held_plans = HeldPlans(self.workdir.base / "plans")
         self._tf: Terraform | None = None
         self._version: str | None = None
         self._plans: Path | None = None
@@ -184,6 +186,7 @@ class TerraformTarget(TargetDriver):
             self.memory.synced_digest, self.memory.serial, self.memory.lineage = snap.digest, serial, lineage
             self.memory.stale_ids = []
             self.memory.save(self.context.memory)
+            self.held_plans.clear_refusal()
         self._fill(desired, self._last, snap)
         return Live(dict(tfplan.live), {"serial": serial})
 
@@ -272,8 +275,8 @@ class TerraformTarget(TargetDriver):
             if destroys:
                 reasons.append(f"apply_policy is no-destroy and the plan destroys or replaces {', '.join(destroys)}")
         if self.memory.stale_ids and reasons:
-            reasons.append("this is a new plan: terraform refused the previously approved plan as stale "
-                           "because the state changed after it was reviewed")
+            why = self.held_plans.last_refusal() or "the state changed after it was reviewed"
+            reasons.append(f"this is a new plan: setpoint refused the previously approved plan as stale: {why}")
         if not reasons:
             return None
         self._pin(plan.id)
@@ -282,16 +285,39 @@ class TerraformTarget(TargetDriver):
         return self._held
 
     def _pin(self, plan_id: str) -> None:
-        """Keep the reviewed plan file: an approval of this id applies exactly this file."""
+        """Keep the reviewed plan file in the state folder: an approval of this id applies exactly
+        this file, also after a restart (``setpoint approve`` then ``setpoint sync``)."""
         observed = self._last
-        if observed is None or self._plans is None:
+        if observed is None or not observed.path.exists():
             return
-        pinned = self._plans / f"held-{plan_id}.tfplan"
-        if not pinned.exists():
-            shutil.copyfile(observed.path, pinned)
-            kept = sorted(self._plans.glob("held-*.tfplan"), key=lambda p: p.stat().st_mtime)
-            for old in kept[:-KEEP_PINNED]:
-                old.unlink(missing_ok=True)
+        self.held_plans.pin(plan_id, observed.path, content_id=observed.tfplan.content_id, serial=observed.serial,
+                            lineage=observed.lineage, snapshot_digest=observed.digest)
+
+    def _reviewed_file(self, plan: Plan, observed: Observed) -> Path:
+        """The saved file to apply for ``plan``: the reviewed one when it was pinned, after checking
+        it is intact and still made against the current state and module (else refused as stale)."""
+        try:
+            pinned = self.held_plans.get(plan.id)
+        except TamperedPlan as exc:
+            self._refuse(plan, f"{exc}; it is not applied")
+        if pinned is None:
+            return observed.path
+        reason = pinned.stale_reason(observed.serial, observed.lineage, observed.digest)
+        if reason:
+            self._refuse(plan, reason)
+        return self.held_plans.plan_file(plan.id)
+
+    def _refuse(self, plan: Plan, reason: str) -> NoReturn:
+        """A reviewed plan no longer applies: nothing is applied; re-plan, and a plan that needs
+        approval is held again under a new id with this reason."""
+        self.held_plans.discard(plan.id)
+        self.held_plans.note_refusal(reason)
+        self.memory.stale_ids = [*self.memory.stale_ids[-20:], plan.id]
+        self.memory.save(self.context.memory)
+        self._last = None
+        self.context.trigger("terraform:stale-plan")
+        raise StalePlan(f"setpoint refused the saved plan {plan.id} as stale: {reason}. Nothing was applied; "
+                        "setpoint re-plans, and a plan that needs approval is held again under a new id")
 
     # ------------------------------------------------------------------ apply
 
@@ -300,13 +326,15 @@ class TerraformTarget(TargetDriver):
         if observed is None or snap is None:
             raise PermanentError("apply without a plan")
         self._held, self._held_last, self._pending = None, False, []
-        pinned = self._plans / f"held-{plan.id}.tfplan" if self._plans else None
-        path = pinned if pinned is not None and pinned.exists() else observed.path
+        path = self._reviewed_file(plan, observed)
         tf = self.terraform()
         module_dir = self.workdir.materialize(snap)
         args = ["apply", "-input=false", "-no-color", "-json", f"-lock-timeout={self.cfg.lock_timeout:g}s",
                 f"-parallelism={self.cfg.parallelism}", str(path)]
-        result = tf.run(args, module_dir, json_lines=True)
+        resources = sum(1 for c in plan.changes if c.key != OUTPUTS_KEY and not planjson.state_only(c))
+        progress = ApplyProgress(plan.id, resources, lambda line: self.context.logger.info("apply: %s", line),
+                                 self.context.progress)
+        result = tf.run(args, module_dir, json_lines=True, on_message=progress)
         self._outputs = None
         if result.returncode == 0:
             self._apply_error = None
@@ -314,29 +342,37 @@ class TerraformTarget(TargetDriver):
             self.memory.stale_ids = []
             self.memory.serial = self.memory.lineage = None  # set from the re-observe
             self.memory.save(self.context.memory)
-            if pinned is not None:
-                pinned.unlink(missing_ok=True)
-            return ApplyResult([c.key for c in plan.changes], message=f"applied plan {plan.id}")
+            self.held_plans.discard(plan.id)
+            self.held_plans.clear_refusal()
+            return ApplyResult([c.key for c in plan.changes], message=self._applied_message(plan))
         done = {m["hook"]["resource"]["addr"] for m in result.messages
                 if m.get("type") == "apply_complete" and isinstance(m.get("hook"), dict)}
         try:
             tf.fail("apply", result)
         except StalePlan:
-            if pinned is not None:
-                pinned.unlink(missing_ok=True)
-            self.memory.stale_ids = [*self.memory.stale_ids[-20:], plan.id]
-            self.memory.save(self.context.memory)
-            self._last = None
-            self.context.trigger("terraform:stale-plan")
-            raise StalePlan(f"terraform refused the saved plan {plan.id} as stale: the state changed after it was "
-                            "planned (another apply against the same state?). Nothing was applied; setpoint "
-                            "re-plans, and a plan that needs approval is held again under a new id") from None
+            self._refuse(plan, "terraform said the state changed after it was planned (another apply against "
+                               "the same state?)")
         except PermanentError as exc:
+            self.held_plans.discard(plan.id)  # apply changed the state: this file can never apply again
             self._apply_error = scrub(str(exc))
             self._last = None
             failed = {c.key: self._apply_error for c in plan.changes if c.key not in done}
             return ApplyResult([c.key for c in plan.changes if c.key in done], failed, self._apply_error)
         return ApplyResult()  # unreachable: fail() always raises
+
+    def _applied_message(self, plan: Plan) -> str:
+        """``applied plan ID``, naming the changes that only rewrote the state (moves, imports,
+        forgets): they destroyed and created nothing."""
+        counts: dict[str, int] = {}
+        for change in plan.changes:
+            kind = planjson.state_only(change)
+            if kind:
+                counts[kind] = counts.get(kind, 0) + 1
+        if not counts:
+            return f"applied plan {plan.id}"
+        done = ", ".join(f"{_PAST[k]} {n} resource(s)" for k, n in sorted(counts.items()))
+        self.context.logger.info("terraform state only: %s (nothing created or destroyed for them)", done)
+        return f"applied plan {plan.id} ({done} in the state only)"
 
     # ------------------------------------------------------------------ health and outputs
 
