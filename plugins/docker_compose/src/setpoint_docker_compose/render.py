@@ -90,7 +90,7 @@ def render_project(tree: SourceTree, settings: ComposeSettings, cli: ComposeCli,
         kept = _tree_files(tree, root, mounted)
     model = _wrap_secrets(model, tree)
     hashes = _hash(cli, model, stable_project)
-    resources = [*_services(model, hashes), *_networks(model), *_volumes(model)]
+    resources = [*_services(model, hashes, cli.project), *_networks(model), *_volumes(model)]
     project = Project(model, kept, {k: v for k, v in content_paths.items() if v}, str(version))
     return Desired.of(resources, compose=project)
 
@@ -201,7 +201,13 @@ def _hash(cli: ComposeCli, model: dict[str, Any], stable_project: Path) -> dict[
 # --------------------------------------------------------------------------- resources
 
 
-def _services(model: dict[str, Any], hashes: dict[str, str]) -> list[Resource]:
+def image_of(project: str, name: str, service: dict[str, Any]) -> str:
+    """The image a service runs: its ``image:``, or for a ``build:`` service without one the name Compose
+    v2 gives the image it builds, ``<project>-<service>`` (never an empty string: that is drift forever)."""
+    return str(service.get("image") or f"{project}-{name}")
+
+
+def _services(model: dict[str, Any], hashes: dict[str, str], project: str) -> list[Resource]:
     resources = []
     for name, svc in sorted((model.get("services") or {}).items()):
         replicas = replicas_of(svc)
@@ -209,7 +215,7 @@ def _services(model: dict[str, Any], hashes: dict[str, str]) -> list[Resource]:
             raise RenderError(f"docker compose config --hash printed no hash for service {name!r}")
         environment = {k: ("" if v is None else v) for k, v in (svc.get("environment") or {}).items()}
         body: dict[str, Any] = {
-            "image": svc.get("image", ""),
+            "image": image_of(project, name, svc),
             "replicas": replicas,
             "state": "running" if replicas else "none",
             "config": hashes[name],
