@@ -49,11 +49,12 @@ def _state(status: str, health: str | None = None, exit_code: int = 0) -> Contai
     ([], HealthStatus.MISSING),
 ])
 def test_health_rules(containers: list[ContainerState], expected: HealthStatus) -> None:
-    assert service_health(1, "always", containers, crash_looping=False)[0] == expected
+    assert service_health(1, False, containers, crash_looping=False)[0] == expected
 
 
-def test_completed_one_shot_is_healthy() -> None:
-    assert service_health(1, "no", [_state("exited", exit_code=0)], False)[0] == HealthStatus.HEALTHY
+def test_completed_one_shot_is_healthy_a_stopped_service_is_not() -> None:
+    assert service_health(1, True, [_state("exited", exit_code=0)], False)[0] == HealthStatus.HEALTHY
+    assert service_health(1, False, [_state("exited", exit_code=0)], False)[0] == HealthStatus.DEGRADED
 
 
 def _naive_hash(compose: str, project: str, directory: Any) -> str:

@@ -44,11 +44,12 @@ class ContainerState:
     health: str | None  # starting, healthy, unhealthy; None without a healthcheck
     restart_count: int
 
-    def ok(self, restart_policy: str) -> bool:
-        """Running, being restarted by Docker (a health matter), or a one-shot that completed."""
+    def ok(self, one_shot: bool) -> bool:
+        """Running, being restarted by Docker (a health matter), or a one-shot job that completed.
+        A long-running service that exited 0 (``docker stop`` of redis or nginx) is stopped, not done."""
         if self.status in ("running", "restarting"):
             return True
-        return self.status == "exited" and self.exit_code == 0 and restart_policy in ("no", "on-failure", "")
+        return one_shot and self.status == "exited" and self.exit_code == 0
 
 
 @dataclass(frozen=True)
@@ -165,12 +166,12 @@ class Observer:
 
     def _service(self, client: Any, name: str, members: list[_Container], want: Resource | None,
                  project: Project | None) -> Resource:
-        restart = (want.meta.get("restart", "no") if want else "no") or "no"
+        one_shot = bool(want.meta.get("one_shot")) if want else False
         states = [c.state for c in members]
         body: dict[str, Any] = {
             "image": self._image(client, members, want),
             "replicas": len(members),
-            "state": _summary(states, restart),
+            "state": _summary(states, one_shot),
             "config": _config(members, want),
         }
         desired_env = want.body.get("environment", {}) if want else {}
@@ -179,7 +180,7 @@ class Observer:
             body["content"] = self._content(name, members, want, project)
         if want is not None:
             body = wrap_like(body, want.body)
-        meta = {"containers": states, "restart": restart}
+        meta = {"containers": states, "one_shot": one_shot}
         return Resource(service_key(name), "Service", name, body, meta=meta)
 
     def _image(self, client: Any, members: list[_Container], want: Resource | None) -> str:
@@ -259,10 +260,10 @@ def _state(name: str, cid: str, attrs: dict[str, Any]) -> ContainerState:
                           int(attrs.get("RestartCount") or 0))
 
 
-def _summary(states: list[ContainerState], restart: str) -> str:
+def _summary(states: list[ContainerState], one_shot: bool) -> str:
     if not states:
         return "none"
-    bad = [s.status if s.status != "exited" else f"exited ({s.exit_code})" for s in states if not s.ok(restart)]
+    bad = [s.status if s.status != "exited" else f"exited ({s.exit_code})" for s in states if not s.ok(one_shot)]
     if not bad:
         return "running"
     counts: dict[str, int] = defaultdict(int)
