@@ -395,15 +395,31 @@ class Reconciler:
         try:
             result = driver.apply(plan, desired)
         except Exception as exc:  # noqa: BLE001
+            self._claim_attempted(run, plan, desired, inventory, set())
             self._record_apply(run, plan, [], {c.key: safe_error(exc) for c in plan.changes}, time.monotonic() - started)
             raise StageError("apply", exc) from exc
         applied = set(result.applied) if result.applied or result.failed else {c.key for c in plan.changes}
         with self.store.batch():
+            self._claim_attempted(run, plan, desired, inventory, applied)
             self._record_result(run, plan, desired, revert, result, applied, time.monotonic() - started)
         if result.failed:
-            raise StageError("apply", SetpointError(
-                "; ".join(f"{k}: {v}" for k, v in sorted(result.failed.items()))))
+            raise StageError("apply", SetpointError(_failures(result.failed)))
         return True
+
+    def _claim_attempted(self, run: Run, plan: Plan, desired: Desired, inventory: dict[str, InventoryItem],
+                         applied: set[str]) -> None:
+        """A creation that failed may still have created something (a container created, then not
+        started): it is setpoint's from that moment, so it enters the inventory and is pruned if it
+        leaves Git. Its digest is empty, so the next pass treats the difference as a deploy still to
+        do, never as drift."""
+        claims = [InventoryItem(c.key, desired.resources[c.key].kind, desired.resources[c.key].name,
+                                desired.resources[c.key].namespace, "", run.revision.sha if run.revision else "",
+                                time.time())
+                  for c in plan.changes
+                  if c.action != Action.DELETE and c.key not in applied and c.key not in inventory
+                  and c.key in desired.resources]
+        if claims:
+            self.store.update_inventory(self.name, claims, [])
 
     def _record_result(self, run: Run, plan: Plan, desired: Desired, revert: list[ResourceChange],
                        result: Any, applied: set[str], duration: float) -> None:
@@ -540,3 +556,11 @@ class Reconciler:
         self.store.save_status(self.name, self.runner.target.kind, data)
         self.runner.saved_status, self.runner.saved_at = stable, now
 
+
+def _failures(failed: dict[str, str]) -> str:
+    """One line per distinct reason, naming its resources: one command that failed for nine
+    resources (a ``compose up``, a ``terraform apply``) is reported once, not nine times."""
+    by_reason: dict[str, list[str]] = {}
+    for key, reason in sorted(failed.items()):
+        by_reason.setdefault(reason, []).append(key)
+    return "; ".join(f"{', '.join(keys)}: {reason}" for reason, keys in by_reason.items())
