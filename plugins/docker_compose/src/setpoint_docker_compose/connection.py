@@ -17,7 +17,7 @@ UNREACHABLE = (DockerException, RequestException, ConnectionError, TimeoutError,
 
 
 def make_client(settings: ComposeSettings, timeout: float = 30) -> Any:
-    host = settings.docker_host()
+    host = settings.connect_host()
     tls: TLSConfig | bool = False
     if settings.tls is not None:
         path = settings.tls.cert_path
@@ -25,8 +25,18 @@ def make_client(settings: ComposeSettings, timeout: float = 30) -> Any:
                         ca_cert=str(path / "ca.pem") if settings.tls.verify else None,
                         verify=str(path / "ca.pem") if settings.tls.verify else False)
     try:
-        # ssh:// goes through the system's ssh client (keys and known_hosts as for `docker -H ssh://`)
-        return docker.DockerClient(base_url=host, tls=tls, timeout=int(timeout),
-                                   use_ssh_client=host.startswith("ssh://"))
+        # ssh:// goes through the system's ssh client (keys and known_hosts as for `docker -H ssh://`,
+        # or the files of the target's ssh: settings, see sshhost.py)
+        if settings.tls is None:
+            return docker.DockerClient(base_url=host, timeout=int(timeout), use_ssh_client=host.startswith("ssh://"))
+        # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE from the environment override the session's
+        # CA (psf/requests#3829): the host's ca.pem would be ignored and verification fail. So the
+        # client is made without asking the daemon anything, told to ignore the environment, and only
+        # then negotiates the API version (what DockerClient(version="auto") would have done).
+        client = docker.DockerClient(base_url=host, tls=tls, timeout=int(timeout),
+                                     version=docker.constants.MINIMUM_DOCKER_API_VERSION)
+        client.api.trust_env = False
+        client.api._version = client.api.version(api_version=False)["ApiVersion"]  # noqa: SLF001
+        return client
     except UNREACHABLE as exc:
-        raise TemporaryError(f"Docker host {host} is unreachable: {type(exc).__name__}") from None
+        raise TemporaryError(f"Docker host {settings.docker_host()} is unreachable: {type(exc).__name__}") from None
