@@ -178,15 +178,15 @@ def test_fleet_under_run(tmp_path: Path, git_repo: GitRepo, docker_client: Any, 
         try:
             envs["tls"].containers("worker")[0].stop(timeout=1)
             wait_for(lambda: len(envs["tls"].running("worker")) == 1, 20)  # the others are unaffected
-            wait_for(lambda: (_status(config)["ssh"].get("error") or "") != "", 90, step=1)
+            wait_for(lambda: (_status(config)["ssh"].get("last_error") or "") != "", 90, step=1)
             status = _status(config)
-            assert "unreachable" in status["ssh"]["error"] and "127.0.0.1" in status["ssh"]["error"], status["ssh"]
+            assert "unreachable" in status["ssh"]["last_error"] and "127.0.0.1" in status["ssh"]["last_error"], status["ssh"]
             assert status["local"]["sync"] == status["tls"]["sync"] == "Synced"
-            assert not status["local"].get("error") and not status["tls"].get("error")
+            assert not status["local"].get("last_error") and not status["tls"].get("last_error")
         finally:
             _start_sshd()
         envs["ssh"].containers("worker")[0].stop(timeout=1)  # changed while it was away
-        wait_for(lambda: len(envs["ssh"].running("worker")) == 1 and not _status(config)["ssh"].get("error"), 120,
+        wait_for(lambda: len(envs["ssh"].running("worker")) == 1 and not _status(config)["ssh"].get("last_error"), 120,
                  step=1)
         outputs = [log_path.read_text(), json.dumps(_status(config))]
         outputs.append(subprocess.run([sys.executable, "-m", "setpoint.cli", "-c", str(config), "audit", "-o", "json"],
