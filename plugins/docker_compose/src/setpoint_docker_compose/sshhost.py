@@ -7,7 +7,8 @@ and puts, first on ``PATH``, a small ``ssh`` wrapper that adds ``-F <the alias's
 only when, one of its arguments is such an alias; every other ``ssh`` (Git's, a user's) runs
 unchanged. The alias's config names the real host, the identity file (``IdentitiesOnly``) and the
 known_hosts file with ``StrictHostKeyChecking yes``: an unknown or changed host key fails the
-connection, it is never accepted. The config holds paths only, never key material.
+connection, it is never accepted; sessions share one master connection per host (``ControlMaster``,
+socket in the same private directory). The config holds paths only, never key material.
 """
 
 from __future__ import annotations
@@ -62,9 +63,13 @@ def aliased_host(host: str, identity_file: Path, known_hosts_file: Path) -> str:
     config = (f"Host {alias}\n  HostName {parts.hostname}\n  IdentityFile {identity_file}\n  IdentitiesOnly yes\n"
               f"  UserKnownHostsFile {known_hosts_file}\n  GlobalKnownHostsFile /dev/null\n"
               "  StrictHostKeyChecking yes\n  BatchMode yes\n  ConnectTimeout 10\n  ServerAliveInterval 15\n"
-              "  ServerAliveCountMax 2\n")
+              "  ServerAliveCountMax 2\n"
+              # Docker's client opens one ssh session per HTTP connection: a shared master connection
+              # turns each of them into a channel (milliseconds) instead of a full handshake
+              f"  ControlMaster auto\n  ControlPath {{directory}}/cm-%C\n  ControlPersist 60\n")
     with _lock:
         directory = _wrapper_dir()
+        config = config.replace("{directory}", str(directory))
         target = directory / f"{alias}.conf"
         if not target.exists() or target.read_text() != config:
             tmp = directory / f".{alias}.tmp"
