@@ -88,6 +88,7 @@ def test_unknown_host_key_is_refused(tmp_path: Path, git_repo: GitRepo, ssh_dock
     try:
         out = engine.reconcile("app")
         assert out.sync != SyncStatus.SYNCED and out.error and "unreachable" in out.error, out.error
+        assert "Host key verification failed" in out.error, out.error
         assert not env.containers()
         assert empty.read_text() == "", "the host key was not written into known_hosts"
     finally:
@@ -109,10 +110,20 @@ def _sshd_pidfile() -> Path:
     return Path(services_env()["SETPOINT_DHOSTS_SSHD_CONFIG"]).parent / "sshd.pid"
 
 
+def _descendants(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    children = [int(p) for p in out.split()]
+    return [d for c in children for d in (c, *_descendants(c))]
+
+
 def _stop_sshd() -> None:
+    """sshd and every connection it serves (each one's monitor and session processes) go away."""
     pid = int(_sshd_pidfile().read_text())
-    subprocess.run(["pkill", "-TERM", "-P", str(pid)], check=False)  # its sessions: children of this sshd
-    os.kill(pid, signal.SIGTERM)
+    for proc in [pid, *_descendants(pid)]:
+        try:
+            os.kill(proc, signal.SIGKILL if proc != pid else signal.SIGTERM)
+        except ProcessLookupError:
+            pass
     wait_for(lambda: not _alive(pid), 10)
 
 

@@ -11,12 +11,15 @@ from requests.exceptions import RequestException
 
 from setpoint.errors import TemporaryError
 from setpoint_docker_compose.settings import ComposeSettings
+from setpoint_docker_compose.sshhost import api_socket
 
 #: Errors that mean "the host did not answer", which mark only this target as failing (retried).
 UNREACHABLE = (DockerException, RequestException, ConnectionError, TimeoutError, OSError)
 
 
 def make_client(settings: ComposeSettings, timeout: float = 30) -> Any:
+    if settings.docker_host().startswith("ssh://"):
+        return _ssh_client(settings, timeout)
     host = settings.connect_host()
     tls: TLSConfig | bool = False
     if settings.tls is not None:
@@ -40,3 +43,16 @@ def make_client(settings: ComposeSettings, timeout: float = 30) -> Any:
         return client
     except UNREACHABLE as exc:
         raise TemporaryError(f"Docker host {settings.docker_host()} is unreachable: {type(exc).__name__}") from None
+
+
+def _ssh_client(settings: ComposeSettings, timeout: float) -> Any:
+    """A client on the local relay to the ssh host (sshrelay.py: connections kept alive)."""
+    ssh = settings.ssh
+    url, relay = api_socket(settings.docker_host(), ssh.identity_file if ssh else None,
+                            ssh.known_hosts_file if ssh else None)
+    try:
+        return docker.DockerClient(base_url=url, timeout=int(timeout))
+    except UNREACHABLE as exc:
+        detail = f" ({relay.last_error})" if relay.last_error else ""
+        raise TemporaryError(f"Docker host {settings.docker_host()} is unreachable: {type(exc).__name__}{detail}") \
+            from None

@@ -19,22 +19,28 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from setpoint.errors import PermanentError
 
+if TYPE_CHECKING:
+    from setpoint_docker_compose.sshrelay import SshRelay
+
 _lock = threading.Lock()
 _dir: Path | None = None
+_real_ssh = "ssh"
 ALIAS_PREFIX = "setpoint-dh-"
 
 
 def _wrapper_dir() -> Path:
     """The process's wrapper directory, created once and put first on PATH."""
-    global _dir
+    global _dir, _real_ssh
     if _dir is None:
         real = shutil.which("ssh")
         if real is None:
             raise PermanentError("ssh:// Docker hosts need the OpenSSH client (`ssh`) on PATH")
+        _real_ssh = real
         path = Path(tempfile.mkdtemp(prefix="setpoint-ssh-"))
         path.chmod(0o700)
         wrapper = path / "ssh"
@@ -66,7 +72,9 @@ def aliased_host(host: str, identity_file: Path, known_hosts_file: Path) -> str:
               "  ServerAliveCountMax 2\n"
               # Docker's client opens one ssh session per HTTP connection: a shared master connection
               # turns each of them into a channel (milliseconds) instead of a full handshake
-              f"  ControlMaster auto\n  ControlPath {{directory}}/cm-%C\n  ControlPersist 60\n")
+              # one master per alias, never per host (%C): a target with another key or known_hosts
+              # file must not ride on a connection whose host key was checked against a different file
+              f"  ControlMaster auto\n  ControlPath {{directory}}/cm-{alias}\n  ControlPersist 60\n")
     with _lock:
         directory = _wrapper_dir()
         config = config.replace("{directory}", str(directory))
@@ -79,3 +87,27 @@ def aliased_host(host: str, identity_file: Path, known_hosts_file: Path) -> str:
     user = f"{parts.username}@" if parts.username else ""
     port = f":{parts.port}" if parts.port else ""
     return f"ssh://{user}{alias}{port}"
+
+
+def api_socket(host: str, identity_file: Path | None, known_hosts_file: Path | None) -> tuple[str, SshRelay]:
+    """``unix://`` of a local relay to ``host`` for Docker's Python client (sshrelay.py), and the relay."""
+    from setpoint_docker_compose.sshrelay import relay_for
+
+    if identity_file is not None and known_hosts_file is not None:
+        host = aliased_host(host, identity_file, known_hosts_file)
+    parts = urlsplit(host)
+    if not parts.hostname:
+        raise PermanentError(f"cannot read a host name from {host!r}")
+    with _lock:
+        directory = _wrapper_dir()
+    argv = [_real_ssh]
+    if parts.hostname.startswith(ALIAS_PREFIX):
+        argv += ["-F", str(directory / f"{parts.hostname}.conf")]
+    if parts.username:
+        argv += ["-l", parts.username]
+    if parts.port:
+        argv += ["-p", str(parts.port)]
+    argv += ["--", parts.hostname]
+    name = "relay-" + hashlib.sha256(host.encode()).hexdigest()[:16]
+    relay = relay_for(name, argv, directory)
+    return f"unix://{relay.path}", relay
