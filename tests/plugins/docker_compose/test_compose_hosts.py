@@ -213,7 +213,51 @@ def test_fleet_under_run(tmp_path: Path, git_repo: GitRepo, docker_client: Any, 
             proc.kill()
             proc.wait()
         log.close()
-        if not _alive(int(_sshd_pidfile().read_text() or 0)):
+        try:
+            running = _alive(int(_sshd_pidfile().read_text()))
+        except (OSError, ValueError):
+            running = False
+        if not running:
             _start_sshd()
         for env in envs.values():
             env.cleanup()
+
+
+def test_tls_engine_stopped_and_back(tmp_path: Path, git_repo: GitRepo, docker_client: Any,
+                                     tls_docker_host: DockerHost, compose_bin: str, test_image: str) -> None:
+    """The engine itself goes away: only its target fails, naming the host; it recovers once the
+    engine is back (restarted by dev/services, as an operator would restart dockerd)."""
+    local = ComposeEnv(tmp_path, git_repo, docker_client, compose_bin, project=f"spdh-{uuid.uuid4().hex[:8]}")
+    remote = _remote_env(tmp_path, git_repo, tls_docker_host, compose_bin)
+    files: dict[str, str | bytes] = {}
+    for name in ("local", "tls"):
+        files[f"{name}/compose.yaml"] = two_services(test_image)
+        files[f"{name}/app.env"] = "MODE=blue\n"
+    git_repo.commit(files, "two hosts")
+    engine = local.engine(local.target(name="local", path="local", self_heal=True),
+                          remote.target(name="tls", path="tls", self_heal=True,
+                                        docker_compose=tls_docker_host.settings))
+    pidfile = Path(tls_docker_host.admin.removeprefix("unix://")).parent / "dockerd.pid"
+    try:
+        assert engine.reconcile("local").sync == engine.reconcile("tls").sync == SyncStatus.SYNCED
+        pid = int(pidfile.read_text())
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: not _alive(pid), 60)
+        out = engine.reconcile("tls")
+        assert out.error and "unreachable" in out.error and tls_docker_host.host in out.error, out.error
+        local.containers("worker")[0].stop(timeout=1)
+        out = engine.reconcile("local")
+        assert (out.sync, out.error) == (SyncStatus.SYNCED, None) and len(local.running("worker")) == 1
+    finally:
+        subprocess.run([str(Path(__file__).resolve().parents[3] / "dev" / "services"), "up", "docker-hosts"],
+                       capture_output=True, timeout=300, check=False)
+    try:
+        remote.docker.close()
+        remote.docker = tls_docker_host.client()
+        wait_for(lambda: engine.reconcile("tls").sync == SyncStatus.SYNCED, 60, step=1)
+        assert len(remote.running("worker")) == 1 and len(remote.running("web")) == 1
+    finally:
+        engine.close()
+        local.cleanup()
+        remote.cleanup()
+        remote.docker.close()

@@ -10,6 +10,7 @@ mounted files on the host).
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import defaultdict
 from collections.abc import Collection
@@ -79,8 +80,9 @@ class Observer:
     daemon reports the image id instead of the reference once the reference resolves elsewhere.
     """
 
-    def __init__(self, project: str, key: bytes, stable_root: Path) -> None:
+    def __init__(self, project: str, key: bytes, stable_root: Path, host: str = "") -> None:
         self.project = project
+        self.host = host  # as configured, for messages
         self.key = key
         self.stable_root = stable_root
         self._config: dict[str, dict[str, Any]] = {}  # container id -> its inspected Config
@@ -113,7 +115,8 @@ class Observer:
             with self._touched_lock:  # not looked at after all: the next observe must
                 self._touched |= touched
             if isinstance(exc, UNREACHABLE):
-                raise TemporaryError(f"Docker host unreachable: {type(exc).__name__}: {str(exc)[:200]}") from None
+                host = f"Docker host {self.host}" if self.host else "Docker host"
+                raise TemporaryError(f"{host} is unreachable: {unreachable_reason(exc)}") from None
             raise
         self._forget_except({c.id for c in containers})
         by_service: dict[str, list[_Container]] = defaultdict(list)
@@ -236,6 +239,16 @@ class Observer:
 
 #: Image ids are content addresses, so their environments never go stale; the bound only caps memory.
 _IMAGE_CACHE_SIZE = 256
+
+
+def unreachable_reason(exc: BaseException) -> str:
+    """The operating system's reason inside a client error ("Connection refused"), else its type:
+    requests wraps it in a long message holding the request URL."""
+    text = str(exc)
+    match = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    if match:
+        return f"{type(exc).__name__}: {match[1].strip()}"
+    return f"{type(exc).__name__}: {text[:160]}" if text else type(exc).__name__
 
 
 def _image_id(client: Any, ref: str) -> str | None:

@@ -49,7 +49,8 @@ class DockerComposeTarget(TargetDriver):
         self._client_lock = threading.Lock()
         self._watcher: EventWatcher | None = None
         self._last_live: Live | None = None
-        self._observer = Observer(self.project, content_key(context.state_dir), self.stable_root)
+        self._observer = Observer(self.project, content_key(context.state_dir), self.stable_root,
+                                  self.settings_.docker_host())
         self._restarts_file = context.state_dir / "restarts.json"
         self._restarts: dict[str, list[float]] = self._load_restarts()
         self._crash_looping: set[str] = set()
