@@ -7,9 +7,10 @@
 #   tls engine  a third dockerd on tcp://127.0.0.1:$DHOSTS_TLS_PORT with mutual TLS (a CA, a server and a
 #               client certificate made here with openssl).
 # Both engines get the local test images (docker save | docker load from the shared engine) and run
-# with a bridge of their own (made here), --iptables=false and their own address pools, so they touch
-# neither docker0 nor the shared engine's iptables rules. Never --bridge=none: a dockerd started with
-# it deletes the docker0 interface, cutting off the shared engine's default-bridge containers.
+# with a bridge of their own (made here) and --iptables=false, so they touch neither docker0 nor the
+# shared engine's iptables rules. Never --bridge=none nor --default-address-pool: with either, dockerd
+# deletes the docker0 interface (see dhosts_engine), cutting off the shared engine's default-bridge
+# containers.
 # shellcheck shell=bash
 
 DHOSTS_RUN=$SETPOINT_RUN/docker-hosts
@@ -47,10 +48,14 @@ dhosts_start() {
 }
 
 # dhosts_engine NAME NET [DOCKERD ARGS...]: a dockerd with its own data, exec root, socket, pid file and
-# default bridge (spdh-NAME, NET.255.1/24); Compose networks come from NET.0.0/17.
+# default bridge (spdh-NAME, NET.255.1/24). No --default-address-pool: a dockerd started with one
+# (and without live-restore) deletes the interface named docker0 whenever it replaces its stored
+# default network, i.e. on every restart, whatever its own bridge is called (moby 20.10
+# initNetworkController); its Compose networks come from Docker's default pools, which skip
+# subnets already routed on this machine (the shared engine's).
 dhosts_engine() {
   local name=$1 net=$2; shift 2
-  local dir=$DHOSTS_RUN/$name bridge=spdh-$1
+  local dir=$DHOSTS_RUN/$name bridge=spdh-$name
   mkdir -p "$dir"
   chmod 755 "$dir"
   if dhosts_ping "$name"; then log "docker-hosts: $name engine already running"; return 0; fi
@@ -63,8 +68,7 @@ dhosts_engine() {
   rm -f "$dir/docker.sock"
   setsid dockerd --host "unix://$dir/docker.sock" "$@" \
     --data-root "$dir/data-$driver" --exec-root "$dir/exec" --pidfile "$dir/dockerd.pid" \
-    --storage-driver "$driver" --bridge "$bridge" --iptables=false --ip-masq=false \
-    --default-address-pool "base=$net.0.0/17,size=24" --log-level warn \
+    --storage-driver "$driver" --bridge "$bridge" --iptables=false --ip-masq=false --log-level warn \
     </dev/null >"$dir/dockerd.log" 2>&1 9>&- &
   local pid=$!
   local deadline=$(( $(now) + ${SETPOINT_DOCKER_TIMEOUT:-60} ))
