@@ -14,6 +14,7 @@ terraform      terraform_bin, terraform_env, tf_cli_config, tf_provider,   dev/s
                tf_workdir
 sops           sops_env                                                    dev/services up sops
 helm           helm_bin                                                    dev/services up helm
+docker_hosts   ssh_docker_host, tls_docker_host                            dev/services up docker-hosts
 =============  ==========================================================  ===============================
 
 A test that uses one of these fixtures gets the service's marker automatically, and a test that carries a
@@ -39,7 +40,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVICES_SCRIPT = REPO_ROOT / "dev" / "services"
 
-SERVICES = ("docker", "kubernetes", "terraform", "sops", "helm")
+SERVICES = ("docker", "kubernetes", "terraform", "sops", "helm", "docker_hosts")
 
 # fixture name -> the service it needs (used to add the marker automatically)
 FIXTURE_SERVICE = {
@@ -60,6 +61,8 @@ FIXTURE_SERVICE = {
     "tf_workdir": "terraform",
     "sops_env": "sops",
     "helm_bin": "helm",
+    "ssh_docker_host": "docker_hosts",
+    "tls_docker_host": "docker_hosts",
 }
 
 
@@ -68,7 +71,7 @@ def in_ci() -> bool:
 
 
 def start_command(service: str) -> str:
-    return f"dev/services up {service}"
+    return f"dev/services up {service.replace('_', '-')}"
 
 
 def service_unavailable(service: str, reason: str) -> None:
@@ -201,7 +204,36 @@ def _check_helm() -> str | None:
     return None
 
 
+def _check_docker_hosts() -> str | None:
+    reason = _check_docker()
+    if reason is not None:
+        return reason
+    import docker
+
+    for kind in ("SSH", "TLS"):
+        sock = _env(f"SETPOINT_DHOSTS_{kind}_SOCK")
+        if not sock:
+            return f"SETPOINT_DHOSTS_{kind}_SOCK is not set"
+        try:
+            client = docker.DockerClient(base_url=sock, timeout=10)
+            client.ping()
+            client.close()
+        except Exception as e:  # noqa: BLE001
+            return f"the {kind.lower()} Docker host's engine does not answer on {sock} ({type(e).__name__})"
+    host = _env("SETPOINT_DHOSTS_SSH_HOST") or ""
+    key, known = _env("SETPOINT_DHOSTS_SSH_KEY") or "", _env("SETPOINT_DHOSTS_SSH_KNOWN_HOSTS") or ""
+    port = host.rsplit(":", 1)[-1]
+    user_at = host.removeprefix("ssh://").rsplit(":", 1)[0]
+    proc = subprocess.run(["ssh", "-F", "none", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                           "-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=yes", "-p", port,
+                           user_at, "true"], capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        return f"sshd of the ssh Docker host does not accept the test key ({proc.stderr.decode()[-200:].strip()})"
+    return None
+
+
 _CHECKERS = {
+    "docker_hosts": _check_docker_hosts,
     "docker": _check_docker,
     "kubernetes": _check_kubernetes,
     "terraform": _check_terraform,
@@ -289,6 +321,43 @@ def compose_v5_bin() -> str:
             pytest.fail(reason, pytrace=False)
         pytest.skip(reason)
     return path
+
+
+@dataclass(frozen=True)
+class DockerHost:
+    """A remote Docker host of ``dev/services up docker-hosts``: how setpoint reaches it (``host``,
+    ``settings`` for the target's docker_compose block) and the engine's own unix socket (``admin``),
+    for tests to look at and break things behind setpoint's back."""
+
+    kind: str  # ssh or tls
+    host: str
+    settings: dict[str, Any]
+    admin: str
+
+    def client(self) -> Any:
+        import docker
+
+        return docker.DockerClient(base_url=self.admin, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def ssh_docker_host() -> DockerHost:
+    """The engine behind OpenSSH: key-only user, its own host key, a known_hosts file (strict)."""
+    require_service("docker_hosts")
+    return DockerHost("ssh", str(_env("SETPOINT_DHOSTS_SSH_HOST")),
+                      {"host": _env("SETPOINT_DHOSTS_SSH_HOST"),
+                       "ssh": {"identity_file": _env("SETPOINT_DHOSTS_SSH_KEY"),
+                               "known_hosts_file": _env("SETPOINT_DHOSTS_SSH_KNOWN_HOSTS")}},
+                      str(_env("SETPOINT_DHOSTS_SSH_SOCK")))
+
+
+@pytest.fixture(scope="session")
+def tls_docker_host() -> DockerHost:
+    """The engine on tcp://127.0.0.1 with mutual TLS (client certificates in Docker's layout)."""
+    require_service("docker_hosts")
+    return DockerHost("tls", str(_env("SETPOINT_DHOSTS_TLS_HOST")),
+                      {"host": _env("SETPOINT_DHOSTS_TLS_HOST"), "tls": {"cert_path": _env("SETPOINT_DHOSTS_TLS_CERTS")}},
+                      str(_env("SETPOINT_DHOSTS_TLS_SOCK")))
 
 
 @dataclass
@@ -498,6 +567,7 @@ SOPS_VECTORS = REPO_ROOT / "tests" / "data" / "sops-vectors"
 
 __all__ = [
     "ComposeProject",
+    "DockerHost",
     "SopsEnv",
     "TfProvider",
     "in_ci",
