@@ -235,7 +235,7 @@ def test_one_shot_job_declared_by_label(compose_env: ComposeEnv, test_image: str
         time.sleep(1)
         out = engine.reconcile("app")
         assert [c.key for c in out.drift] == ["service/stopped"], out
-        assert "migrate" not in (engine.store.status("app").get("health_message") or "")
+        assert "migrate" not in engine.store.status("app").health_message
     finally:
         engine.close()
 
