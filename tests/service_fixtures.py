@@ -16,6 +16,7 @@ sops           sops_env                                                    dev/s
 helm           helm_bin                                                    dev/services up helm
 ansible        ansible_hosts                                               dev/services up ansible-hosts
 tofu           tofu_bin (OpenTofu, for the terraform plugin suite)         dev/services up tofu
+docker_hosts   ssh_docker_host, tls_docker_host                            dev/services up docker-hosts
 =============  ==========================================================  ===============================
 
 A test that uses one of these fixtures gets the service's marker automatically, and a test that carries a
@@ -41,7 +42,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVICES_SCRIPT = REPO_ROOT / "dev" / "services"
 
-SERVICES = ("docker", "kubernetes", "terraform", "sops", "helm", "ansible", "tofu")
+SERVICES = ("docker", "kubernetes", "terraform", "sops", "helm", "ansible", "tofu", "docker_hosts")
 
 # fixture name -> the service it needs (used to add the marker automatically)
 FIXTURE_SERVICE = {
@@ -64,6 +65,8 @@ FIXTURE_SERVICE = {
     "helm_bin": "helm",
     "ansible_hosts": "ansible",
     "tofu_bin": "tofu",
+    "ssh_docker_host": "docker_hosts",
+    "tls_docker_host": "docker_hosts",
 }
 
 
@@ -72,7 +75,7 @@ def in_ci() -> bool:
 
 
 def start_command(service: str) -> str:
-    return f"dev/services up {'ansible-hosts' if service == 'ansible' else service}"
+    return f"dev/services up {'ansible-hosts' if service == 'ansible' else service.replace('_', '-')}"
 
 
 def service_unavailable(service: str, reason: str) -> None:
@@ -236,10 +239,36 @@ def _check_ansible() -> str | None:
                     return f"{host} does not speak SSH"
         except OSError as e:
             return f"no SSH server answers on {host} ({e})"
+def _check_docker_hosts() -> str | None:
+    reason = _check_docker()
+    if reason is not None:
+        return reason
+    import docker
+
+    for kind in ("SSH", "TLS"):
+        sock = _env(f"SETPOINT_DHOSTS_{kind}_SOCK")
+        if not sock:
+            return f"SETPOINT_DHOSTS_{kind}_SOCK is not set"
+        try:
+            client = docker.DockerClient(base_url=sock, timeout=10)
+            client.ping()
+            client.close()
+        except Exception as e:  # noqa: BLE001
+            return f"the {kind.lower()} Docker host's engine does not answer on {sock} ({type(e).__name__})"
+    host = _env("SETPOINT_DHOSTS_SSH_HOST") or ""
+    key, known = _env("SETPOINT_DHOSTS_SSH_KEY") or "", _env("SETPOINT_DHOSTS_SSH_KNOWN_HOSTS") or ""
+    port = host.rsplit(":", 1)[-1]
+    user_at = host.removeprefix("ssh://").rsplit(":", 1)[0]
+    proc = subprocess.run(["ssh", "-F", "none", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                           "-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=yes", "-p", port,
+                           user_at, "true"], capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        return f"sshd of the ssh Docker host does not accept the test key ({proc.stderr.decode()[-200:].strip()})"
     return None
 
 
 _CHECKERS = {
+    "docker_hosts": _check_docker_hosts,
     "docker": _check_docker,
     "kubernetes": _check_kubernetes,
     "terraform": _check_terraform,
@@ -329,6 +358,43 @@ def compose_v5_bin() -> str:
             pytest.fail(reason, pytrace=False)
         pytest.skip(reason)
     return path
+
+
+@dataclass(frozen=True)
+class DockerHost:
+    """A remote Docker host of ``dev/services up docker-hosts``: how setpoint reaches it (``host``,
+    ``settings`` for the target's docker_compose block) and the engine's own unix socket (``admin``),
+    for tests to look at and break things behind setpoint's back."""
+
+    kind: str  # ssh or tls
+    host: str
+    settings: dict[str, Any]
+    admin: str
+
+    def client(self) -> Any:
+        import docker
+
+        return docker.DockerClient(base_url=self.admin, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def ssh_docker_host() -> DockerHost:
+    """The engine behind OpenSSH: key-only user, its own host key, a known_hosts file (strict)."""
+    require_service("docker_hosts")
+    return DockerHost("ssh", str(_env("SETPOINT_DHOSTS_SSH_HOST")),
+                      {"host": _env("SETPOINT_DHOSTS_SSH_HOST"),
+                       "ssh": {"identity_file": _env("SETPOINT_DHOSTS_SSH_KEY"),
+                               "known_hosts_file": _env("SETPOINT_DHOSTS_SSH_KNOWN_HOSTS")}},
+                      str(_env("SETPOINT_DHOSTS_SSH_SOCK")))
+
+
+@pytest.fixture(scope="session")
+def tls_docker_host() -> DockerHost:
+    """The engine on tcp://127.0.0.1 with mutual TLS (client certificates in Docker's layout)."""
+    require_service("docker_hosts")
+    return DockerHost("tls", str(_env("SETPOINT_DHOSTS_TLS_HOST")),
+                      {"host": _env("SETPOINT_DHOSTS_TLS_HOST"), "tls": {"cert_path": _env("SETPOINT_DHOSTS_TLS_CERTS")}},
+                      str(_env("SETPOINT_DHOSTS_TLS_SOCK")))
 
 
 @dataclass
@@ -594,6 +660,7 @@ def shared_dir() -> Path:
 __all__ = [
     "AnsibleHosts",
     "ComposeProject",
+    "DockerHost",
     "SopsEnv",
     "TfProvider",
     "in_ci",

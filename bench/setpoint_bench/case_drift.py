@@ -13,6 +13,7 @@ reverts), Flux re-applies every Kustomization interval (10 min in bootstrap).
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -138,13 +139,24 @@ def kubernetes_service_port(ctx: Ctx) -> Row:
 
 def compose(ctx: Ctx) -> Row:
     services.require("docker")
-    base = ctx.scratch("drift-compose")
-    name = f"benchdrift{int(time.time()) % 100000}"
+    return _compose(ctx, "compose: docker stop", {}, None, None)
+
+
+def compose_ssh(ctx: Ctx) -> Row:
+    """The same on a host behind OpenSSH: setpoint's events stream and repair go over SSH."""
+    services.require("docker-hosts")
+    return _compose(ctx, "compose over SSH: docker stop", composedata.ssh_settings(),
+                    os.environ["SETPOINT_DHOSTS_SSH_SOCK"], composedata.ssh_compose_env())
+
+
+def _compose(ctx: Ctx, title: str, settings: dict[str, Any], admin: str | None, env: dict[str, str] | None) -> Row:
+    base = ctx.scratch("drift-compose" + ("-ssh" if settings else ""))
+    name = f"benchdrift{'ssh' if settings else ''}{int(time.time()) % 100000}"
     repo = GitRepo(base / "repo")
     repo.commit({"app/compose.yaml": composedata.project(3)}, "v1")
-    docker = composedata.docker_client()
+    docker = composedata.docker_client(admin)  # the engine itself, to stop containers behind setpoint's back
     try:
-        eng = engine(base, repo.path, [composedata.target("shop", "app", name)], poll_interval="1h")
+        eng = engine(base, repo.path, [composedata.target("shop", "app", name, **settings)], poll_interval="1h")
         with Daemon(eng):
             def container() -> Any:
                 found = docker.containers.list(all=True, filters={"label": [f"com.docker.compose.project={name}",
@@ -163,9 +175,9 @@ def compose(ctx: Ctx) -> Row:
 
             stats = _measure(ctx, stop, running, step_timeout(ctx), pause=0.5)
     finally:
-        composedata.down(name)
+        composedata.down(name, env=env)
         docker.close()
-    return Row(CASE, "compose: docker stop", setpoint=stats, anchor_name=PUBLISHED, style="latency",
+    return Row(CASE, title, setpoint=stats, anchor_name=PUBLISHED, style="latency",
                target="p50 <= 1 s", met=stats.median <= 1.0, note="Docker events stream -> reconcile -> container started through the Docker API")
 
 
@@ -212,7 +224,7 @@ def _read(path: Path) -> str | None:
 
 def run(ctx: Ctx) -> list[Row]:
     rows = []
-    for kind in (files, kubernetes, kubernetes_progressing, kubernetes_service_port, compose, terraform):
+    for kind in (files, kubernetes, kubernetes_progressing, kubernetes_service_port, compose, compose_ssh, terraform):
         try:
             rows.append(kind(ctx))
         except NotRun as exc:

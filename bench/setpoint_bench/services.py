@@ -73,7 +73,28 @@ def _sops() -> str | None:
     return None
 
 
-CHECKS = {"docker": _docker, "kubernetes": _kubernetes, "terraform": _terraform, "sops": _sops}
+@cache
+def _docker_hosts() -> str | None:
+    reason = _docker()
+    if reason is not None:
+        return reason
+    for var in ("SETPOINT_DHOSTS_SSH_HOST", "SETPOINT_DHOSTS_SSH_KEY", "SETPOINT_DHOSTS_SSH_KNOWN_HOSTS",
+                "SETPOINT_DHOSTS_SSH_SOCK"):
+        if not os.environ.get(var):
+            return f"{var} is not set (eval \"$(dev/services env)\")"
+    try:
+        import docker
+
+        client = docker.DockerClient(base_url=os.environ["SETPOINT_DHOSTS_SSH_SOCK"], timeout=10)
+        client.ping()
+        client.close()
+    except Exception as exc:  # noqa: BLE001 - any failure means "not available"
+        return f"the ssh Docker host's engine does not answer ({type(exc).__name__})"
+    return None
+
+
+CHECKS = {"docker": _docker, "docker-hosts": _docker_hosts, "kubernetes": _kubernetes, "terraform": _terraform,
+          "sops": _sops}
 
 
 def require(service: str) -> None:

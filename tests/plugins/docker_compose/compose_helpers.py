@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from docker.errors import APIError
 
 from setpoint.testing import GitRepo, make_engine, write_config
 
@@ -67,6 +69,12 @@ class ComposeEnv:
         for network in self.docker.networks.list(filters={"label": f"com.docker.compose.project={name}"}):
             network.remove()
         for volume in self.docker.volumes.list(filters={"label": f"com.docker.compose.project={name}"}):
-            volume.remove(force=True)
+            try:
+                volume.remove(force=True)
+            except APIError:  # a container a failed `up` was still creating: remove it and retry once
+                time.sleep(1)
+                for container in self.docker.containers.list(all=True, filters={"volume": volume.name}):
+                    container.remove(force=True)
+                volume.remove(force=True)
 
 

@@ -49,11 +49,12 @@ def _state(status: str, health: str | None = None, exit_code: int = 0) -> Contai
     ([], HealthStatus.MISSING),
 ])
 def test_health_rules(containers: list[ContainerState], expected: HealthStatus) -> None:
-    assert service_health(1, "always", containers, crash_looping=False)[0] == expected
+    assert service_health(1, False, containers, crash_looping=False)[0] == expected
 
 
-def test_completed_one_shot_is_healthy() -> None:
-    assert service_health(1, "no", [_state("exited", exit_code=0)], False)[0] == HealthStatus.HEALTHY
+def test_completed_one_shot_is_healthy_a_stopped_service_is_not() -> None:
+    assert service_health(1, True, [_state("exited", exit_code=0)], False)[0] == HealthStatus.HEALTHY
+    assert service_health(1, False, [_state("exited", exit_code=0)], False)[0] == HealthStatus.DEGRADED
 
 
 def _naive_hash(compose: str, project: str, directory: Any) -> str:
@@ -87,3 +88,33 @@ def test_env_file_hash_workaround_pinned_compose(compose_env: ComposeEnv, compos
 @pytest.mark.docker
 def test_env_file_hash_workaround_newer_compose(compose_env: ComposeEnv, compose_v5_bin: str, test_image: str) -> None:
     _check_env_file_hash(compose_env, compose_v5_bin, test_image)
+
+
+def test_fingerprint_counts_the_executable_bit(tmp_path: Any) -> None:
+    """A commit that only runs `chmod +x` on a mounted script changes the fingerprint (it is deployed);
+    files without the bit keep the fingerprint they always had."""
+    from setpoint_docker_compose.hashing import fingerprint
+
+    script = tmp_path / "check.sh"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    script.chmod(0o644)
+    plain = fingerprint(b"k", tmp_path, ["check.sh"])
+    script.chmod(0o755)
+    assert fingerprint(b"k", tmp_path, ["check.sh"]) != plain
+    script.chmod(0o444)
+    assert fingerprint(b"k", tmp_path, ["check.sh"]) == plain
+
+
+def test_one_shot_jobs_are_declared_not_guessed() -> None:
+    from setpoint_docker_compose.render import one_shot_jobs
+
+    model = {"services": {
+        "seed": {"restart": "no"},
+        "migrate": {"labels": {"io.setpoint.one-shot": "true"}},
+        "redis": {},  # no restart policy: still long-running
+        "forever": {"restart": "always", "labels": {"io.setpoint.one-shot": "true"}},
+        "web": {"depends_on": {"seed": {"condition": "service_completed_successfully"},
+                               "redis": {"condition": "service_started"},
+                               "forever": {"condition": "service_completed_successfully"}}},
+    }}
+    assert one_shot_jobs(model) == {"seed", "migrate"}

@@ -383,6 +383,7 @@ class Reconciler:
             result = driver.apply(plan, desired)
         except Exception as exc:  # noqa: BLE001
             with self.store.batch():
+                self.record.claim_attempted(run, plan, desired, set())
                 self.record.apply_audit(run, plan, [], {c.key: safe_error(exc) for c in plan.changes},
                                         time.monotonic() - started)
                 self.store.clear_apply_intent(self.name)
@@ -391,11 +392,11 @@ class Reconciler:
         # an apply whose result cannot be recorded (full disk) is a failed run, never reported done;
         # its intent stays, so the next run audits it as interrupted and reconciles again
         with self.store.batch():
+            self.record.claim_attempted(run, plan, desired, applied)
             stage("record", self.record.apply_result, run, plan, desired, revert, result, applied,
                   time.monotonic() - started)
         if result.failed:
-            raise StageError("apply", SetpointError(
-                "; ".join(f"{k}: {v}" for k, v in sorted(result.failed.items()))))
+            raise StageError("apply", SetpointError(_failures(result.failed)))
         return True
 
     def _converge(self, run: Run, desired: Desired, live: Live, plan: Plan, applied_any: bool) -> None:
@@ -455,3 +456,12 @@ class Reconciler:
             until = f" until {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(pause.until))}" if pause.until else ""
             notes.append(f"paused by {pause.paused_by}{until}: {pause.reason}")
         return notes
+
+
+def _failures(failed: dict[str, str]) -> str:
+    """One line per distinct reason, naming its resources: one command that failed for nine
+    resources (a ``compose up``, a ``terraform apply``) is reported once, not nine times."""
+    by_reason: dict[str, list[str]] = {}
+    for key, reason in sorted(failed.items()):
+        by_reason.setdefault(reason, []).append(key)
+    return "; ".join(f"{', '.join(keys)}: {reason}" for reason, keys in by_reason.items())

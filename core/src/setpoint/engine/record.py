@@ -134,6 +134,24 @@ class Recorder:
         self.runner.logger.warning("an earlier apply (plan %s) was interrupted before its result was recorded; "
                                    "reconciling again", intent.get("plan_id"), extra=run.log_fields())
 
+    def claim_attempted(self, run: Run, plan: Plan, desired: Desired, applied: set[str]) -> None:
+        """A creation that failed may still have created something (a container created, then not
+        started): it is setpoint's from that moment, so it enters the inventory and is pruned if it
+        leaves Git. Its digest is empty, so the next pass treats the difference as a deploy still to
+        do, never as drift."""
+        candidates = [c for c in plan.changes
+                      if c.action != Action.DELETE and c.key not in applied and c.key in desired.resources]
+        if not candidates:
+            return
+        inventory = self.store.inventory(self.name)
+        now = time.time()
+        sha = run.revision.sha if run.revision else ""
+        claims = [InventoryItem(c.key, desired.resources[c.key].kind, desired.resources[c.key].name,
+                                desired.resources[c.key].namespace, "", sha, now)
+                  for c in candidates if c.key not in inventory]
+        if claims:
+            self.store.update_inventory(self.name, claims, [])
+
     def adopt(self, desired: Desired, inventory: dict[str, InventoryItem], revision: Revision | None) -> None:
         """Everything desired is live and equal: record it as managed (digests that changed only)."""
         upserts = []

@@ -57,7 +57,7 @@ class Applier:
             return self._down(plan)
         project: Project = desired.extra["compose"]
         result = ApplyResult()
-        self.sync_files(project.files)
+        self.sync_files(project.files, project.executable, project.links)
         for change in plan.changes:
             if change.action == Action.DELETE:
                 try:
@@ -178,26 +178,48 @@ class Applier:
 
     # ------------------------------------------------------------------ the stable tree
 
-    def sync_files(self, files: dict[str, bytes | Secret[bytes]]) -> None:
-        """Write changed files in place (a single-file bind mount keeps its inode) and remove the
-        files setpoint wrote before that left Git; files a container created are never touched."""
+    def sync_files(self, files: dict[str, bytes | Secret[bytes]], executable: frozenset[str] = frozenset(),
+                   links: dict[str, str] | None = None) -> None:
+        """Write changed files in place (a single-file bind mount keeps its inode) with Git's executable
+        bit, recreate the folder's symlinks, and remove what setpoint wrote before that left Git; files
+        a container created are never touched."""
+        links = links or {}
         previous = set(self.memory.get(TREE_FILES_MEMORY) or [])
+        for relpath in sorted(previous - set(files) - set(links), key=lambda p: -p.count("/")):
+            path = self.stable_root / relpath
+            if path.is_symlink() or path.is_file():
+                path.unlink()
+        for relpath, text in links.items():
+            path = self.stable_root / relpath
+            if path.is_symlink() and os.readlink(path) == text:
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.is_symlink() or path.is_file():
+                path.unlink()
+            elif path.is_dir():
+                shutil.rmtree(path)  # a directory that became a link in Git
+            path.symlink_to(text)
         for relpath, content in files.items():
             data = content.reveal() if isinstance(content, Secret) else content
             path = self.stable_root / relpath
             path.parent.mkdir(parents=True, exist_ok=True)
+            mode = 0o600 if isinstance(content, Secret) else 0o644
+            if relpath in executable:
+                mode |= (mode & 0o444) >> 2  # r -> x: 0644 -> 0755, 0600 -> 0700
+            if path.is_symlink():
+                path.unlink()  # a link that became a file in Git
             try:
                 if path.is_file() and path.read_bytes() == data:
+                    if path.stat().st_mode & 0o777 != mode:
+                        path.chmod(mode)
                     continue
             except OSError:
                 pass
-            mode = 0o600 if isinstance(content, Secret) else 0o644
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
-        for relpath in sorted(previous - set(files)):
-            (self.stable_root / relpath).unlink(missing_ok=True)
-        self.memory.set(TREE_FILES_MEMORY, sorted(files))
+            os.chmod(path, mode)  # an existing file keeps its old mode through O_CREAT
+        self.memory.set(TREE_FILES_MEMORY, sorted({*files, *links}))
 
 
 def _needs_recreate(change: ResourceChange) -> bool:

@@ -46,8 +46,9 @@ class ComposeCli:
         self._version: Version | None = None
 
     def env(self) -> dict[str, str]:
+        host = self.settings.connect_host()  # first: an ssh host alias puts its wrapper on PATH
         env = {k: v for k, v in os.environ.items() if not _DROPPED_ENV.match(k)}
-        env["DOCKER_HOST"] = self.settings.docker_host()
+        env["DOCKER_HOST"] = host
         tls = self.settings.tls
         if tls is not None:
             env["DOCKER_CERT_PATH"] = str(tls.cert_path)

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from setpoint.errors import TemporaryError
 from setpoint_docker_compose.connection import UNREACHABLE
 from setpoint_docker_compose.observe import PROJECT, SERVICE
 
@@ -52,7 +53,7 @@ class EventWatcher:
         self._thread.join(timeout=5)
 
     def _loop(self) -> None:
-        delay, first = 0.5, True
+        delay, first, was_open = 0.5, True, False
         while not self._stop.is_set():
             try:
                 self._client = self.make_client()
@@ -61,6 +62,7 @@ class EventWatcher:
                 if self._stop.is_set():  # stop() ran while we connected: it may have missed this stream
                     return
                 self.connected.set()
+                was_open = True
                 if not first:
                     self.log.info("Docker events stream for project %s reconnected", self.project)
                     self.touched(None)
@@ -72,11 +74,16 @@ class EventWatcher:
                     self._handle(event)
                 if not self._stop.is_set():
                     self.log.info("Docker events stream for project %s ended; reconnecting", self.project)
-            except UNREACHABLE as exc:
+            except (*UNREACHABLE, TemporaryError) as exc:
                 if self._stop.is_set():
                     return
                 self.log.info("Docker events stream for project %s lost (%s); retrying in %.1fs",
                               self.project, type(exc).__name__, delay)
+                if was_open:
+                    # the host may be gone: one reconcile now, so the target's status says so (its
+                    # observe fails and the core backs off) instead of waiting for the interval
+                    was_open = False
+                    self.trigger("event:docker:lost")
             except Exception:  # noqa: BLE001 - the watcher must outlive anything the stream does
                 self.log.exception("Docker events stream for project %s failed", self.project)
             finally:

@@ -70,7 +70,8 @@ def _walk(path: Path) -> Iterable[Path]:
 def fingerprint(key: bytes, root: Path, relpaths: Iterable[str]) -> str:
     """HMAC over the names and bytes of the files (or directory trees) at ``relpaths`` under ``root``.
 
-    A path that does not exist counts as such, so deleting a mounted file on the host is content drift too."""
+    A path that does not exist counts as such, so deleting a mounted file on the host is content drift
+    too, and so does a script that lost its executable bit there."""
     mac = hmac.new(key, digestmod=hashlib.sha256)
     for relpath in sorted(set(relpaths)):
         base = root / relpath
@@ -81,6 +82,10 @@ def fingerprint(key: bytes, root: Path, relpaths: Iterable[str]) -> str:
         for file in _walk(base):
             mac.update(b"F" + str(file.relative_to(root)).encode() + b"\0")
             try:
+                if file.stat().st_mode & 0o100:
+                    # Git's executable bit counts (a `chmod +x` commit must reach the host); added only
+                    # for executables, so the fingerprints of other files are what they always were
+                    mac.update(b"X\0")
                 mac.update(file.read_bytes())
             except OSError:
                 mac.update(b"-unreadable\0")

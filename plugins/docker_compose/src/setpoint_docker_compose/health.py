@@ -11,7 +11,7 @@ from setpoint.api import Desired, Health, HealthStatus, Live
 from setpoint_docker_compose.observe import ContainerState
 
 
-def service_health(replicas: int, restart: str, containers: list[ContainerState],
+def service_health(replicas: int, one_shot: bool, containers: list[ContainerState],
                    crash_looping: bool) -> tuple[HealthStatus, str]:
     if replicas == 0:
         return HealthStatus.HEALTHY, ""
@@ -25,7 +25,7 @@ def service_health(replicas: int, restart: str, containers: list[ContainerState]
             statuses.append((HealthStatus.DEGRADED, f"{c.name} restarting (restarted {c.restart_count} times)"))
         elif c.status == "created":
             statuses.append((HealthStatus.PROGRESSING, f"{c.name} created"))
-        elif c.status != "running" and not c.ok(restart):
+        elif c.status != "running" and not c.ok(one_shot):
             detail = f"exited ({c.exit_code})" if c.status == "exited" else c.status
             statuses.append((HealthStatus.DEGRADED, f"{c.name} {detail}"))
         elif c.health == "unhealthy":
@@ -49,7 +49,7 @@ def project_health(desired: Desired, live: Live, crash_looping: set[str]) -> Hea
             per[key] = HealthStatus.HEALTHY if have is not None else HealthStatus.MISSING
             continue
         containers = list(have.meta.get("containers", [])) if have is not None else []
-        status, message = service_health(int(want.body["replicas"]), str(want.meta.get("restart", "no")), containers,
+        status, message = service_health(int(want.body["replicas"]), bool(want.meta.get("one_shot")), containers,
                                          want.name in crash_looping)
         per[key] = status
         if message:

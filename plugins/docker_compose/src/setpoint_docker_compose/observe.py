@@ -10,6 +10,7 @@ mounted files on the host).
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import defaultdict
 from collections.abc import Collection
@@ -44,11 +45,12 @@ class ContainerState:
     health: str | None  # starting, healthy, unhealthy; None without a healthcheck
     restart_count: int
 
-    def ok(self, restart_policy: str) -> bool:
-        """Running, being restarted by Docker (a health matter), or a one-shot that completed."""
+    def ok(self, one_shot: bool) -> bool:
+        """Running, being restarted by Docker (a health matter), or a one-shot job that completed.
+        A long-running service that exited 0 (``docker stop`` of redis or nginx) is stopped, not done."""
         if self.status in ("running", "restarting"):
             return True
-        return self.status == "exited" and self.exit_code == 0 and restart_policy in ("no", "on-failure", "")
+        return one_shot and self.status == "exited" and self.exit_code == 0
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,9 @@ class Observer:
     daemon reports the image id instead of the reference once the reference resolves elsewhere.
     """
 
-    def __init__(self, project: str, key: bytes, stable_root: Path) -> None:
+    def __init__(self, project: str, key: bytes, stable_root: Path, host: str = "") -> None:
         self.project = project
+        self.host = host  # as configured, for messages
         self.key = key
         self.stable_root = stable_root
         self._config: dict[str, dict[str, Any]] = {}  # container id -> its inspected Config
@@ -112,7 +115,8 @@ class Observer:
             with self._touched_lock:  # not looked at after all: the next observe must
                 self._touched |= touched
             if isinstance(exc, UNREACHABLE):
-                raise TemporaryError(f"Docker host unreachable: {type(exc).__name__}: {str(exc)[:200]}") from None
+                host = f"Docker host {self.host}" if self.host else "Docker host"
+                raise TemporaryError(f"{host} is unreachable: {unreachable_reason(exc)}") from None
             raise
         self._forget_except({c.id for c in containers})
         by_service: dict[str, list[_Container]] = defaultdict(list)
@@ -165,12 +169,12 @@ class Observer:
 
     def _service(self, client: Any, name: str, members: list[_Container], want: Resource | None,
                  project: Project | None) -> Resource:
-        restart = (want.meta.get("restart", "no") if want else "no") or "no"
+        one_shot = bool(want.meta.get("one_shot")) if want else False
         states = [c.state for c in members]
         body: dict[str, Any] = {
             "image": self._image(client, members, want),
             "replicas": len(members),
-            "state": _summary(states, restart),
+            "state": _summary(states, one_shot),
             "config": _config(members, want),
         }
         desired_env = want.body.get("environment", {}) if want else {}
@@ -179,7 +183,7 @@ class Observer:
             body["content"] = self._content(name, members, want, project)
         if want is not None:
             body = wrap_like(body, want.body)
-        meta = {"containers": states, "restart": restart}
+        meta = {"containers": states, "one_shot": one_shot}
         return Resource(service_key(name), "Service", name, body, meta=meta)
 
     def _image(self, client: Any, members: list[_Container], want: Resource | None) -> str:
@@ -237,6 +241,16 @@ class Observer:
 _IMAGE_CACHE_SIZE = 256
 
 
+def unreachable_reason(exc: BaseException) -> str:
+    """The operating system's reason inside a client error ("Connection refused"), else its type:
+    requests wraps it in a long message holding the request URL."""
+    text = str(exc)
+    match = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    if match:
+        return f"{type(exc).__name__}: {match[1].strip()}"
+    return f"{type(exc).__name__}: {text[:160]}" if text else type(exc).__name__
+
+
 def _image_id(client: Any, ref: str) -> str | None:
     try:
         return str(client.api.inspect_image(ref)["Id"])
@@ -259,10 +273,10 @@ def _state(name: str, cid: str, attrs: dict[str, Any]) -> ContainerState:
                           int(attrs.get("RestartCount") or 0))
 
 
-def _summary(states: list[ContainerState], restart: str) -> str:
+def _summary(states: list[ContainerState], one_shot: bool) -> str:
     if not states:
         return "none"
-    bad = [s.status if s.status != "exited" else f"exited ({s.exit_code})" for s in states if not s.ok(restart)]
+    bad = [s.status if s.status != "exited" else f"exited ({s.exit_code})" for s in states if not s.ok(one_shot)]
     if not bad:
         return "running"
     counts: dict[str, int] = defaultdict(int)

@@ -10,6 +10,7 @@ fingerprint, and hashed by Compose (see hashing.py).
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from setpoint.api import Desired, Resource, SourceTree, private_directory
 from setpoint.errors import RenderError
 from setpoint.secrets import Secret, iter_secrets, reveal_all
 from setpoint_docker_compose.compose import ComposeCli
+from setpoint_docker_compose.diagnose import compose_files, explain
 from setpoint_docker_compose.hashing import (
     BUILD_LABEL,
     CONTENT_LABEL,
@@ -40,6 +42,10 @@ class Project:
     #: Per service: paths (relative to the stable tree) whose content the fingerprint covers.
     content_paths: dict[str, list[str]] = field(default_factory=dict)
     compose_version: str = ""
+    #: Files Git marks executable (mode 100755): mirrored 0755, so healthcheck and seed scripts run.
+    executable: frozenset[str] = frozenset()
+    #: Symlinks of the folder (path -> relative link text), each checked to stay inside the folder.
+    links: dict[str, str] = field(default_factory=dict)
 
 
 def service_key(name: str) -> str:
@@ -58,6 +64,7 @@ def render_project(tree: SourceTree, settings: ComposeSettings, cli: ComposeCli,
     version = cli.version()
     stable_project = stable_root / settings.project_directory
     stable_project.mkdir(parents=True, exist_ok=True)
+    links = project_links(tree.root)
     with tree.materialize() as root:
         project_dir = (root / settings.project_directory).resolve()
         if not project_dir.is_dir():
@@ -69,7 +76,10 @@ def render_project(tree: SourceTree, settings: ComposeSettings, cli: ComposeCli,
         args = cli.project_args(project_dir, files)
         for env_file in settings.env_files:
             args += ["--env-file", str(project_dir / env_file)]
-        output = cli.run([*args, "config", "--format", "json"], cwd=project_dir, stage="render")
+        try:
+            output = cli.run([*args, "config", "--format", "json"], cwd=project_dir, stage="render")
+        except RenderError as exc:
+            raise RenderError(_explained(str(exc), tree, root, project_dir, files)) from None
         try:
             model = json.loads(output)
         except json.JSONDecodeError as exc:
@@ -87,12 +97,26 @@ def render_project(tree: SourceTree, settings: ComposeSettings, cli: ComposeCli,
                 labels[BUILD_LABEL] = fingerprint(key, root, build_files)
             svc["labels"] = labels
         mounted = {p for paths in content_paths.values() for p in paths}
-        kept = _tree_files(tree, root, mounted)
+        kept = _tree_files(tree, root, mounted, links)
     model = _wrap_secrets(model, tree)
     hashes = _hash(cli, model, stable_project)
-    resources = [*_services(model, hashes), *_networks(model), *_volumes(model)]
-    project = Project(model, kept, {k: v for k, v in content_paths.items() if v}, str(version))
+    resources = [*_services(model, hashes, cli.project), *_networks(model), *_volumes(model)]
+    # decrypted files stay 0600 (as materialize() writes them, so their fingerprints agree)
+    executable = frozenset(p for p in kept if not tree.is_encrypted(p) and (tree.root / p).stat().st_mode & 0o100)
+    project = Project(model, kept, {k: v for k, v in content_paths.items() if v}, str(version), executable, links)
     return Desired.of(resources, compose=project)
+
+
+def _explained(message: str, tree: SourceTree, root: Path, project_dir: Path, files: list[Path]) -> str:
+    """Compose's message with repository paths and the real line (diagnose.py)."""
+    folder = tree.root.relative_to(tree.checkout).as_posix()
+    prefix = "" if folder == "." else folder + "/"
+    readable = []
+    for path in compose_files(project_dir, files):
+        relpath = path.relative_to(root).as_posix() if path.is_relative_to(root) else None
+        if relpath is not None and relpath in tree.files() and not tree.is_encrypted(relpath):
+            readable.append((prefix + relpath, tree.read_text(relpath)))
+    return explain(message, readable, [str(root), str(root.resolve())], folder if folder != "." else ".")
 
 
 # --------------------------------------------------------------------------- model rewriting
@@ -148,14 +172,45 @@ def _build_files(tree: SourceTree, service: dict[str, Any], stable_root: Path) -
                   and any(p == "" or f == p or f.startswith(p + "/") for p in prefixes))
 
 
-def _tree_files(tree: SourceTree, root: Path, mounted: set[str]) -> dict[str, bytes | Secret[bytes]]:
-    """Plain files of the folder, plus encrypted files a container mounts (they must exist on the host)."""
+def project_links(folder: Path) -> dict[str, str]:
+    """The folder's symlinks (relative path -> link text). A link must stay inside the target's folder:
+    the project is mirrored on its own onto the Docker host, where a link to ``../other`` or to an
+    absolute path would reach whatever happens to be there (or a file of another target)."""
+    links: dict[str, str] = {}
+    base = os.path.realpath(folder)
+    for directory, dirnames, filenames in os.walk(folder):  # does not descend into linked directories
+        for name in [*dirnames, *filenames]:
+            path = os.path.join(directory, name)
+            if not os.path.islink(path):
+                continue
+            relpath = os.path.relpath(path, folder)
+            text = os.readlink(path)
+            # judged on the link text, in the folder as it will be on the host (every link is checked)
+            lands = os.path.normpath(os.path.join(base, os.path.dirname(relpath), text))
+            if os.path.isabs(text) or not (lands == base or lands.startswith(base + os.sep)):
+                raise RenderError(f"{relpath} is a symlink to {text!r}, which leaves the target's folder; "
+                                  "setpoint only mirrors links that stay inside it (copy the file into the folder)")
+            links[relpath] = text
+    return links
+
+
+def _under_link(relpath: str, links: dict[str, str]) -> bool:
+    parts = relpath.split("/")
+    return any("/".join(parts[:i]) in links for i in range(1, len(parts) + 1))
+
+
+def _tree_files(tree: SourceTree, root: Path, mounted: set[str],
+                links: dict[str, str]) -> dict[str, bytes | Secret[bytes]]:
+    """Plain files of the folder, plus encrypted files a container mounts (they must exist on the host).
+    Symlinks (and files reached through a linked directory) are mirrored as links, not copied."""
     kept: dict[str, bytes | Secret[bytes]] = {}
     for relpath in tree.files():
+        if _under_link(relpath, links):
+            continue
         if tree.is_encrypted(relpath):
             if any(relpath == m or relpath.startswith(m + "/") for m in mounted):
                 kept[relpath] = tree.decrypted[relpath].plaintext
-        elif not (root / relpath).is_symlink():
+        else:
             kept[relpath] = tree.read_bytes(relpath)
     return kept
 
@@ -201,15 +256,48 @@ def _hash(cli: ComposeCli, model: dict[str, Any], stable_project: Path) -> dict[
 # --------------------------------------------------------------------------- resources
 
 
-def _services(model: dict[str, Any], hashes: dict[str, str]) -> list[Resource]:
+def image_of(project: str, name: str, service: dict[str, Any]) -> str:
+    """The image a service runs: its ``image:``, or for a ``build:`` service without one the name Compose
+    v2 gives the image it builds, ``<project>-<service>`` (never an empty string: that is drift forever)."""
+    return str(service.get("image") or f"{project}-{name}")
+
+
+#: The label that declares a one-shot job nothing depends on (a migration run by hand, a backup).
+ONE_SHOT_LABEL = "io.setpoint.one-shot"
+
+
+def one_shot_jobs(model: dict[str, Any]) -> set[str]:
+    """Services that run to completion: exited 0 is their goal, not drift to repair.
+
+    A service is a job when another service waits for it with ``depends_on: {condition:
+    service_completed_successfully}`` (Compose's own way to say "runs once", e.g. a seed or a
+    migration) or when it carries the label ``io.setpoint.one-shot: "true"``; and when Docker is not
+    told to restart it forever (``restart: always``/``unless-stopped`` make it long-running). Every
+    other service is long-running: a ``docker stop`` that ends it with exit code 0 is drift."""
+    services = model.get("services") or {}
+    named: set[str] = set()
+    for svc in services.values():
+        depends = svc.get("depends_on") or {}
+        if isinstance(depends, dict):
+            named |= {dep for dep, spec in depends.items()
+                      if isinstance(spec, dict) and spec.get("condition") == "service_completed_successfully"}
+    for name, svc in services.items():
+        if str((svc.get("labels") or {}).get(ONE_SHOT_LABEL, "")).lower() == "true":
+            named.add(name)
+    return {name for name in named if name in services
+            and str(services[name].get("restart") or "no") not in ("always", "unless-stopped")}
+
+
+def _services(model: dict[str, Any], hashes: dict[str, str], project: str) -> list[Resource]:
     resources = []
+    jobs = one_shot_jobs(model)
     for name, svc in sorted((model.get("services") or {}).items()):
         replicas = replicas_of(svc)
         if name not in hashes:
             raise RenderError(f"docker compose config --hash printed no hash for service {name!r}")
         environment = {k: ("" if v is None else v) for k, v in (svc.get("environment") or {}).items()}
         body: dict[str, Any] = {
-            "image": svc.get("image", ""),
+            "image": image_of(project, name, svc),
             "replicas": replicas,
             "state": "running" if replicas else "none",
             "config": hashes[name],
@@ -218,7 +306,7 @@ def _services(model: dict[str, Any], hashes: dict[str, str]) -> list[Resource]:
         content = (svc.get("labels") or {}).get(CONTENT_LABEL)
         if content:
             body["content"] = content
-        meta = {"restart": svc.get("restart", "no"), "healthcheck": bool(svc.get("healthcheck"))
+        meta = {"restart": svc.get("restart", "no"), "one_shot": name in jobs, "healthcheck": bool(svc.get("healthcheck"))
                 and not (svc.get("healthcheck") or {}).get("disable")}
         resources.append(Resource(service_key(name), "Service", name, body, meta=meta))
     return resources

@@ -25,6 +25,15 @@ class TlsSettings(BaseModel):
     verify: bool = Field(True, description="verify the daemon's certificate against ca.pem (DOCKER_TLS_VERIFY)")
 
 
+class SshSettings(BaseModel):
+    """Credentials for an ``ssh://`` Docker host, as files (never inline in setpoint.yaml)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    identity_file: Path = Field(description="private key file for the host's user (ssh -i)")
+    known_hosts_file: Path = Field(description="known_hosts file holding the host's key; checked strictly")
+
+
 class ComposeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -37,6 +46,8 @@ class ComposeSettings(BaseModel):
     #: Docker host: unix:///path, ssh://user@host or tcp://host:2376; default $DOCKER_HOST or the local socket.
     host: str | None = None
     tls: TlsSettings | None = None
+    #: For ssh:// hosts: the key and known_hosts files (default: the system ssh's own configuration).
+    ssh: SshSettings | None = None
     #: The Compose v2 executable (`docker-compose`, or "docker compose"); default: docker-compose on PATH,
     #: else the docker CLI plugin.
     compose_binary: str | None = None
@@ -89,7 +100,18 @@ class ComposeSettings(BaseModel):
         return name or "setpoint"
 
     def docker_host(self) -> str:
+        """The host as configured (for messages)."""
         return self.host or os.environ.get("DOCKER_HOST") or LOCAL_SOCKET
+
+    def connect_host(self) -> str:
+        """The host to hand to Docker's client and Compose: an ssh:// host with ``ssh:`` files goes
+        through its alias (sshhost.py)."""
+        host = self.docker_host()
+        if self.ssh is not None and host.startswith("ssh://"):
+            from setpoint_docker_compose.sshhost import aliased_host
+
+            return aliased_host(host, self.ssh.identity_file, self.ssh.known_hosts_file)
+        return host
 
     def compose_command(self) -> list[str]:
         if self.compose_binary:

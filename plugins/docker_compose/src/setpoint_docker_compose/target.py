@@ -52,7 +52,8 @@ class DockerComposeTarget(TargetDriver):
         self._client_lock = threading.Lock()
         self._watcher: EventWatcher | None = None
         self._last_live: Live | None = None
-        self._observer = Observer(self.project, content_key(context.state_dir), self.stable_root)
+        self._observer = Observer(self.project, content_key(context.state_dir), self.stable_root,
+                                  self.settings_.docker_host())
         # remembered in setpoint's state store; files from an older version move there once
         context.memory.adopt_file(RESTARTS_MEMORY, context.state_dir / "restarts.json")
         context.memory.adopt_file(TREE_FILES_MEMORY, context.state_dir / "tree.json")
