@@ -32,8 +32,9 @@ from setpoint.config import ConfigProblems, load_config
 from setpoint.durations import format_duration, parse_duration
 from setpoint.errors import SetpointError
 from setpoint.logs import escape_controls, setup_logging
-from setpoint.secrets import safe_error, to_jsonable
+from setpoint.secrets import scrub, to_jsonable
 from setpoint.state.status import AuditAction
+from setpoint.suggest import unknown_target
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -65,6 +66,11 @@ def _fail(message: str, code: int = EXIT_USAGE) -> None:
     sys.exit(code)
 
 
+def _says(exc: BaseException) -> str:
+    """What went wrong, for a person: the message (secret-free), never the Python class name."""
+    return scrub(str(exc)) or "an unexpected error (run with --log-level DEBUG for details)"
+
+
 class Context:
     def __init__(self, config_path: str | None) -> None:
         # -c may come before the command (setpoint -c F status) or after it (setpoint status -c F)
@@ -81,7 +87,14 @@ class Context:
                 click.echo(f"  {problem}", err=True)
             sys.exit(EXIT_USAGE)
         except SetpointError as exc:
-            _fail(str(exc))
+            _fail(_says(exc))
+
+    def require_targets(self, names: tuple[str, ...] | list[str]) -> None:
+        """Exit 2 with a suggestion when a name is not a configured target."""
+        known = [t.name for t in self.config().targets]
+        for name in names:
+            if name not in known:
+                _fail(unknown_target(name, known))
 
     def engine(self) -> Any:
         if self._engine is None:
@@ -90,7 +103,7 @@ class Context:
             try:
                 self._engine = Engine(self.config())
             except SetpointError as exc:
-                _fail(safe_error(exc))
+                _fail(_says(exc))
         return self._engine
 
     def store(self) -> Any:
@@ -99,7 +112,7 @@ class Context:
         try:
             return StateStore(self.config().state_path)
         except SetpointError as exc:
-            _fail(str(exc))
+            _fail(_says(exc))
 
 
 def common(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -143,7 +156,7 @@ def run(config_path: str | None) -> None:
         operations = start_operations(engine, scheduler)
     except SetpointError as exc:
         engine.close()
-        _fail(safe_error(exc))
+        _fail(_says(exc))
 
     def stop(signum: int, _frame: Any) -> None:
         logging.getLogger("setpoint").info("received %s, stopping", signal.Signals(signum).name)
@@ -197,12 +210,14 @@ def _sync_style(value: str) -> str:
 @output_option
 def sync(config_path: str | None, targets: tuple[str, ...], dry_run: bool, output: str) -> None:
     """Reconcile TARGETS (default: all) once. Exit 0 only if every one ends Synced."""
-    engine = Context(config_path).engine()
+    ctx = Context(config_path)
+    ctx.require_targets(targets)
+    engine = ctx.engine()
     try:
         with console.status("reconciling...") if output == "table" and sys.stdout.isatty() else _null():
             outcomes = engine.sync(targets or None, dry_run=dry_run)
     except SetpointError as exc:
-        _fail(safe_error(exc))
+        _fail(_says(exc))
     finally:
         engine.close()
     _print_outcomes(outcomes, output)
@@ -226,11 +241,13 @@ class _null:
 @output_option
 def diff(config_path: str | None, target: str, output: str) -> None:
     """Show what a sync of TARGET would change (drift marked). Exit 1 if anything differs."""
-    engine = Context(config_path).engine()
+    ctx = Context(config_path)
+    ctx.require_targets([target])
+    engine = ctx.engine()
     try:
         result = engine.run_target(target, trigger="diff", dry_run=True)
     except SetpointError as exc:
-        _fail(safe_error(exc))
+        _fail(_says(exc))
     finally:
         engine.close()
     outcome, plan = result.outcome, result.plan
@@ -327,7 +344,10 @@ AUDIT_ACTIONS = tuple(action.value for action in AuditAction)
 def audit(config_path: str | None, since: str | None, until: str | None, target: str | None,
           actions: tuple[str, ...], output: str) -> None:
     """What changed, who changed it in Git, and every drift seen, in a time window."""
-    store = Context(config_path).store()
+    ctx = Context(config_path)
+    if target:
+        ctx.require_targets([target])
+    store = ctx.store()
     entries = store.audit_entries(_parse_time(since) if since else None, _parse_time(until) if until else None,
                                   target, actions or None)
     if output == "json":
@@ -391,7 +411,9 @@ def history(config_path: str | None, target: str, limit: int, output: str) -> No
     """Revisions applied to TARGET, newest first."""
     from setpoint.views import history_rows
 
-    rows = history_rows(Context(config_path).store(), target, limit)
+    ctx = Context(config_path)
+    ctx.require_targets([target])
+    rows = history_rows(ctx.store(), target, limit)
     if output == "json":
         _emit_json(rows)
         return
@@ -415,12 +437,17 @@ def history(config_path: str | None, target: str, limit: int, output: str) -> No
 @click.option("--by", default=None, help="Who pauses (default $SETPOINT_ACTOR or user@host).")
 def pause(config_path: str | None, target: str, reason: str, duration: str | None, by: str | None) -> None:
     """Stop applying to TARGET (drift is still detected and recorded)."""
-    engine = Context(config_path).engine()
+    ctx = Context(config_path)
+    ctx.require_targets([target])
     try:
         seconds = parse_duration(duration) if duration else None
+    except ValueError as exc:
+        _fail(f"--for: {_says(exc)}")
+    engine = ctx.engine()
+    try:
         p = engine.pause(target, reason, by or _actor(), seconds)
-    except (SetpointError, ValueError) as exc:
-        _fail(safe_error(exc))
+    except SetpointError as exc:
+        _fail(_says(exc))
     finally:
         engine.close()
     until = f" until {_when(p.until)} ({format_duration(p.until - time.time())})" if p.until else " until resumed"
@@ -433,11 +460,13 @@ def pause(config_path: str | None, target: str, reason: str, duration: str | Non
 @click.option("--by", default=None, help="Who resumes (default $SETPOINT_ACTOR or user@host).")
 def resume(config_path: str | None, target: str, by: str | None) -> None:
     """Resume applying to TARGET."""
-    engine = Context(config_path).engine()
+    ctx = Context(config_path)
+    ctx.require_targets([target])
+    engine = ctx.engine()
     try:
         p = engine.resume(target, by or _actor())
     except SetpointError as exc:
-        _fail(safe_error(exc))
+        _fail(_says(exc))
     finally:
         engine.close()
     click.echo(f"{target} resumed" if p else f"{target} was not paused")
@@ -451,7 +480,9 @@ def resume(config_path: str | None, target: str, by: str | None) -> None:
 @click.option("--now", "apply_now", is_flag=True, help="Reconcile TARGET right away in this process.")
 def approve(config_path: str | None, target: str, plan_id: str, by: str | None, apply_now: bool) -> None:
     """Approve a held plan; it is applied at the next reconcile if Git and live state still give that plan."""
-    engine = Context(config_path).engine()
+    ctx = Context(config_path)
+    ctx.require_targets([target])
+    engine = ctx.engine()
     try:
         engine.approve(target, plan_id, by or _actor())
         click.echo(f"plan {plan_id} of {target} approved")
@@ -461,7 +492,7 @@ def approve(config_path: str | None, target: str, plan_id: str, by: str | None, 
             if outcome.failed or outcome.sync != SyncStatus.SYNCED:
                 sys.exit(EXIT_FAILED)
     except SetpointError as exc:
-        _fail(safe_error(exc), EXIT_FAILED)
+        _fail(_says(exc), EXIT_FAILED)
     finally:
         engine.close()
 

@@ -19,6 +19,8 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
+from setpoint.errors import SetpointError
+
 T = TypeVar("T")
 
 REDACTED = "<secret>"
@@ -181,9 +183,16 @@ def scrub(text: str) -> str:
 
 
 def safe_error(exc: BaseException) -> str:
-    """Describe an exception for status, audit and notifications without any secret in it."""
-    message = scrub(str(exc)) or exc.__class__.__name__
-    return f"{exc.__class__.__name__}: {message}" if not message.startswith(exc.__class__.__name__) else message
+    """Describe an exception for status, audit and notifications without any secret in it.
+
+    setpoint's own errors say what is wrong and what to do, so their class name is noise for the
+    reader; anything else is a bug or an unforeseen failure, named as such so it can be reported."""
+    message = scrub(str(exc))
+    if isinstance(exc, SetpointError) and message:
+        return message
+    kind = exc.__class__.__name__
+    return (f"{message or 'no message'} (unexpected {kind}; run with --log-level DEBUG for the traceback "
+            "and report it if it persists)")
 
 
 class RedactingFilter(logging.Filter):
