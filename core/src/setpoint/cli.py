@@ -426,6 +426,48 @@ def history(config_path: str | None, target: str, limit: int, output: str) -> No
     console.print(table)
 
 
+@main.command()
+@common
+@click.argument("targets", nargs=-1, required=True, shell_complete=complete_targets)
+@click.option("--revision", help="Commit (full or abbreviated SHA) that must be applied; default: the "
+              "source branch's head on the remote when the wait starts. A later commit that includes it counts.")
+@click.option("--health", is_flag=True, help="Also wait until the target is Healthy.")
+@click.option("--timeout", default="5m", show_default=True, help="Give up after this long (e.g. 90s, 10m).")
+def wait(config_path: str | None, targets: tuple[str, ...], revision: str | None, health: bool, timeout: str) -> None:
+    """Wait until TARGETS are synced (and healthy with --health) at a revision; for CI jobs.
+
+    Reads the state store, so it works next to a running `setpoint run`; it never applies anything.
+    Exit 0 when done, 1 on timeout (with what is still missing), 2 for an unknown target or bad option."""
+    from setpoint.wait import wait_for
+
+    try:
+        seconds = parse_duration(timeout)
+    except ValueError as exc:
+        _fail(f"--timeout: {_says(exc)}")
+    if revision is not None and not (4 <= len(revision) <= 64 and all(c in "0123456789abcdef" for c in revision.lower())):
+        _fail(f"--revision {revision!r} is not a commit SHA (4 to 40 hexadecimal digits)")
+    ctx = Context(config_path)
+    ctx.require_targets(targets)
+    store = ctx.store()
+    try:
+        done, wanted, verdicts = wait_for(ctx.config(), store, list(targets), revision and revision.lower(),
+                                          health, seconds)
+    except SetpointError as exc:
+        _fail(_says(exc), EXIT_FAILED)
+    finally:
+        store.close()
+    goal = "synced and healthy" if health else "synced"
+    if done:
+        click.echo(f"{', '.join(targets)} {goal} at {wanted[:12]}")
+        sys.exit(EXIT_OK)
+    click.echo(f"error: timed out after {format_duration(seconds)} waiting for {', '.join(targets)} to be {goal} "
+               f"at {wanted[:12]}:", err=True)
+    for verdict in verdicts:
+        if not verdict.done:
+            click.echo(escape_controls(f"  {verdict.target}: {verdict.reason}"), err=True)
+    sys.exit(EXIT_FAILED)
+
+
 # --------------------------------------------------------------------------- operator actions
 
 
