@@ -30,9 +30,8 @@ def judge(status: TargetStatus | None, target: str, wanted: str, health: bool, s
     if status is None or status.last_run is None:
         return Verdict(target, False, "never reconciled yet")
     short = wanted[:12]
-    applied = status.applied_head
-    at_wanted = bool(applied) and (applied == wanted or applied.startswith(wanted)
-                                   or (status.applied_revision or "").startswith(wanted)
+    applied = status.applied_head or ""
+    at_wanted = bool(applied) and (applied.startswith(wanted) or (status.applied_revision or "").startswith(wanted)
                                    or source.includes(applied, wanted))
     synced = status.sync == SyncStatus.SYNCED and not status.last_error
     if at_wanted and synced and (not health or status.health == HealthStatus.HEALTHY):
