@@ -569,11 +569,17 @@ def plugins(output: str) -> None:
 
 @main.command()
 @common
-def validate(config_path: str | None) -> None:
+@output_option
+def validate(config_path: str | None, output: str) -> None:
     """Check the configuration, kind blocks included; report every problem at once."""
     from setpoint.validation import validate_all
 
     problems = validate_all(Context(config_path).config_path)
+    if output == "json":
+        _emit_json({"valid": not problems, "problems": [
+            {"file": p.file, "line": p.line, "path": p.path, "message": p.message, "hint": p.hint or None}
+            for p in problems]})
+        sys.exit(EXIT_USAGE if problems else EXIT_OK)
     if problems:
         click.echo(f"{len(problems)} problem(s) in the configuration:", err=True)
         for problem in problems:

@@ -29,6 +29,7 @@ from setpoint import hookspecs
 from setpoint.api import Decryptor, TargetDriver
 from setpoint.errors import DuplicateKindError, PluginLoadError, UnknownKindError
 from setpoint.secrets import safe_error
+from setpoint.suggest import close_match
 
 log = logging.getLogger("setpoint.plugins")
 
@@ -76,8 +77,12 @@ class Registry:
             raise UnknownKindError(self.failed_kinds[kind])
         failures = [f"{p.name}: {p.error}" for p in self.plugins if p.error]
         hint = f" (plugins that failed to load: {'; '.join(failures)})" if failures else ""
+        installed = f"installed kinds: {', '.join(sorted(self.kinds)) or 'none'}{hint}"
+        typo = close_match(kind, self.kinds)
+        if typo:  # a spelling mistake, not a missing distribution
+            raise UnknownKindError(f"unknown target kind {kind!r} (did you mean {typo!r}?); {installed}")
         raise UnknownKindError(
-            f"no plugin provides target kind {kind!r}; installed kinds: {', '.join(sorted(self.kinds)) or 'none'}{hint}. "
+            f"no plugin provides target kind {kind!r}; {installed}. "
             f"Install it, e.g. pip install 'setpoint[{kind.replace('_', '-')}]'"
         )
 
