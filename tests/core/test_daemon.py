@@ -53,8 +53,10 @@ def test_manual_edit_is_reverted_within_about_a_second(daemon, tmp_path: Path) -
     assert audit.count('"action": "revert-drift"') >= 3 and "event:file-changed" in audit
 
 
-def test_new_commit_is_applied_by_polling(daemon, git_repo: GitRepo) -> None:  # type: ignore[no-untyped-def]
+def test_new_commit_is_applied_by_polling(daemon, git_repo: GitRepo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     _proc, _config, live = daemon
+    # the start line says which database this daemon writes (issue 15 item 10)
+    assert f"target(s) from {tmp_path}, state {tmp_path / 'state' / 'state.db'}" in (tmp_path / "daemon.log").read_text()
     git_repo.commit({"etc/motd": "new message\n"}, "v2")
     took = wait_for(lambda: (live / "motd").read_text() == "new message\n", 10)
     assert took < 5, "poll_interval is 1s"

@@ -164,8 +164,8 @@ def run(config_path: str | None) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    logging.getLogger("setpoint").info("setpoint %s running %d target(s) from %s", __version__, len(engine.runners),
-                                       engine.config.base_dir)
+    logging.getLogger("setpoint").info("setpoint %s running %d target(s) from %s, state %s", __version__,
+                                       len(engine.runners), engine.config.base_dir, engine.config.state_path)
     try:
         scheduler.run()
     finally:
@@ -309,6 +309,7 @@ def status(config_path: str | None, output: str) -> None:
         table.add_row(_plain(r["target"]), r["kind"], _sync_style(r["sync"]), r["health"], (r["revision"] or "-")[:12],
                       _when(r["last_run"]) if r["last_run"] else "never", note)
     console.print(table)
+    console.print(f"state: {_plain(ctx.config().state_path)}")
 
 
 def _when(stamp: float | None) -> str:
