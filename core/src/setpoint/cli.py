@@ -21,9 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from setpoint import __version__
 from setpoint.api import Outcome, SyncStatus
@@ -38,8 +35,34 @@ from setpoint.suggest import unknown_target
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
-# Not a terminal (a pipe, CI logs): wide enough that tables never truncate names.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+class _LazyConsole:
+    """rich's Console, imported on first use: rich costs ~0.15 s of start-up that commands printing
+    plain lines (and --help, completion) should not pay."""
+
+    _console: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            # Not a terminal (a pipe, CI logs): wide enough that tables never truncate names.
+            type(self)._console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+        return getattr(self._console, name)
+
+
+console = _LazyConsole()
+
+
+def Table(**kwargs: Any) -> Any:  # noqa: N802 - stands in for rich.table.Table, imported when a table is drawn
+    from rich.table import Table as RichTable
+
+    return RichTable(**kwargs)
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 def _plain(value: object) -> str:
     """User data for a rich string: control characters escaped, ``[...]`` never read as markup."""
