@@ -52,7 +52,10 @@ def run(ctx: Ctx) -> list[Row]:
     rows = []
     for name, args, judged in (("status", ("status",), True), ("audit --since 1h", ("audit", "--since", "1h"), True),
                                ("sync, one files target", ("sync",), False)):
-        ours, floor = compare(lambda args=args: setpoint(*args), python_pass, reps, ctx.warmup)
+        def command(args: tuple[str, ...] = args) -> None:
+            setpoint(*args)
+
+        ours, floor = compare(command, python_pass, reps, ctx.warmup)
         assert floor is not None
         ratio = ours.median / floor.median
         ms = 1000
