@@ -63,6 +63,6 @@ def run(ctx: Ctx) -> list[Row]:
                         anchor_name="python -c pass", anchor=Stats([v * ms for v in floor.values]), ratio=ratio,
                         ratio_label="setpoint / anchor", target="<= 3x python -c pass" if judged else "",
                         met=(ratio <= 3) if judged else None,
-                        note=f"git status: {git_times.median * ms:.0f} ms",
+                        note=f"ratio = setpoint / python -c pass; git status: {git_times.median * ms:.0f} ms",
                         extra={"git_status_ms": round(git_times.median * ms, 1)}))
     return rows
