@@ -25,6 +25,7 @@ CASES: dict[str, tuple[str, str | None, str]] = {
     "6": ("case_sops", "sops", "SOPS decryption"),
     "7": ("case_scale", None, "Scale"),
     "8": ("case_git_poll", None, "Git polling cost"),
+    "9": ("case_startup", None, "CLI start-up"),
 }
 
 

@@ -55,7 +55,8 @@ def test_audit_window_answers_what_changed(tmp_path: Path, git_repo: GitRepo) ->
     assert "Open 8443 for the API" in text and "Bob" in text and "revert-drift" in text and "+open_ports = 443, 8443" in text
     assert "Close 8443" not in text and "Initial rules" not in text
     # a target filter and relative times
-    assert json.loads(cli(config, "audit", "--since", "1h", "--target", "nope", "-o", "json").stdout) == []
+    assert cli(config, "audit", "--since", "1h", "--target", "nope", "-o", "json").returncode == 2, "unknown target"
+    assert len(json.loads(cli(config, "audit", "--since", "1h", "--target", "edge", "-o", "json").stdout)) == 5
     assert len(json.loads(cli(config, "audit", "--since", "1h", "-o", "json").stdout)) == 5
     bad = cli(config, "audit", "--since", "last thursday")
     assert bad.returncode == 2 and "2026-11-19 14:00" in bad.stderr

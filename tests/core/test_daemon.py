@@ -53,8 +53,10 @@ def test_manual_edit_is_reverted_within_about_a_second(daemon, tmp_path: Path) -
     assert audit.count('"action": "revert-drift"') >= 3 and "event:file-changed" in audit
 
 
-def test_new_commit_is_applied_by_polling(daemon, git_repo: GitRepo) -> None:  # type: ignore[no-untyped-def]
+def test_new_commit_is_applied_by_polling(daemon, git_repo: GitRepo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     _proc, _config, live = daemon
+    # the start line says which database this daemon writes (issue 15 item 10)
+    assert f"target(s) from {tmp_path}, state {tmp_path / 'state' / 'state.db'}" in (tmp_path / "daemon.log").read_text()
     git_repo.commit({"etc/motd": "new message\n"}, "v2")
     took = wait_for(lambda: (live / "motd").read_text() == "new message\n", 10)
     assert took < 5, "poll_interval is 1s"
@@ -80,3 +82,29 @@ def test_sigterm_stops_cleanly(daemon) -> None:  # type: ignore[no-untyped-def]
     proc, _config, _live = daemon
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=15) == 0
+
+
+def test_wait_for_a_commit_next_to_the_running_daemon(daemon, git_repo: GitRepo) -> None:  # type: ignore[no-untyped-def]
+    """`setpoint wait` (issue 15 item 15): a CI job blocks until the daemon applied its commit."""
+    _proc, config, live = daemon
+    git_repo.commit({"etc/motd": "from CI\n"}, "v2")
+    done = cli(config, "wait", "host", "--health", "--timeout", "60s")  # default: the branch head now
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    assert (live / "motd").read_text() == "from CI\n", "exit 0 only once the commit is applied"
+    head = git_repo.head()
+    assert done.stdout == f"host synced and healthy at {head[:12]}\n"
+    # an older commit is included in what was applied: done at once
+    git_repo.commit({"README.md": "outside the target's path\n"}, "docs only")
+    assert cli(config, "wait", "host", "--revision", head[:8], "--timeout", "5s").returncode == 0
+    # a paused target never reaches a new commit: a timeout that says why
+    assert cli(config, "pause", "host", "--reason", "freeze").returncode == 0
+    git_repo.commit({"etc/motd": "frozen\n"}, "v3")
+    late = cli(config, "wait", "host", "--timeout", "3s")
+    new = git_repo.head()[:12]
+    assert late.returncode == 1 and late.stdout == ""
+    assert late.stderr.startswith(f"error: timed out after 3s waiting for host to be synced at {new}:\n"
+                                  f"  host: {new} not applied yet (applied: "), late.stderr
+    assert "paused (setpoint resume)" in late.stderr
+    unknown = cli(config, "wait", "hots")
+    assert unknown.returncode == 2 and "did you mean 'host'?" in unknown.stderr
+    assert cli(config, "wait", "host", "--revision", "not-a-sha").returncode == 2

@@ -62,7 +62,7 @@ def test_reads_need_a_token(api: Any) -> None:
             answers.append(response.text)
     (row,) = httpx.get(base + "/api/v1/targets", headers=auth(STATUS_TOKEN)).json()
     assert row["target"] == "app" and row["sync"] == "Synced" and row["error_stage"] == "observe"
-    assert row["last_error"] == "TemporaryError: login failed for <secret>"
+    assert row["last_error"] == "login failed for <secret>"
     detail = httpx.get(base + "/api/v1/targets/app?limit=5", headers=auth(STATUS_TOKEN)).json()
     assert detail["history"][0]["revision"] == row["applied_revision"]
     assert 0 < len(detail["audit"]) <= 5

@@ -21,9 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from setpoint import __version__
 from setpoint.api import Outcome, Plan, SyncStatus
@@ -32,13 +29,40 @@ from setpoint.config import ConfigProblems, load_config
 from setpoint.durations import format_duration, parse_duration
 from setpoint.errors import SetpointError
 from setpoint.logs import escape_controls, setup_logging
-from setpoint.secrets import safe_error, to_jsonable
+from setpoint.secrets import scrub, to_jsonable
 from setpoint.state.status import AuditAction
+from setpoint.suggest import unknown_target
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
-# Not a terminal (a pipe, CI logs): wide enough that tables never truncate names.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+class _LazyConsole:
+    """rich's Console, imported on first use: rich costs ~0.15 s of start-up that commands printing
+    plain lines (and --help, completion) should not pay."""
+
+    _console: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            # Not a terminal (a pipe, CI logs): wide enough that tables never truncate names.
+            type(self)._console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+        return getattr(self._console, name)
+
+
+console = _LazyConsole()
+
+
+def Table(**kwargs: Any) -> Any:  # noqa: N802 - stands in for rich.table.Table, imported when a table is drawn
+    from rich.table import Table as RichTable
+
+    return RichTable(**kwargs)
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 def _plain(value: object) -> str:
     """User data for a rich string: control characters escaped, ``[...]`` never read as markup."""
@@ -65,6 +89,11 @@ def _fail(message: str, code: int = EXIT_USAGE) -> None:
     sys.exit(code)
 
 
+def _says(exc: BaseException) -> str:
+    """What went wrong, for a person: the message (secret-free), never the Python class name."""
+    return scrub(str(exc)) or "an unexpected error (run with --log-level DEBUG for details)"
+
+
 class Context:
     def __init__(self, config_path: str | None) -> None:
         # -c may come before the command (setpoint -c F status) or after it (setpoint status -c F)
@@ -81,7 +110,14 @@ class Context:
                 click.echo(f"  {problem}", err=True)
             sys.exit(EXIT_USAGE)
         except SetpointError as exc:
-            _fail(str(exc))
+            _fail(_says(exc))
+
+    def require_targets(self, names: tuple[str, ...] | list[str]) -> None:
+        """Exit 2 with a suggestion when a name is not a configured target."""
+        known = [t.name for t in self.config().targets]
+        for name in names:
+            if name not in known:
+                _fail(unknown_target(name, known))
 
     def engine(self) -> Any:
         if self._engine is None:
@@ -90,7 +126,7 @@ class Context:
             try:
                 self._engine = Engine(self.config())
             except SetpointError as exc:
-                _fail(safe_error(exc))
+                _fail(_says(exc))
         return self._engine
 
     def store(self) -> Any:
@@ -99,7 +135,7 @@ class Context:
         try:
             return StateStore(self.config().state_path)
         except SetpointError as exc:
-            _fail(str(exc))
+            _fail(_says(exc))
 
 
 def common(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -143,7 +179,7 @@ def run(config_path: str | None) -> None:
     try:
         owner.acquire()  # one setpoint run per state (docs/architecture.md)
     except SetpointError as exc:
-        _fail(safe_error(exc))
+        _fail(_says(exc))
     engine = ctx.engine()
     scheduler = Scheduler(engine)
     try:
@@ -151,7 +187,7 @@ def run(config_path: str | None) -> None:
         operations = start_operations(engine, scheduler)
     except SetpointError as exc:
         engine.close()
-        _fail(safe_error(exc))
+        _fail(_says(exc))
 
     # SIGTERM/SIGINT: finish running applies within lifecycle.shutdown_grace (setpoint.lifecycle)
     shutdown = Shutdown(engine, scheduler, engine.config.lifecycle.shutdown_grace)
@@ -166,8 +202,8 @@ def run(config_path: str | None) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGHUP, reload)
-    logging.getLogger("setpoint").info("setpoint %s running %d target(s) from %s", __version__, len(engine.runners),
-                                       engine.config.base_dir)
+    logging.getLogger("setpoint").info("setpoint %s running %d target(s) from %s, state %s", __version__,
+                                       len(engine.runners), engine.config.base_dir, engine.config.state_path)
     try:
         scheduler.run()
         shutdown.finished()
@@ -231,13 +267,15 @@ def _sync_style(value: str) -> str:
 @output_option
 def sync(config_path: str | None, targets: tuple[str, ...], dry_run: bool, output: str) -> None:
     """Reconcile TARGETS (default: all) once. Exit 0 only if every one ends Synced."""
-    engine = Context(config_path).engine()
+    ctx = Context(config_path)
+    ctx.require_targets(targets)
+    engine = ctx.engine()
     try:
         with console.status("reconciling...") if output == "table" and sys.stdout.isatty() else _null():
             outcomes = engine.sync(targets or None, dry_run=dry_run)
         plans = {o.target.name: engine.runners[o.target.name].last_plan for o in outcomes} if dry_run else None
     except SetpointError as exc:
-        _fail(safe_error(exc))
+        _fail(_says(exc))
     finally:
         engine.close()
     _print_outcomes(outcomes, output, plans)
@@ -261,11 +299,13 @@ class _null:
 @output_option
 def diff(config_path: str | None, target: str, output: str) -> None:
     """Show what a sync of TARGET would change (drift marked). Exit 1 if anything differs."""
-    engine = Context(config_path).engine()
+    ctx = Context(config_path)
+    ctx.require_targets([target])
+    engine = ctx.engine()
     try:
         result = engine.run_target(target, trigger="diff", dry_run=True)
     except SetpointError as exc:
-        _fail(safe_error(exc))
+        _fail(_says(exc))
     finally:
         engine.close()
     outcome, plan = result.outcome, result.plan
@@ -357,6 +397,7 @@ def status(config_path: str | None, output: str) -> None:
         table.add_row(_plain(r["target"]), r["kind"], _sync_style(r["sync"]), r["health"], (r["revision"] or "-")[:12],
                       _when(r["last_run"]) if r["last_run"] else "never", note)
     console.print(table)
+    console.print(f"state: {_plain(ctx.config().state_path)}")
 
 
 def _when(stamp: float | None) -> str:
@@ -396,7 +437,10 @@ DRIFT_ACTIONS = (AuditAction.DRIFT_DETECTED, AuditAction.REVERT_DRIFT, AuditActi
 def audit(config_path: str | None, since: str | None, until: str | None, target: str | None,
           actions: tuple[str, ...], output: str) -> None:
     """What changed, who changed it in Git, and every drift seen, in a time window."""
-    store = Context(config_path).store()
+    ctx = Context(config_path)
+    if target:
+        ctx.require_targets([target])
+    store = ctx.store()
     entries = store.audit_entries(_parse_time(since) if since else None, _parse_time(until) if until else None,
                                   target, actions or None)
     if output == "json":
@@ -475,7 +519,9 @@ def history(config_path: str | None, target: str, limit: int, output: str) -> No
     """Revisions applied to TARGET, newest first."""
     from setpoint.views import history_rows
 
-    rows = history_rows(Context(config_path).store(), target, limit)
+    ctx = Context(config_path)
+    ctx.require_targets([target])
+    rows = history_rows(ctx.store(), target, limit)
     if output == "json":
         _emit_json(rows)
         return
@@ -486,6 +532,48 @@ def history(config_path: str | None, target: str, limit: int, output: str) -> No
         table.add_row(_when(r["time"]), (r["revision"] or "-")[:12], _plain(r["author"] or "-"), _plain(r["subject"] or "-"),
                       str(r["changes"]))
     console.print(table)
+
+
+@main.command()
+@common
+@click.argument("targets", nargs=-1, required=True, shell_complete=complete_targets)
+@click.option("--revision", help="Commit (full or abbreviated SHA) that must be applied; default: the "
+              "source branch's head on the remote when the wait starts. A later commit that includes it counts.")
+@click.option("--health", is_flag=True, help="Also wait until the target is Healthy.")
+@click.option("--timeout", default="5m", show_default=True, help="Give up after this long (e.g. 90s, 10m).")
+def wait(config_path: str | None, targets: tuple[str, ...], revision: str | None, health: bool, timeout: str) -> None:
+    """Wait until TARGETS are synced (and healthy with --health) at a revision; for CI jobs.
+
+    Reads the state store, so it works next to a running `setpoint run`; it never applies anything.
+    Exit 0 when done, 1 on timeout (with what is still missing), 2 for an unknown target or bad option."""
+    from setpoint.wait import wait_for
+
+    try:
+        seconds = parse_duration(timeout)
+    except ValueError as exc:
+        _fail(f"--timeout: {_says(exc)}")
+    if revision is not None and not (4 <= len(revision) <= 64 and all(c in "0123456789abcdef" for c in revision.lower())):
+        _fail(f"--revision {revision!r} is not a commit SHA (4 to 40 hexadecimal digits)")
+    ctx = Context(config_path)
+    ctx.require_targets(targets)
+    store = ctx.store()
+    try:
+        done, wanted, verdicts = wait_for(ctx.config(), store, list(targets), revision and revision.lower(),
+                                          health, seconds)
+    except SetpointError as exc:
+        _fail(_says(exc), EXIT_FAILED)
+    finally:
+        store.close()
+    goal = "synced and healthy" if health else "synced"
+    if done:
+        click.echo(f"{', '.join(targets)} {goal} at {wanted[:12]}")
+        sys.exit(EXIT_OK)
+    click.echo(f"error: timed out after {format_duration(seconds)} waiting for {', '.join(targets)} to be {goal} "
+               f"at {wanted[:12]}:", err=True)
+    for verdict in verdicts:
+        if not verdict.done:
+            click.echo(escape_controls(f"  {verdict.target}: {verdict.reason}"), err=True)
+    sys.exit(EXIT_FAILED)
 
 
 # --------------------------------------------------------------------------- operator actions
@@ -499,12 +587,17 @@ def history(config_path: str | None, target: str, limit: int, output: str) -> No
 @click.option("--by", default=None, help="Who pauses (default $SETPOINT_ACTOR or user@host).")
 def pause(config_path: str | None, target: str, reason: str, duration: str | None, by: str | None) -> None:
     """Stop applying to TARGET (drift is still detected and recorded)."""
-    engine = Context(config_path).engine()
+    ctx = Context(config_path)
+    ctx.require_targets([target])
     try:
         seconds = parse_duration(duration) if duration else None
+    except ValueError as exc:
+        _fail(f"--for: {_says(exc)}")
+    engine = ctx.engine()
+    try:
         p = engine.pause(target, reason, by or _actor(), seconds)
-    except (SetpointError, ValueError) as exc:
-        _fail(safe_error(exc))
+    except SetpointError as exc:
+        _fail(_says(exc))
     finally:
         engine.close()
     until = f" until {_when(p.until)} ({format_duration(p.until - time.time())})" if p.until else " until resumed"
@@ -517,11 +610,13 @@ def pause(config_path: str | None, target: str, reason: str, duration: str | Non
 @click.option("--by", default=None, help="Who resumes (default $SETPOINT_ACTOR or user@host).")
 def resume(config_path: str | None, target: str, by: str | None) -> None:
     """Resume applying to TARGET."""
-    engine = Context(config_path).engine()
+    ctx = Context(config_path)
+    ctx.require_targets([target])
+    engine = ctx.engine()
     try:
         p = engine.resume(target, by or _actor())
     except SetpointError as exc:
-        _fail(safe_error(exc))
+        _fail(_says(exc))
     finally:
         engine.close()
     click.echo(f"{target} resumed" if p else f"{target} was not paused")
@@ -535,7 +630,9 @@ def resume(config_path: str | None, target: str, by: str | None) -> None:
 @click.option("--now", "apply_now", is_flag=True, help="Reconcile TARGET right away in this process.")
 def approve(config_path: str | None, target: str, plan_id: str, by: str | None, apply_now: bool) -> None:
     """Approve a held plan; it is applied at the next reconcile if Git and live state still give that plan."""
-    engine = Context(config_path).engine()
+    ctx = Context(config_path)
+    ctx.require_targets([target])
+    engine = ctx.engine()
     try:
         engine.approve(target, plan_id, by or _actor())
         click.echo(f"plan {plan_id} of {target} approved")
@@ -545,7 +642,7 @@ def approve(config_path: str | None, target: str, plan_id: str, by: str | None, 
             if outcome.failed or outcome.sync != SyncStatus.SYNCED:
                 sys.exit(EXIT_FAILED)
     except SetpointError as exc:
-        _fail(safe_error(exc), EXIT_FAILED)
+        _fail(_says(exc), EXIT_FAILED)
     finally:
         engine.close()
 
@@ -580,11 +677,17 @@ def plugins(output: str) -> None:
 
 @main.command()
 @common
-def validate(config_path: str | None) -> None:
+@output_option
+def validate(config_path: str | None, output: str) -> None:
     """Check the configuration, kind blocks included; report every problem at once."""
     from setpoint.validation import validate_all
 
     problems = validate_all(Context(config_path).config_path)
+    if output == "json":
+        _emit_json({"valid": not problems, "problems": [
+            {"file": p.file, "line": p.line, "path": p.path, "message": p.message, "hint": p.hint or None}
+            for p in problems]})
+        sys.exit(EXIT_USAGE if problems else EXIT_OK)
     if problems:
         click.echo(f"{len(problems)} problem(s) in the configuration:", err=True)
         for problem in problems:

@@ -29,6 +29,7 @@ from setpoint import yamlsafe
 from setpoint.durations import Duration
 from setpoint.errors import ConfigError
 from setpoint.opsconfig import LifecycleConfig, NotificationsConfig, ServerConfig
+from setpoint.suggest import did_you_mean
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$"
 DEFAULT_CONFIG = "setpoint.yaml"
@@ -309,7 +310,33 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def _problems_from(error: ValidationError, file: str, index: dict[tuple[Any, ...], int], prefix: tuple[Any, ...] = ()) -> list[Problem]:
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
+    """The keys the (sub)model at ``loc`` accepts, for "did you mean" (None when unknown)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        fields = getattr(current, "model_fields", None)
+        if not fields or part not in fields:
+            return None
+        current = _model_in(fields[part].annotation)
+    fields = getattr(current, "model_fields", None)
+    return [n for n in fields if n != "kind_block"] if fields else None
+
+
+def _model_in(annotation: Any) -> Any:
+    """The pydantic model inside ``X``, ``X | None``, ``list[X]`` or ``dict[str, X]``, if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _problems_from(error: ValidationError, file: str, index: dict[tuple[Any, ...], int], prefix: tuple[Any, ...] = (),
+                   model: type[BaseModel] | None = None) -> list[Problem]:
     problems = []
     for item in error.errors():
         loc = prefix + tuple(item["loc"])
@@ -317,6 +344,9 @@ def _problems_from(error: ValidationError, file: str, index: dict[tuple[Any, ...
         loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p[:1].isupper())))
         message = item["msg"].removeprefix("Value error, ")
         hint = _HINTS.get(item["type"], "")
+        if item["type"] == "extra_forbidden" and loc:
+            allowed = _fields_at(model, tuple(item["loc"])[:-1]) if model is not None else None
+            message = f"unknown key {loc[-1]!r}{did_you_mean(str(loc[-1]), allowed or [])}"
         if item["type"] == "extra_forbidden" and len(loc) == 3 and loc[0] == "targets":
             generic = ", ".join(n for n in TargetConfig.model_fields if n != "kind_block")
             hint = f"a target takes {generic}, and one settings block named after its kind"
@@ -345,14 +375,62 @@ def load_config(path: str | Path | None = None) -> Config:
         # the settings block is named after the kind (files:, kubernetes:); set it aside for its plugin
         if isinstance(target, dict) and isinstance(target.get("kind"), str) and target["kind"] in target:
             target["kind_block"] = target.pop(target["kind"]) or {}
+    references = reference_problems(raw, str(config_path), index)
     try:
         config = Config.model_validate({**raw, "base_dir": config_path.resolve().parent, "file": config_path})
     except ValidationError as exc:
-        raise ConfigProblems(_problems_from(exc, str(config_path), index)) from None
+        schema = [p for p in _problems_from(exc, str(config_path), index, model=Config) if p.path]
+        # the model's own reference check (loc at the top) is replaced by the positioned one
+        raise ConfigProblems(schema + references) from None
+    if references:
+        raise ConfigProblems(references)
     problems = _destinations_inside_own_state(config, str(config_path), index)
     if problems:
         raise ConfigProblems(problems)
     return config
+
+
+def reference_problems(raw: dict[str, Any], file: str, index: dict[tuple[Any, ...], int]) -> list[Problem]:
+    """Sources, dependencies, duplicate names and cycles, read from the raw document so they are
+    reported (at their own line) even when other parts of the file have schema errors."""
+    raw_sources = raw.get("sources")
+    sources: list[str] = [str(k) for k in raw_sources] if isinstance(raw_sources, dict) else []
+    raw_targets = raw.get("targets")
+    targets: list[dict[str, Any]] = [t if isinstance(t, dict) else {}
+                                     for t in (raw_targets if isinstance(raw_targets, list) else [])]
+    names: list[str] = [t["name"] for t in targets if isinstance(t.get("name"), str)]
+    problems: list[Problem] = []
+
+    def add(loc: tuple[Any, ...], message: str, hint: str = "") -> None:
+        problems.append(Problem(file, _line_for(index, loc), _format_loc(loc), message, hint))
+
+    seen: set[str] = set()
+    for number, target in enumerate(targets):
+        name = target.get("name")
+        if isinstance(name, str):
+            if name in seen:
+                add(("targets", number, "name"), f"duplicate target name {name!r}", "give every target its own name")
+            seen.add(name)
+        source = target.get("source")
+        if isinstance(source, str) and source not in sources:
+            add(("targets", number, "source"),
+                f"target {name!r} uses source {source!r}, which is not defined under sources{did_you_mean(source, sources)} "
+                f"(defined: {', '.join(sorted(sources)) or 'none'})")
+        deps = target.get("depends_on")
+        for position, dep in enumerate(deps if isinstance(deps, list) else []):
+            if dep == name:
+                add(("targets", number, "depends_on", position), f"target {name!r} depends on itself")
+            elif isinstance(dep, str) and dep not in names:
+                add(("targets", number, "depends_on", position),
+                    f"target {name!r} depends on {dep!r}, which is not a target{did_you_mean(dep, names)}")
+    graph = {t["name"]: [d for d in t.get("depends_on") or [] if isinstance(d, str) and d != t["name"]]
+             for t in targets if isinstance(t.get("name"), str) and isinstance(t.get("depends_on") or [], list)}
+    cycle = find_cycle(graph)
+    if cycle:
+        first = next((i for i, t in enumerate(targets) if t.get("name") == cycle[0]), None)
+        add(("targets", first, "depends_on") if first is not None else ("targets",),
+            f"dependency cycle: {' -> '.join(cycle)}", "remove one depends_on entry of the cycle")
+    return problems
 
 
 def _destinations_inside_own_state(config: Config, file: str, index: dict[tuple[Any, ...], int]) -> list[Problem]:
@@ -396,7 +474,7 @@ def validate_block(model: type[BaseModel] | None, block: dict[str, Any], file: s
     try:
         return model.model_validate(block), []
     except ValidationError as exc:
-        return None, _problems_from(exc, file, index, loc)
+        return None, _problems_from(exc, file, index, loc, model=model)
 
 
 LogFormat = Literal["plain", "json"]

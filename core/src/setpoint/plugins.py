@@ -15,11 +15,13 @@ Environment switches:
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -29,6 +31,7 @@ from setpoint import hookspecs
 from setpoint.api import Decryptor, TargetDriver
 from setpoint.errors import DuplicateKindError, PluginLoadError, UnknownKindError
 from setpoint.secrets import safe_error
+from setpoint.suggest import close_match
 
 log = logging.getLogger("setpoint.plugins")
 
@@ -76,8 +79,12 @@ class Registry:
             raise UnknownKindError(self.failed_kinds[kind])
         failures = [f"{p.name}: {p.error}" for p in self.plugins if p.error]
         hint = f" (plugins that failed to load: {'; '.join(failures)})" if failures else ""
+        installed = f"installed kinds: {', '.join(sorted(self.kinds)) or 'none'}{hint}"
+        typo = close_match(kind, self.kinds)
+        if typo:  # a spelling mistake, not a missing distribution
+            raise UnknownKindError(f"unknown target kind {kind!r} (did you mean {typo!r}?); {installed}")
         raise UnknownKindError(
-            f"no plugin provides target kind {kind!r}; installed kinds: {', '.join(sorted(self.kinds)) or 'none'}{hint}. "
+            f"no plugin provides target kind {kind!r}; {installed}. "
             f"Install it, e.g. pip install 'setpoint[{kind.replace('_', '-')}]'"
         )
 
@@ -164,10 +171,51 @@ def _declared_kinds(entry_point: metadata.EntryPoint) -> list[str]:
     return [entry_point.name]
 
 
-def get_plugin_manager(load_entrypoints: bool = True, extra_plugins: Iterable[object] = ()) -> Registry:
+def _provides_cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "setpoint" / "plugin-provides.json"
+
+
+def _read_provides() -> dict[str, Any]:
+    try:
+        data = json.loads(_provides_cache().read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_provides(data: dict[str, Any]) -> None:
+    try:
+        path = _provides_cache()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(data, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home: every run loads every plugin, as before
+
+
+def _only_unused_kinds(record: dict[str, Any] | None, needed: set[str]) -> bool:
+    """True when a plugin is known (from an earlier load of the same version) to provide nothing but
+    target kinds this configuration does not use: no decryptor, notifier or other hook."""
+    if not isinstance(record, dict):
+        return False
+    kinds = set(record.get("kinds") or [])
+    hooks = set(record.get("hooks") or []) - {"setpoint_register_target_kinds"}
+    return bool(kinds) and not (kinds & needed) and not record.get("decryptors") and not record.get("notifiers") \
+        and not hooks
+
+
+def get_plugin_manager(load_entrypoints: bool = True, extra_plugins: Iterable[object] = (),
+                       needed_kinds: Iterable[str] | None = None) -> Registry:
     """Build a fresh registry: built-ins, then entry points, then ``extra_plugins`` (for tests).
 
     Never a module global: every caller (CLI, engine, a test) gets its own.
+
+    ``needed_kinds`` (the kinds a configuration uses) skips the import of plugins known to provide only
+    other kinds: importing a plugin (kubernetes' client, terraform's HCL parser) is most of a short
+    command's start-up. What each plugin version provides is learnt on its first load and kept in
+    ``~/.cache/setpoint/plugin-provides.json``; an unknown plugin, or one with decryptors (encrypted
+    files are found by content), notifiers or other hooks, always loads.
     """
     registry = Registry(_new_manager())
     strict = os.environ.get("SETPOINT_STRICT_PLUGINS") == "1"
@@ -188,15 +236,24 @@ def get_plugin_manager(load_entrypoints: bool = True, extra_plugins: Iterable[ob
         _register(registry, record, plugin)
         registry.plugins.append(record)
 
+    needed = set(needed_kinds) if needed_kinds is not None else None
+    provides = _read_provides() if load_entrypoints else {}
+    provides_changed = False
     if load_entrypoints:
         for entry_point in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
             if entry_point.name in blocked or (allowed is not None and entry_point.name not in allowed):
                 continue
             dist = entry_point.dist
             record = PluginRecord(entry_point.name, dist.name if dist else "?", dist.version if dist else "?", entry_point.value)
+            cache_key = f"{entry_point.name}={entry_point.value}@{record.distribution}=={record.version}"
+            if needed is not None and _only_unused_kinds(provides.get(cache_key), needed):
+                continue
             try:
                 plugin = entry_point.load()
                 _register(registry, record, plugin)
+                if provides.get(cache_key) != record.to_dict():
+                    provides[cache_key] = record.to_dict()
+                    provides_changed = True
             except Exception as exc:  # noqa: BLE001 - isolate any plugin failure
                 if strict:
                     raise PluginLoadError(f"plugin {entry_point.name!r} failed to load: {safe_error(exc)}") from exc
@@ -207,6 +264,8 @@ def get_plugin_manager(load_entrypoints: bool = True, extra_plugins: Iterable[ob
                     registry.failed_kinds.setdefault(kind, f"plugin {entry_point.name!r} failed to load: {record.error}")
             registry.plugins.append(record)
 
+    if provides_changed:
+        _write_provides(provides)
     for index, plugin in enumerate(extra_plugins):
         name = getattr(plugin, "__name__", None) or f"extra-{index}-{type(plugin).__name__}"
         record = PluginRecord(name, "(test)", "0", name)

@@ -180,10 +180,22 @@ def scrub(text: str) -> str:
     return _registry.scrub(text)
 
 
+def _is_setpoint_error(exc: BaseException) -> bool:
+    # by name: secrets and errors are one layer and may not import each other (.importlinter)
+    return any(c.__module__ == "setpoint.errors" and c.__name__ == "SetpointError" for c in type(exc).__mro__)
+
+
 def safe_error(exc: BaseException) -> str:
-    """Describe an exception for status, audit and notifications without any secret in it."""
-    message = scrub(str(exc)) or exc.__class__.__name__
-    return f"{exc.__class__.__name__}: {message}" if not message.startswith(exc.__class__.__name__) else message
+    """Describe an exception for status, audit and notifications without any secret in it.
+
+    setpoint's own errors say what is wrong and what to do, so their class name is noise for the
+    reader; anything else is a bug or an unforeseen failure, named as such so it can be reported."""
+    message = scrub(str(exc))
+    if _is_setpoint_error(exc) and message:
+        return message
+    kind = exc.__class__.__name__
+    return (f"{message or 'no message'} (unexpected {kind}; run with --log-level DEBUG for the traceback "
+            "and report it if it persists)")
 
 
 class RedactingFilter(logging.Filter):

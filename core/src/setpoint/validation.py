@@ -3,10 +3,20 @@ block (a target kind's settings, a decryptor's ``secrets:`` block), all problems
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
-from setpoint.config import Config, ConfigProblems, Problem, config_line_index, load_config, validate_block
+from setpoint import yamlsafe
+from setpoint.config import (
+    DEFAULT_CONFIG,
+    Config,
+    ConfigProblems,
+    Problem,
+    config_line_index,
+    load_config,
+    validate_block,
+)
 from setpoint.decryption import build_decryptors
 from setpoint.errors import ConfigError, UnknownKindError
 from setpoint.plugins import Registry, get_plugin_manager
@@ -16,7 +26,9 @@ def validate_all(config_path: str | Path | None, registry: Registry | None = Non
     try:
         config = load_config(config_path)
     except ConfigProblems as exc:
-        return exc.problems
+        # keep going: the kind blocks are checked from the raw file, so one run shows every problem
+        registry = registry or get_plugin_manager()
+        return _by_line(_with_kind_problems(exc.problems, config_path, registry))
     except ConfigError as exc:
         return [Problem(str(config_path or "setpoint.yaml"), None, "", str(exc))]
     registry = registry or get_plugin_manager()
@@ -46,7 +58,45 @@ def validate_all(config_path: str | Path | None, registry: Registry | None = Non
                                     f"(installed: {', '.join(sorted(registry.decryptors)) or 'none'})",
                                     "install it, e.g. pip install 'setpoint[sops]'"))
     problems.extend(build_decryptors(registry, config)[1])
-    return problems
+    return _by_line(problems)
+
+
+def _by_line(problems: list[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda p: (p.file, p.line or 0))
+
+
+def _with_kind_problems(problems: list[Problem], config_path: str | Path | None, registry: Registry) -> list[Problem]:
+    """The generic model failed: still check each target's kind and kind block from the raw file.
+    A misspelled ``kind:`` with its settings block present is named (not "unknown key 'files'")."""
+    path = Path(config_path or os.environ.get("SETPOINT_CONFIG") or DEFAULT_CONFIG)
+    try:
+        raw = yamlsafe.load(path.read_text())
+    except Exception:  # noqa: BLE001 - not YAML at all: the problems already say so
+        return problems
+    targets = raw.get("targets") if isinstance(raw, dict) else None
+    if not isinstance(targets, list):
+        return problems
+    file = str(path)
+    index = config_line_index(path)
+    out = list(problems)
+    for number, target in enumerate(targets):
+        if not isinstance(target, dict) or not isinstance(target.get("kind"), str):
+            continue
+        kind = target["kind"]
+        block = target.get(kind)
+        if kind not in registry.kinds:
+            try:
+                registry.driver_class(kind)
+            except UnknownKindError as exc:
+                # a settings block named after an installed kind is the kind the user meant
+                blocks = [key for key in target if key in registry.kinds]
+                hint = f"the settings block is '{blocks[0]}:'; write kind: {blocks[0]}" if blocks else ""
+                out = [p for p in out if not any(p.path == f"targets[{number}].{b}" for b in blocks)]
+                out.append(Problem(file, index.get(("targets", number, "kind")), f"targets[{number}].kind", str(exc), hint))
+            continue
+        out.extend(validate_block(registry.kinds[kind].Settings, block if isinstance(block, dict) else {},
+                                  file, index, ("targets", number, kind))[1])
+    return out
 
 
 def _target_decryptor_problems(registry: Registry, config: Config, overrides: dict[str, Any],

@@ -39,7 +39,7 @@ PRUNE_BATCH = 50
 class Engine:
     def __init__(self, config: Config, registry: Registry | None = None, store: StateStore | None = None) -> None:
         self.config = config
-        self.registry = registry or get_plugin_manager()
+        self.registry = registry or get_plugin_manager(needed_kinds={t.kind for t in config.targets})
         self.state_dir = config.state_dir
         self.store = store or StateStore(config.state_path)
         self.sources = {name: GitSource(name, sc, self.state_dir / "cache", config.base_dir)

@@ -305,6 +305,24 @@ class GitSource:
                 raise
             return dest
 
+    # ------------------------------------------------------------------ read-only questions (setpoint wait)
+
+    def remote_head(self) -> str:
+        """The branch head on the remote right now, without fetching anything (raises SourceError)."""
+        ref = f"refs/heads/{self.config.branch}"
+        out = self._git("ls-remote", "--", self.url, ref, git_dir=False)
+        line = next((row for row in out.decode().splitlines() if row.endswith("\t" + ref)), None)
+        if line is None:
+            raise SourceError(f"source {self.name}: branch {self.config.branch!r} not found at {self.config.url}")
+        return line.split("\t", 1)[0]
+
+    def includes(self, head: str, sha: str) -> bool:
+        """Whether commit ``sha`` (full or abbreviated) is ``head`` or one of its ancestors, as far as
+        the cache repository knows (a commit it never fetched: False)."""
+        if not (self.repo / "HEAD").exists():
+            return False
+        return self._has_commit(sha) and self._is_ancestor(sha, head)
+
     def exported_trees(self) -> list[str]:
         """The commits whose trees are exported on disk."""
         if not self.trees.exists():
