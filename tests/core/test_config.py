@@ -107,10 +107,10 @@ def test_kind_blocks_are_validated_by_their_plugin(tmp_path: Path) -> None:
 
 
 def test_unknown_kind_and_unknown_secrets_block(tmp_path: Path) -> None:
-    text = GOOD.replace("kind: files", "kind: ansible").replace("    files: {destination: /etc/web}\n", "") \
+    text = GOOD.replace("kind: files", "kind: nomad").replace("    files: {destination: /etc/web}\n", "") \
         + "secrets:\n  vault: {}\n"
     messages = [p.message for p in validate_all(write(tmp_path, text))]
-    assert any("no plugin provides target kind 'ansible'" in m for m in messages)
+    assert any("no plugin provides target kind 'nomad'" in m for m in messages)
     assert any("no installed decryptor is called 'vault'" in m for m in messages)
 
 

@@ -72,8 +72,9 @@ def test_memory_after_an_apply_commits_with_the_inventory(tmp_path: Path, git_re
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(engine.store, "update_inventory", crash)
-    with pytest.raises(RuntimeError):
-        engine.reconcile("app")
+    # a result that cannot be recorded fails the run at the record stage (issue 14 item 9), never "done"
+    out = engine.reconcile("app")
+    assert out.error_stage == "record" and "disk full" in (out.error or "")
     assert engine.store.memory("app") == {} and engine.store.inventory("app") == {}
     engine.close()
     assert fake_engine(tmp_path, git_repo, fake_plugin).store.memory("app") == {}, "not written at shutdown either"

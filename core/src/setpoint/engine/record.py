@@ -228,6 +228,10 @@ class Recorder:
             run.sync = sync_without_apply(run, previous)
         run.health = Health(previous.health if stage not in ("plugin", "apply") else HealthStatus.DEGRADED, message)
         outcome = self.outcome(run, stage, message)
+        if stage == "record":
+            # the apply's result (inventory, audit) could not be written: what the driver remembered
+            # about that apply must not be kept either; the intent stays and the next run redoes it
+            self.runner.memory.discard_pending()
         if not run.dry_run:
             with self.store.batch():
                 if previous.last_error != message:
