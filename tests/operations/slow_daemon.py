@@ -34,8 +34,8 @@ class SlowPlugin(FakePlugin):
 _original = setpoint.plugins.get_plugin_manager
 
 
-def _with_slow(load_entrypoints: bool = True, extra_plugins: Any = ()) -> Any:
-    return _original(load_entrypoints, [*extra_plugins, SlowPlugin()])
+def _with_slow(load_entrypoints: bool = True, extra_plugins: Any = (), **options: Any) -> Any:
+    return _original(load_entrypoints, [*extra_plugins, SlowPlugin()], **options)
 
 
 setpoint.plugins.get_plugin_manager = _with_slow  # before setpoint.engine imports it
