@@ -59,7 +59,10 @@ def live_versions(kube: Kube, engine: Any, target: str) -> dict[str, Any]:
         obj = driver.cluster.request("GET", resource.path(ref.namespace, ref.name))
         meta = obj["metadata"]
         mine = [m for m in meta["managedFields"] if m["manager"] == "setpoint"]
-        versions[key] = (meta.get("generation"), mine, meta.get("annotations"),
+        # the deployment controller adds deployment.kubernetes.io/revision on its own schedule
+        annotations = {k: v for k, v in (meta.get("annotations") or {}).items()
+                       if not k.startswith("deployment.kubernetes.io/")}
+        versions[key] = (meta.get("generation"), mine, annotations,
                          meta["resourceVersion"] if ref.kind not in ("Deployment",) else None)
     return versions
 
