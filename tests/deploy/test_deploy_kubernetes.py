@@ -190,3 +190,19 @@ def test_five_phases_and_refusals_with_only_the_serviceaccount(service_account_o
         assert live("configmap", "settings")["data"] == {"value": "e"}
     finally:
         engine.close()
+
+
+def test_kustomize_builds_the_documented_install(kubeconfig: str) -> None:
+    """`kubectl apply -k deploy/kubernetes` as docs/deploy.md shows it: the kustomization builds, puts
+    everything in namespace `setpoint`, and the namespace enforces the `restricted` Pod Security level."""
+    built = [d for d in yaml.safe_load_all(kubectl(kubeconfig, "kustomize", str(MANIFESTS)).stdout) if d]
+    kinds = sorted(d["kind"] for d in built)
+    assert kinds == sorted(["Namespace", "ServiceAccount", "ConfigMap", "Role", "RoleBinding", "Service",
+                            "StatefulSet"]), kinds
+    [namespace] = [d for d in built if d["kind"] == "Namespace"]
+    assert namespace["metadata"]["name"] == "setpoint"
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert all(d["metadata"].get("namespace") == "setpoint" for d in built if d["kind"] != "Namespace")
+    # (the objects themselves are applied for real, in a test namespace, by the test above)
+    client = kubectl(kubeconfig, "apply", "--dry-run=client", "-k", str(MANIFESTS))
+    assert "namespace/setpoint" in client.stdout and "statefulset.apps/setpoint" in client.stdout, client.stdout
