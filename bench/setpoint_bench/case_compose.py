@@ -13,60 +13,16 @@ from __future__ import annotations
 import time
 
 from setpoint.testing import GitRepo
-from setpoint_bench import composedata, services
+from setpoint_bench import composedata
 from setpoint_bench.engines import check, engine
-from setpoint_bench.harness import Ctx, NotRun, Row, compare, speedup_row
+from setpoint_bench.harness import Ctx, Row, compare, speedup_row
 
 CASE = "4 Compose"
 
 
 def run(ctx: Ctx) -> list[Row]:
-    rows = [_local(ctx)]
-    try:
-        services.require("docker-hosts")
-        rows.append(_over_ssh(ctx))
-    except NotRun as exc:
-        rows.append(Row(CASE, "no-op reconcile over SSH", status="not run", note=exc.reason,
-                        extra={"service": exc.service}))
-    return rows
-
-
-def _over_ssh(ctx: Ctx) -> Row:
-    """The same comparison against a host behind OpenSSH: both sides over the same ssh set-up."""
-    n = 3 if ctx.smoke else 10
-    base = ctx.scratch("compose-ssh")
-    stamp = int(time.time()) % 100000
-    ours_name, theirs_name = f"benchspssh{stamp}", f"benchdcssh{stamp}"
-    repo = GitRepo(base / "repo")
-    repo.commit({"app/compose.yaml": composedata.project(n)}, f"{n} services")
-    anchor_dir = base / "anchor"
-    anchor_dir.mkdir()
-    (anchor_dir / "compose.yaml").write_text(composedata.project(n))
-    ssh_env = composedata.ssh_compose_env()
-    eng = None
-    try:
-        eng = engine(base, repo.path, [composedata.target("shop", "app", ours_name, **composedata.ssh_settings())])
-        check(eng.reconcile("shop", trigger="bench"))
-        eng.poll_on_demand = False
-        composedata.compose(theirs_name, anchor_dir, "up", "-d", env=ssh_env)
-
-        def noop() -> None:
-            outcome = check(eng.reconcile("shop", trigger="bench"))
-            if outcome.actions:
-                raise RuntimeError(f"no-op reconcile acted: {outcome.actions[:3]}")
-
-        def up() -> None:
-            composedata.compose(theirs_name, anchor_dir, "up", "-d", env=ssh_env)
-
-        ours, theirs = compare(noop, up, ctx.reps, ctx.warmup)
-    finally:
-        if eng is not None:
-            eng.close()
-        composedata.down(ours_name, env=ssh_env)
-        composedata.down(theirs_name, env=ssh_env)
-    return speedup_row(CASE, f"no-op reconcile over SSH, {n} services", ours,
-                       "docker compose up -d over the same SSH (nothing to do)", theirs, min_ratio=5.0,
-                       target="≥ 5x faster", note="ssh:// host (OpenSSH on loopback); daemon path")
+    # the same comparison against an ssh:// host is case compose-ssh (case_compose_ssh.py)
+    return [_local(ctx)]
 
 
 def _local(ctx: Ctx) -> Row:

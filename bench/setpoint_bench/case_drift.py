@@ -224,7 +224,8 @@ def _read(path: Path) -> str | None:
 
 def run(ctx: Ctx) -> list[Row]:
     rows = []
-    for kind in (files, kubernetes, kubernetes_progressing, kubernetes_service_port, compose, compose_ssh, terraform):
+    # compose_ssh runs in case compose-ssh (case_compose_ssh.py), with the other measurements over SSH
+    for kind in (files, kubernetes, kubernetes_progressing, kubernetes_service_port, compose, terraform):
         try:
             rows.append(kind(ctx))
         except NotRun as exc:

@@ -26,6 +26,9 @@ CASES: dict[str, tuple[str, str | None, str]] = {
     "7": ("case_scale", None, "Scale"),
     "8": ("case_git_poll", None, "Git polling cost"),
     "9": ("case_startup", None, "CLI start-up"),
+    # named, not numbered: several branches add cases at the same time (issues 23 and 24)
+    "ansible": ("case_ansible", "ansible-hosts", "Ansible no-op reconcile"),
+    "compose-ssh": ("case_compose_ssh", "docker-hosts", "Compose over SSH: no-op and drift repair"),
 }
 
 

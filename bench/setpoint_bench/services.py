@@ -93,8 +93,27 @@ def _docker_hosts() -> str | None:
     return None
 
 
+@cache
+def _ansible_hosts() -> str | None:
+    for var in ("SETPOINT_ANSIBLE_HOSTS", "SETPOINT_ANSIBLE_SSH_KEY", "SETPOINT_ANSIBLE_KNOWN_HOSTS"):
+        if not os.environ.get(var):
+            return f"{var} is not set (eval \"$(dev/services env)\")"
+    import socket
+
+    for address in os.environ["SETPOINT_ANSIBLE_HOSTS"].split(","):
+        host, port = address.rsplit(":", 1)
+        try:
+            with socket.create_connection((host, int(port)), timeout=5) as conn:
+                conn.settimeout(5)
+                if not conn.recv(64).startswith(b"SSH-"):
+                    return f"{address} does not answer like an SSH server"
+        except OSError as exc:
+            return f"the SSH host {address} does not answer ({exc})"
+    return None
+
+
 CHECKS = {"docker": _docker, "docker-hosts": _docker_hosts, "kubernetes": _kubernetes, "terraform": _terraform,
-          "sops": _sops}
+          "sops": _sops, "ansible-hosts": _ansible_hosts}
 
 
 def require(service: str) -> None:
