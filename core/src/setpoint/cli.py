@@ -168,49 +168,96 @@ def main(log_format: str | None, log_level: str | None, config_path: str | None)
 @common
 def run(config_path: str | None) -> None:
     """Reconcile continuously until SIGTERM/SIGINT (running applies finish within lifecycle.shutdown_grace;
-    a second signal stops at once). SIGHUP polls and reconciles everything now."""
-    from setpoint.engine.scheduler import Scheduler
+    a second signal stops at once). SIGHUP re-reads setpoint.yaml: a valid file is applied once the
+    reconciles in flight finish, a file with problems is rejected and the running configuration stays."""
     from setpoint.lifecycle import Shutdown
-    from setpoint.server.runtime import start_operations
+    from setpoint.reload import Reloader, ReloadStatus, describe_changes, mark_started
     from setpoint.state.owner import StateOwner
 
+    log = logging.getLogger("setpoint")
     ctx = Context(config_path)
-    owner = StateOwner(ctx.config().state_dir)
+    config = ctx.config()
+    owner = StateOwner(config.state_dir)
     try:
         owner.acquire()  # one setpoint run per state (docs/architecture.md)
     except SetpointError as exc:
         _fail(_says(exc))
-    engine = ctx.engine()
-    scheduler = Scheduler(engine)
+    reloads = ReloadStatus()
     try:
-        # metrics, notifications and the HTTP server (docs/operations.md)
-        operations = start_operations(engine, scheduler)
+        engine, scheduler, operations = _start_daemon(config, reloads)
     except SetpointError as exc:
-        engine.close()
         _fail(_says(exc))
-
+    mark_started(engine.store)
     # SIGTERM/SIGINT: finish running applies within lifecycle.shutdown_grace (setpoint.lifecycle)
     shutdown = Shutdown(engine, scheduler, engine.config.lifecycle.shutdown_grace)
+    reloader = Reloader(config.file, reloads)
 
     def stop(signum: int, _frame: Any) -> None:
         shutdown.request(signal.Signals(signum).name)
 
     def reload(_signum: int, _frame: Any) -> None:
-        logging.getLogger("setpoint").info("received SIGHUP: polling every source and reconciling every target now")
-        scheduler.wake_all("sighup")
+        if reloader.pending is not None:  # a new configuration is being applied: check again after it
+            reloader.again = True
+            return
+        running = shutdown.scheduler
+        reloader.request(shutdown.engine.config, shutdown.engine.store, apply=running.stop,
+                         keep_running=lambda: running.wake_all("sighup"))
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGHUP, reload)
-    logging.getLogger("setpoint").info("setpoint %s running %d target(s) from %s, state %s", __version__,
-                                       len(engine.runners), engine.config.base_dir, engine.config.state_path)
+    log.info("setpoint %s running %d target(s) from %s, state %s", __version__,
+             len(engine.runners), engine.config.base_dir, engine.config.state_path)
     try:
-        scheduler.run()
+        while not shutdown.requested:
+            scheduler.run()
+            new = reloader.pending
+            if new is None or shutdown.requested:
+                break
+            # a good new file: the old engine finished its reconciles; start one with the new file
+            old = engine.config
+            changes = describe_changes(old, new)
+            scheduler.join_pollers(10.0)
+            operations.stop()
+            engine.close()
+            try:
+                engine, scheduler, operations = _start_daemon(new, reloads)
+                reloader.applied(engine.store, changes)
+            except SetpointError as exc:  # checked, yet it did not start (e.g. server.listen is taken)
+                log.error("the new configuration did not start (%s); going back to the previous one", _says(exc))
+                engine, scheduler, operations = _start_daemon(old, reloads)
+                reloader.rejected(engine.store, [_says(exc)])
+            shutdown.engine, shutdown.scheduler = engine, scheduler
+            shutdown.grace = engine.config.lifecycle.shutdown_grace
+            reloader.pending = None
+            if reloader.again:
+                reloader.again = False
+                reload(signal.SIGHUP, None)
         shutdown.finished()
+    except SetpointError as exc:  # the previous configuration no longer starts either
+        _fail(_says(exc))
     finally:
         operations.stop()
         engine.close()
         owner.release()
+
+
+def _start_daemon(config: Any, reloads: Any) -> tuple[Any, Any, Any]:
+    """An engine for ``config``, its scheduler, and metrics, notifications and the HTTP server
+    (docs/operations.md). Raises SetpointError with nothing left running."""
+    from setpoint.engine import Engine
+    from setpoint.engine.scheduler import Scheduler
+    from setpoint.server.runtime import start_operations
+
+    engine = Engine(config)
+    engine.reloads = reloads
+    scheduler = Scheduler(engine)
+    try:
+        operations = start_operations(engine, scheduler)
+    except BaseException:
+        engine.close()
+        raise
+    return engine, scheduler, operations
 
 
 def _print_outcomes(outcomes: list[Outcome], output: str, plans: dict[str, Plan | None] | None = None) -> None:
@@ -370,7 +417,8 @@ def status(config_path: str | None, output: str) -> None:
     from setpoint.views import status_rows
 
     ctx = Context(config_path)
-    rows = status_rows(ctx.config(), ctx.store())
+    store = ctx.store()
+    rows = status_rows(ctx.config(), store)
     if output == "json":
         _emit_json(rows)
         return
@@ -398,6 +446,20 @@ def status(config_path: str | None, output: str) -> None:
                       _when(r["last_run"]) if r["last_run"] else "never", note)
     console.print(table)
     console.print(f"state: {_plain(ctx.config().state_path)}")
+    _print_rejected_reload(store)
+
+
+def _print_rejected_reload(store: Any) -> None:
+    """A running ``setpoint run`` refused the last edit of setpoint.yaml (SIGHUP): say so under the table."""
+    from setpoint.reload import read_last
+
+    last = read_last(store)
+    if not last or last.get("result") != "failed":
+        return
+    problems = [str(p) for p in last.get("problems") or []]
+    console.print(f"[red]config: setpoint run rejected the reload at {_when(last.get('at'))} and still runs the "
+                  f"previous configuration; {len(problems)} problem(s), the first: {_plain(problems[0] if problems else '?')} "
+                  "(setpoint validate shows them all)[/]")
 
 
 def _when(stamp: float | None) -> str:

@@ -37,6 +37,8 @@ class AuditAction(StrEnum):
     INTERRUPTED = "interrupted"
     #: setpoint stopped; result ``ok`` (in-flight work finished) or ``interrupted``
     SHUTDOWN = "shutdown"
+    #: SIGHUP re-read setpoint.yaml; result ``ok`` (applied) or ``failed`` (rejected, the old one runs on)
+    CONFIG_RELOAD = "config-reload"
 
 
 @dataclass(frozen=True)
