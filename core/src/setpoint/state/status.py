@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from setpoint.api import HealthStatus, SyncStatus
+from setpoint.apicore import HealthStatus, SyncStatus
 
 
 class AuditAction(StrEnum):
