@@ -284,27 +284,27 @@ def _print_outcomes(outcomes: list[Outcome], output: str, plans: dict[str, Plan 
                 row["changes"] = plan.to_record() if plan is not None else []
         _emit_json(rows)
         return
-    table = Table(box=None, pad_edge=False)
-    for column in ("TARGET", "SYNC", "HEALTH", "REVISION", "ACTIONS", "MESSAGE"):
-        table.add_column(column)
+    out = Output()
+    cells = []
     for o in outcomes:
         actions = ", ".join(f"{a['action']}" + (f" x{a['count']}" if "count" in a else "") for a in o.actions) or "-"
         message = f"{o.error_stage}: {o.error}" if o.error else o.message
-        table.add_row(_plain(o.target.name), _sync_style(o.sync.value), o.health.value,
-                      o.revision.short if o.revision else "-", _plain(actions), _plain(message))
-    console.print(table)
+        cells.append([_plain(o.target.name), _sync_style(o.sync.value), o.health.value,
+                      o.revision.short if o.revision else "-", _plain(actions), _plain(message)])
+    out.table(["TARGET", "SYNC", "HEALTH", "REVISION", "ACTIONS", "MESSAGE"], cells)
     for name, plan in (plans or {}).items():
         if plan is not None and plan.changes:
-            console.print(f"\n[bold]{_plain(name)}[/] would change:")
-            _print_changes(plan.to_record())
+            out.line(f"\n[bold]{_plain(name)}[/] would change:")
+            _print_changes(plan.to_record(), out)
 
 
-def _print_changes(changes: list[dict[str, Any]]) -> None:
+def _print_changes(changes: list[dict[str, Any]], out: Output | None = None) -> None:
+    out = out or Output()
     for change in changes:
         tag = " (drift)" if change["drift"] else ""
-        console.print(f"[bold]{change['action']}[/] {_plain(change['key'])}{tag}")
-        for line in _field_lines(change["fields"], colour=console.is_terminal):
-            console.print("    " + line, soft_wrap=True)
+        out.line(f"[bold]{change['action']}[/] {_plain(change['key'])}{tag}")
+        for line in _field_lines(change["fields"], colour=out.is_terminal):
+            out.line("    " + line, soft_wrap=True)
 
 
 def _outcome_dict(o: Outcome) -> dict[str, Any]:
