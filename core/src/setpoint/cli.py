@@ -129,9 +129,13 @@ class Context:
     def engine(self) -> Any:
         if self._engine is None:
             from setpoint.engine import Engine
+            from setpoint.plugins import get_plugin_manager
 
             try:
-                self._engine = Engine(self.config())
+                config = self.config()
+                # a one-shot command: no metrics or notifications (setpoint run has its own engine)
+                self._engine = Engine(config, get_plugin_manager(needed_kinds={t.kind for t in config.targets},
+                                                                 observers=False))
             except SetpointError as exc:
                 _fail(_says(exc))
         return self._engine
