@@ -151,10 +151,12 @@ class Reloader:
                 self.pending = config
                 apply()
             with self._lock:
-                if not self._again or config is not None:
-                    self._again = False
-                    return
-                self._again = False
+                again, self._again = self._again, False
+            if not again:
+                return
+            if config is not None:
+                self.again = True  # the loop checks the file once more after starting this one
+                return
 
     def rejected(self, store: StateStore, problems: list[str]) -> None:
         """Keep the running configuration: log the whole report once, count it, record it."""
