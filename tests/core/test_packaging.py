@@ -39,4 +39,4 @@ def test_wheel_contents(folder: str, tmp_path: Path) -> None:
         assert "[setpoint]" in entry_points and entry_point in entry_points
         assert entry_points.count(" = ") == 1, "one entry point per plugin"
     else:
-        assert "setpoint = setpoint.cli:main" in entry_points
+        assert "setpoint = setpoint.quick:main" in entry_points

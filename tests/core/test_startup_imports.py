@@ -33,6 +33,9 @@ def test_a_files_config_imports_no_other_kind_plugin(tmp_path: Path, git_repo: G
     for heavy in ("setpoint_terraform", "setpoint_kubernetes", "setpoint_docker_compose", "kubernetes"):
         assert heavy not in modules, heavy
     assert "setpoint_sops_secrets" in modules, "a decryptor plugin always loads"
+    # a one-shot command serves no metrics and sends no notifications; its table is drawn without rich
+    for idle in ("prometheus_client", "httpx", "rich", "setpoint.builtin.notify", "setpoint.builtin.metrics"):
+        assert idle not in modules, idle
     history, modules = imported(config, cache, "history", "edge", "-o", "json")
     assert history.returncode == 0 and "rich" not in modules and "rich.console" not in modules
     assert not any(m.startswith(("starlette", "uvicorn", "prometheus_client", "httpx")) for m in modules)

@@ -131,3 +131,27 @@ def test_sighup_polls_and_reconciles_now(tmp_path: Path, repo: GitRepo) -> None:
         proc.kill()
     assert code == 0, out
     assert "received SIGHUP" in out
+
+
+def test_a_reload_waits_for_the_apply_in_flight_and_never_interrupts_it(tmp_path: Path, repo: GitRepo) -> None:
+    proc = start(tmp_path, repo, apply_seconds=3, grace="30s", poll="1h")
+    try:
+        in_flight(tmp_path)
+        config = tmp_path / "setpoint.yaml"
+        data = yaml.safe_load(config.read_text())
+        data["targets"][0]["interval"] = "2h"   # a changed setting
+        config.write_text(yaml.safe_dump(data))
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: any(e["action"] == "config-reload" for e in audit(tmp_path)), 30)
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        code, _, out = stopped(proc, 30)
+    finally:
+        proc.kill()
+    assert code == 0, out
+    entries = audit(tmp_path)
+    [reload] = [e for e in entries if e["action"] == "config-reload"]
+    assert reload["result"] == "ok" and reload["details"]["changed"] == ["app"]
+    applies = [e for e in entries if e["action"] == "apply"]
+    assert applies[0]["result"] == "ok" and applies[0]["time"] < reload["time"]   # finished first, then reloaded
+    assert not [e for e in entries if e["action"] == "interrupted"]

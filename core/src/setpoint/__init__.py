@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
-import pluggy
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-#: Mark a function in a plugin module as a hook implementation: ``@setpoint.hookimpl``.
-hookimpl = pluggy.HookimplMarker("setpoint")
+if TYPE_CHECKING:
+    import pluggy
+
+    #: Mark a function in a plugin module as a hook implementation: ``@setpoint.hookimpl``.
+    hookimpl: pluggy.HookimplMarker
+
+
+def __getattr__(name: str) -> Any:
+    # pluggy is imported when a plugin asks for hookimpl, not by every `setpoint status`
+    if name == "hookimpl":
+        import pluggy
+
+        marker = pluggy.HookimplMarker("setpoint")
+        globals()["hookimpl"] = marker
+        return marker
+    raise AttributeError(f"module 'setpoint' has no attribute {name!r}")
+
 
 __all__ = ["__version__", "hookimpl"]

@@ -23,37 +23,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel
-
+from setpoint.apicore import HealthStatus as HealthStatus
+from setpoint.apicore import Revision as Revision
+from setpoint.apicore import SyncStatus as SyncStatus
 from setpoint.errors import SourceError
 from setpoint.secrets import Secret, iter_secrets, to_jsonable
 
+if TYPE_CHECKING:  # only in annotations: `setpoint status` and `audit` never import pydantic
+    from pydantic import BaseModel
+
 # --------------------------------------------------------------------------- status
-
-
-class SyncStatus(StrEnum):
-    SYNCED = "Synced"
-    OUT_OF_SYNC = "OutOfSync"
-    UNKNOWN = "Unknown"
-
-
-class HealthStatus(StrEnum):
-    HEALTHY = "Healthy"
-    PROGRESSING = "Progressing"
-    DEGRADED = "Degraded"
-    MISSING = "Missing"
-    UNKNOWN = "Unknown"
-
-    @classmethod
-    def worst(cls, statuses: Collection[HealthStatus]) -> HealthStatus:
-        """The most severe of several statuses (an empty collection is Healthy)."""
-        order = [cls.DEGRADED, cls.MISSING, cls.PROGRESSING, cls.UNKNOWN, cls.HEALTHY]
-        for status in order:
-            if status in statuses:
-                return status
-        return cls.HEALTHY
 
 
 @dataclass(frozen=True)
@@ -64,26 +45,6 @@ class Health:
 
 
 # --------------------------------------------------------------------------- source
-
-
-@dataclass(frozen=True)
-class Revision:
-    """One Git commit as the core saw it."""
-
-    sha: str
-    author: str = ""
-    author_email: str = ""
-    committer: str = ""
-    time: datetime = field(default_factory=lambda: datetime.now(UTC))
-    message: str = ""
-
-    @property
-    def short(self) -> str:
-        return self.sha[:12]
-
-    @property
-    def subject(self) -> str:
-        return self.message.splitlines()[0] if self.message else ""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +24,15 @@ import click
 from setpoint import __version__
 from setpoint.api import Outcome, Plan, SyncStatus
 from setpoint.completion import SHELLS, complete_targets, completion_script
-from setpoint.config import ConfigProblems, load_config
+from setpoint.config import DEFAULT_CONFIG, ConfigProblems, load_config
 from setpoint.durations import format_duration, parse_duration
 from setpoint.errors import SetpointError
 from setpoint.logs import escape_controls, setup_logging
+from setpoint.render import Output, audit_json, parse_time, print_audit, print_status
+from setpoint.render import field_lines as _field_lines
+from setpoint.render import plain as _plain
+from setpoint.render import sync_style as _sync_style
+from setpoint.render import when as _when
 from setpoint.secrets import scrub, to_jsonable
 from setpoint.state.status import AuditAction
 from setpoint.suggest import unknown_target
@@ -57,16 +61,6 @@ def Table(**kwargs: Any) -> Any:  # noqa: N802 - stands in for rich.table.Table,
     from rich.table import Table as RichTable
 
     return RichTable(**kwargs)
-
-
-def escape(text: str) -> str:
-    from rich.markup import escape as rich_escape
-
-    return rich_escape(text)
-
-def _plain(value: object) -> str:
-    """User data for a rich string: control characters escaped, ``[...]`` never read as markup."""
-    return escape(escape_controls(value))
 
 
 def _actor() -> str:
@@ -100,10 +94,23 @@ class Context:
         root = click.get_current_context(silent=True)
         self.config_path = config_path or (root.find_root().params.get("config_path") if root else None)
         self._engine: Any = None
+        self._config: Any = None
 
     def config(self) -> Any:
+        if self._config is None:
+            self._config = self._load()
+        return self._config
+
+    def _load(self) -> Any:
+        from setpoint import configcache
+
+        path = Path(self.config_path or os.environ.get("SETPOINT_CONFIG") or DEFAULT_CONFIG)
+        before = _read(path)
         try:
-            return load_config(self.config_path)
+            config = load_config(self.config_path)
+            if before is not None and _read(path) == before:  # the bytes that were validated
+                configcache.store(config, before)  # status and audit start from it (setpoint.quick)
+            return config
         except ConfigProblems as exc:
             click.echo(f"{len(exc.problems)} problem(s) in the configuration:", err=True)
             for problem in exc.problems:
@@ -122,9 +129,13 @@ class Context:
     def engine(self) -> Any:
         if self._engine is None:
             from setpoint.engine import Engine
+            from setpoint.plugins import get_plugin_manager
 
             try:
-                self._engine = Engine(self.config())
+                config = self.config()
+                # a one-shot command: no metrics or notifications (setpoint run has its own engine)
+                self._engine = Engine(config, get_plugin_manager(needed_kinds={t.kind for t in config.targets},
+                                                                 observers=False))
             except SetpointError as exc:
                 _fail(_says(exc))
         return self._engine
@@ -136,6 +147,13 @@ class Context:
             return StateStore(self.config().state_path)
         except SetpointError as exc:
             _fail(_says(exc))
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def common(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -168,49 +186,96 @@ def main(log_format: str | None, log_level: str | None, config_path: str | None)
 @common
 def run(config_path: str | None) -> None:
     """Reconcile continuously until SIGTERM/SIGINT (running applies finish within lifecycle.shutdown_grace;
-    a second signal stops at once). SIGHUP polls and reconciles everything now."""
-    from setpoint.engine.scheduler import Scheduler
+    a second signal stops at once). SIGHUP re-reads setpoint.yaml: a valid file is applied once the
+    reconciles in flight finish, a file with problems is rejected and the running configuration stays."""
     from setpoint.lifecycle import Shutdown
-    from setpoint.server.runtime import start_operations
+    from setpoint.reload import Reloader, ReloadStatus, describe_changes, mark_started
     from setpoint.state.owner import StateOwner
 
+    log = logging.getLogger("setpoint")
     ctx = Context(config_path)
-    owner = StateOwner(ctx.config().state_dir)
+    config = ctx.config()
+    owner = StateOwner(config.state_dir)
     try:
         owner.acquire()  # one setpoint run per state (docs/architecture.md)
     except SetpointError as exc:
         _fail(_says(exc))
-    engine = ctx.engine()
-    scheduler = Scheduler(engine)
+    reloads = ReloadStatus()
     try:
-        # metrics, notifications and the HTTP server (docs/operations.md)
-        operations = start_operations(engine, scheduler)
+        engine, scheduler, operations = _start_daemon(config, reloads)
     except SetpointError as exc:
-        engine.close()
         _fail(_says(exc))
-
+    mark_started(engine.store)
     # SIGTERM/SIGINT: finish running applies within lifecycle.shutdown_grace (setpoint.lifecycle)
     shutdown = Shutdown(engine, scheduler, engine.config.lifecycle.shutdown_grace)
+    reloader = Reloader(config.file, reloads)
 
     def stop(signum: int, _frame: Any) -> None:
         shutdown.request(signal.Signals(signum).name)
 
     def reload(_signum: int, _frame: Any) -> None:
-        logging.getLogger("setpoint").info("received SIGHUP: polling every source and reconciling every target now")
-        scheduler.wake_all("sighup")
+        if reloader.pending is not None:  # a new configuration is being applied: check again after it
+            reloader.again = True
+            return
+        running = shutdown.scheduler
+        reloader.request(shutdown.engine.config, shutdown.engine.store, apply=running.stop,
+                         keep_running=lambda: running.wake_all("sighup"))
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGHUP, reload)
-    logging.getLogger("setpoint").info("setpoint %s running %d target(s) from %s, state %s", __version__,
-                                       len(engine.runners), engine.config.base_dir, engine.config.state_path)
+    log.info("setpoint %s running %d target(s) from %s, state %s", __version__,
+             len(engine.runners), engine.config.base_dir, engine.config.state_path)
     try:
-        scheduler.run()
+        while not shutdown.requested:
+            scheduler.run()
+            new = reloader.pending
+            if new is None or shutdown.requested:
+                break
+            # a good new file: the old engine finished its reconciles; start one with the new file
+            old = engine.config
+            changes = describe_changes(old, new)
+            scheduler.join_pollers(10.0)
+            operations.stop()
+            engine.close()
+            try:
+                engine, scheduler, operations = _start_daemon(new, reloads)
+                reloader.applied(engine.store, changes)
+            except SetpointError as exc:  # checked, yet it did not start (e.g. server.listen is taken)
+                log.error("the new configuration did not start (%s); going back to the previous one", _says(exc))
+                engine, scheduler, operations = _start_daemon(old, reloads)
+                reloader.rejected(engine.store, [_says(exc)])
+            shutdown.engine, shutdown.scheduler = engine, scheduler
+            shutdown.grace = engine.config.lifecycle.shutdown_grace
+            reloader.pending = None
+            if reloader.again:
+                reloader.again = False
+                reload(signal.SIGHUP, None)
         shutdown.finished()
+    except SetpointError as exc:  # the previous configuration no longer starts either
+        _fail(_says(exc))
     finally:
         operations.stop()
         engine.close()
         owner.release()
+
+
+def _start_daemon(config: Any, reloads: Any) -> tuple[Any, Any, Any]:
+    """An engine for ``config``, its scheduler, and metrics, notifications and the HTTP server
+    (docs/operations.md). Raises SetpointError with nothing left running."""
+    from setpoint.engine import Engine
+    from setpoint.engine.scheduler import Scheduler
+    from setpoint.server.runtime import start_operations
+
+    engine = Engine(config)
+    engine.reloads = reloads
+    scheduler = Scheduler(engine)
+    try:
+        operations = start_operations(engine, scheduler)
+    except BaseException:
+        engine.close()
+        raise
+    return engine, scheduler, operations
 
 
 def _print_outcomes(outcomes: list[Outcome], output: str, plans: dict[str, Plan | None] | None = None) -> None:
@@ -223,27 +288,27 @@ def _print_outcomes(outcomes: list[Outcome], output: str, plans: dict[str, Plan 
                 row["changes"] = plan.to_record() if plan is not None else []
         _emit_json(rows)
         return
-    table = Table(box=None, pad_edge=False)
-    for column in ("TARGET", "SYNC", "HEALTH", "REVISION", "ACTIONS", "MESSAGE"):
-        table.add_column(column)
+    out = Output()
+    cells = []
     for o in outcomes:
         actions = ", ".join(f"{a['action']}" + (f" x{a['count']}" if "count" in a else "") for a in o.actions) or "-"
         message = f"{o.error_stage}: {o.error}" if o.error else o.message
-        table.add_row(_plain(o.target.name), _sync_style(o.sync.value), o.health.value,
-                      o.revision.short if o.revision else "-", _plain(actions), _plain(message))
-    console.print(table)
+        cells.append([_plain(o.target.name), _sync_style(o.sync.value), o.health.value,
+                      o.revision.short if o.revision else "-", _plain(actions), _plain(message)])
+    out.table(["TARGET", "SYNC", "HEALTH", "REVISION", "ACTIONS", "MESSAGE"], cells)
     for name, plan in (plans or {}).items():
         if plan is not None and plan.changes:
-            console.print(f"\n[bold]{_plain(name)}[/] would change:")
-            _print_changes(plan.to_record())
+            out.line(f"\n[bold]{_plain(name)}[/] would change:")
+            _print_changes(plan.to_record(), out)
 
 
-def _print_changes(changes: list[dict[str, Any]]) -> None:
+def _print_changes(changes: list[dict[str, Any]], out: Output | None = None) -> None:
+    out = out or Output()
     for change in changes:
         tag = " (drift)" if change["drift"] else ""
-        console.print(f"[bold]{change['action']}[/] {_plain(change['key'])}{tag}")
-        for line in _field_lines(change["fields"], colour=console.is_terminal):
-            console.print("    " + line, soft_wrap=True)
+        out.line(f"[bold]{change['action']}[/] {_plain(change['key'])}{tag}")
+        for line in _field_lines(change["fields"], colour=out.is_terminal):
+            out.line("    " + line, soft_wrap=True)
 
 
 def _outcome_dict(o: Outcome) -> dict[str, Any]:
@@ -254,10 +319,6 @@ def _outcome_dict(o: Outcome) -> dict[str, Any]:
         "held_plan": o.held_plan_id, "paused": o.paused, "message": o.message,
         "duration_seconds": round(o.duration_seconds, 4),
     }
-
-
-def _sync_style(value: str) -> str:
-    return {"Synced": "[green]Synced[/]", "OutOfSync": "[yellow]OutOfSync[/]"}.get(value, value)
 
 
 @main.command()
@@ -322,43 +383,6 @@ def diff(config_path: str | None, target: str, output: str) -> None:
 
 
 #: A value longer than this is not printed as ``before -> after`` on one line but as an inline diff.
-LONG_VALUE = 120
-#: Unchanged text longer than this inside an inline diff is shortened to its two ends.
-UNCHANGED_KEPT = 60
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, dict) and set(value) == {"secret"}:
-        return f"<secret {value['secret']}>"
-    return json.dumps(value) if not isinstance(value, str) else value
-
-
-def _inline_diff(before: str, after: str, colour: bool) -> str:
-    """``before`` and ``after`` in one line of rich markup: unchanged text (long runs shortened),
-    removed text as ``[-...-]``, added text as ``{+...+}``; red and green as well in a terminal."""
-    import difflib
-
-    def run(text: str, style: str, open_: str, close: str) -> str:
-        shown = _plain(f"{open_}{text}{close}")
-        return f"[{style}]{shown}[/]" if colour else shown
-
-    parts = []
-    matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
-    for op, b1, b2, a1, a2 in matcher.get_opcodes():
-        if op == "equal":
-            same = before[b1:b2]
-            if len(same) > UNCHANGED_KEPT:
-                keep = UNCHANGED_KEPT // 2
-                same = f"{same[:keep]}…({len(same) - 2 * keep} unchanged)…{same[-keep:]}"
-            parts.append(_plain(same))
-            continue
-        if b2 > b1:
-            parts.append(run(before[b1:b2], "red", "[-", "-]"))
-        if a2 > a1:
-            parts.append(run(after[a1:a2], "green", "{+", "+}"))
-    return "".join(parts)
-
-
 # --------------------------------------------------------------------------- status / history / audit
 
 
@@ -367,64 +391,27 @@ def _inline_diff(before: str, after: str, colour: bool) -> str:
 @output_option
 def status(config_path: str | None, output: str) -> None:
     """Sync and health of every target, with revision, last error, pause and held plans."""
+    from setpoint.reload import read_last
     from setpoint.views import status_rows
 
     ctx = Context(config_path)
-    rows = status_rows(ctx.config(), ctx.store())
+    store = ctx.store()
+    rows = status_rows(ctx.config(), store)
     if output == "json":
         _emit_json(rows)
         return
-    table = Table(box=None, pad_edge=False)
-    for column in ("TARGET", "KIND", "SYNC", "HEALTH", "REVISION", "LAST RUN", "NOTE"):
-        table.add_column(column)
-    for r in rows:
-        note = ""
-        if r["last_error"]:
-            note = f"[red]{_plain(r['error_stage'])}: {_plain(r['last_error'])}[/]"
-        elif r["paused"]:
-            p = r["paused"]
-            until = f" until {_when(p['until'])}" if p["until"] else ""
-            note = _plain(f"paused by {p['by']}{until}: {p['reason']}")
-        elif r["held_plans"]:
-            note = _plain(f"plan {r['held_plans'][-1]['plan_id']} held: {r['held_plans'][-1]['reason']}")
-        elif r["source_error"]:
-            note = f"[red]{_plain(r['source_error'])}[/] (the last fetched revision stays in force)"
-        elif r["message"]:
-            note = _plain(r["message"])
-        if r["health"] in ("Progressing", "Degraded", "Missing") and r["health_message"] and not r["last_error"]:
-            # which object and why (e.g. "Degraded: Deployment.apps/shop/web: progress deadline exceeded")
-            note = f"{note}; {_plain(r['health_message'])}" if note else _plain(r["health_message"])
-        table.add_row(_plain(r["target"]), r["kind"], _sync_style(r["sync"]), r["health"], (r["revision"] or "-")[:12],
-                      _when(r["last_run"]) if r["last_run"] else "never", note)
-    console.print(table)
-    console.print(f"state: {_plain(ctx.config().state_path)}")
-
-
-def _when(stamp: float | None) -> str:
-    return datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M:%S") if stamp else "-"
+    print_status(Output(), rows, ctx.config().state_path, read_last(store))
 
 
 def _parse_time(text: str) -> float:
     """Local time ("2026-11-19 14:00", ISO 8601 with zone), or a duration meaning that long ago ("2h")."""
-    text = text.strip()
-    if text == "now":
-        return time.time()
     try:
-        return time.time() - parse_duration(text.removesuffix(" ago").removesuffix("ago"))
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter(f"{text!r}: use a time like '2026-11-19 14:00' (local), ISO 8601, or '2h' for 2 hours ago") from None
-    return moment.timestamp()  # naive = local time
+        return parse_time(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 AUDIT_ACTIONS = tuple(action.value for action in AuditAction)
-#: Entries about a live object that moved away from Git: their revision is the one Git wanted, and
-#: its author is labelled as the committer, never as the one who made the change.
-DRIFT_ACTIONS = (AuditAction.DRIFT_DETECTED, AuditAction.REVERT_DRIFT, AuditAction.DRIFT_RESOLVED,
-                 AuditAction.DRIFT_OVERWRITTEN)
 
 
 @main.command()
@@ -444,70 +431,9 @@ def audit(config_path: str | None, since: str | None, until: str | None, target:
     entries = store.audit_entries(_parse_time(since) if since else None, _parse_time(until) if until else None,
                                   target, actions or None)
     if output == "json":
-        _emit_json([{**e.to_dict(), "time_iso": datetime.fromtimestamp(e.time).astimezone().isoformat()} for e in entries])
+        _emit_json(audit_json(entries))
         return
-    if not entries:
-        console.print("no audit entries in this window")
-        return
-    for e in entries:
-        head = f"[bold]{_when(e.time)}[/] {_plain(e.target or '-')} [cyan]{_plain(e.action)}[/]"
-        if e.result and e.result != "ok":
-            head += f" [red]{_plain(e.result)}[/]"
-        if e.action == AuditAction.DRIFT_DETECTED:
-            # the revision's author did not make this change: say who did, or that nobody knows
-            head += _plain(f" changed by {e.actor}" if e.actor else " changed outside setpoint")
-        if e.revision and e.action in DRIFT_ACTIONS:
-            head += f"; Git revision {_plain(e.revision[:12])} (committed by {_plain(e.author)}: {_plain(e.subject)})"
-        elif e.revision:
-            head += f" at {_plain(e.revision[:12])} by {_plain(e.author)}: {_plain(e.subject)}"
-        if e.actor and e.action != AuditAction.DRIFT_DETECTED:
-            head += f" (by {_plain(e.actor)})"
-        if e.trigger:
-            head += f" [dim]trigger={_plain(e.trigger)}[/]"
-        console.print(head)
-        for line in _audit_lines(e.details, colour=console.is_terminal):
-            console.print("    " + line, soft_wrap=True)
-
-
-def _audit_lines(details: dict[str, Any], colour: bool = False) -> list[str]:
-    """The details of an audit entry as lines of rich markup (user text escaped)."""
-    lines = []
-    for key in ("reason", "error", "how", "plan_id", "note", "stage"):
-        if details.get(key):
-            lines.append(_plain(f"{key}: {details[key]}"))
-    changes = details.get("changes") or ([details["change"]] if "change" in details else [])
-    for change in changes:
-        tag = " (drift)" if change.get("drift") else ""
-        lines.append(_plain(f"{change['action']} {change['key']}{tag}"))
-        lines.extend("    " + line for line in _field_lines(change.get("fields", [])[:50], colour))
-    return lines
-
-
-def _field_lines(fields: list[dict[str, Any]], colour: bool = False) -> list[str]:
-    """One entry per changed field, as rich markup (user text escaped): multi-line text as a unified
-    diff, a long single-line value as an inline diff, anything else as ``before -> after``."""
-    import difflib
-
-    lines = []
-    for f in fields:
-        before, after = f["before"], f["after"]
-        path = _plain(f["path"])
-        multiline = any(isinstance(v, str) and "\n" in v for v in (before, after))
-        if multiline and all(v is None or isinstance(v, str) for v in (before, after)):
-            before, after = before or "", after or ""
-            lines.append(f"{path}:")
-            diff = difflib.unified_diff(before.splitlines(), after.splitlines(), "live", "git", lineterm="", n=1)
-            lines.extend("  " + _plain(d) for d in list(diff)[2:])
-            continue
-        old, new = _show(before), _show(after)
-        secret = any(isinstance(v, dict) and set(v) == {"secret"} for v in (before, after))
-        if (len(old) > LONG_VALUE or len(new) > LONG_VALUE) and before is not None and after is not None \
-                and not secret:
-            lines.append(f"{path}: ({len(old)} -> {len(new)} characters)")
-            lines.append("  " + _inline_diff(old, new, colour))
-        else:
-            lines.append(f"{path}: {_plain(old)} -> {_plain(new)}")
-    return lines
+    print_audit(Output(), entries)
 
 
 @main.command()

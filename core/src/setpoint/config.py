@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from setpoint import yamlsafe
-from setpoint.durations import Duration
+from setpoint.durationtype import Duration
 from setpoint.errors import ConfigError
 from setpoint.opsconfig import LifecycleConfig, NotificationsConfig, ServerConfig
 from setpoint.suggest import did_you_mean

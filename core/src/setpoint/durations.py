@@ -5,9 +5,6 @@ from __future__ import annotations
 import math
 import re
 from datetime import timedelta
-from typing import Annotated
-
-from pydantic import BeforeValidator, WithJsonSchema
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -63,10 +60,3 @@ def format_duration(seconds: float) -> str:
             parts.append(f"{seconds // size}{unit}")
             seconds %= size
     return "".join(parts)
-
-
-#: A duration setting: ``30s``, ``5m``, ``1h30m`` or a number of seconds; validated to seconds (float).
-Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema({
-    "anyOf": [{"type": "number", "minimum": 0},
-              {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?)\s*$|^\s*((\d+(\.\d+)?)(ms|s|m|h|d|w)\s*)+$"}],
-    "description": "A duration: 30s, 5m, 1h30m, 2d, or seconds as a number."})]

@@ -4,7 +4,7 @@ The first SIGTERM (or SIGINT) stops new work; reconciles already running, an app
 finish within ``lifecycle.shutdown_grace``. A second signal, or the grace running out, stops at
 once: every target still reconciling gets an ``interrupted`` audit entry (so nobody wonders later
 whether that apply happened), then the process exits with status 143. Either way a ``shutdown``
-entry records how it ended. SIGHUP polls every source and reconciles every target now.
+entry records how it ended. SIGHUP re-reads setpoint.yaml (setpoint.reload).
 
 Signal handlers run on the main thread, which may be inside the state store at that moment, so the
 handler never touches the store itself: the hard stop runs on a thread of its own.
@@ -44,6 +44,12 @@ class Shutdown:
         self._waiting_for: list[str] = []
         self._hard = False
         self._timer: threading.Timer | None = None
+
+    @property
+    def requested(self) -> bool:
+        """A stop signal arrived (the daemon's loop starts no new engine after a reload)."""
+        with self._lock:
+            return self._requested_at is not None
 
     def request(self, signame: str) -> None:
         """A stop signal arrived (called from the signal handler)."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from setpoint.durations import Duration
+from setpoint.durationtype import Duration
 
 #: Names of the notification events a notifier may subscribe to (docs/operations.md).
 NOTIFICATION_EVENTS = ("failed", "recovered", "drift_detected", "drift_repaired", "held", "paused", "resumed",

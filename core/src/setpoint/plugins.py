@@ -37,6 +37,8 @@ log = logging.getLogger("setpoint.plugins")
 
 ENTRY_POINT_GROUP = "setpoint"
 BUILTIN_PLUGINS = ("setpoint.builtin.files", "setpoint.builtin.metrics", "setpoint.builtin.notify")
+#: Built-ins that only watch a running daemon (see ``observers`` of :func:`get_plugin_manager`).
+OBSERVER_PLUGINS = ("setpoint.builtin.metrics", "setpoint.builtin.notify")
 
 
 @dataclass
@@ -206,7 +208,7 @@ def _only_unused_kinds(record: dict[str, Any] | None, needed: set[str]) -> bool:
 
 
 def get_plugin_manager(load_entrypoints: bool = True, extra_plugins: Iterable[object] = (),
-                       needed_kinds: Iterable[str] | None = None) -> Registry:
+                       needed_kinds: Iterable[str] | None = None, observers: bool = True) -> Registry:
     """Build a fresh registry: built-ins, then entry points, then ``extra_plugins`` (for tests).
 
     Never a module global: every caller (CLI, engine, a test) gets its own.
@@ -216,6 +218,10 @@ def get_plugin_manager(load_entrypoints: bool = True, extra_plugins: Iterable[ob
     command's start-up. What each plugin version provides is learnt on its first load and kept in
     ``~/.cache/setpoint/plugin-provides.json``; an unknown plugin, or one with decryptors (encrypted
     files are found by content), notifiers or other hooks, always loads.
+
+    ``observers=False`` leaves out the built-in metrics and notifications: only ``setpoint run``
+    serves the one and starts the other, so a one-shot command (sync, diff, approve) would import
+    prometheus_client and every notifier's model for nothing.
     """
     registry = Registry(_new_manager())
     strict = os.environ.get("SETPOINT_STRICT_PLUGINS") == "1"
@@ -226,6 +232,8 @@ def get_plugin_manager(load_entrypoints: bool = True, extra_plugins: Iterable[ob
 
     setpoint_version = metadata.version("setpoint") if _has_dist("setpoint") else "0"
     for module_name in BUILTIN_PLUGINS:
+        if not observers and module_name in OBSERVER_PLUGINS:
+            continue
         short = module_name.rsplit(".", 1)[-1]
         record = PluginRecord(short, "setpoint", setpoint_version, module_name, builtin=True)
         # A broken built-in is a broken installation: fail loudly.

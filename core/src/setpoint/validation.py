@@ -23,14 +23,19 @@ from setpoint.plugins import Registry, get_plugin_manager
 
 
 def validate_all(config_path: str | Path | None, registry: Registry | None = None) -> list[Problem]:
+    return check_config(config_path, registry)[1]
+
+
+def check_config(config_path: str | Path | None, registry: Registry | None = None) -> tuple[Config | None, list[Problem]]:
+    """The configuration and every problem in it (the configuration is None when the generic models fail)."""
     try:
         config = load_config(config_path)
     except ConfigProblems as exc:
         # keep going: the kind blocks are checked from the raw file, so one run shows every problem
         registry = registry or get_plugin_manager()
-        return _by_line(_with_kind_problems(exc.problems, config_path, registry))
+        return None, _by_line(_with_kind_problems(exc.problems, config_path, registry))
     except ConfigError as exc:
-        return [Problem(str(config_path or "setpoint.yaml"), None, "", str(exc))]
+        return None, [Problem(str(config_path or "setpoint.yaml"), None, "", str(exc))]
     registry = registry or get_plugin_manager()
     file = str(config.file)
     index = config_line_index(config.file)
@@ -58,7 +63,7 @@ def validate_all(config_path: str | Path | None, registry: Registry | None = Non
                                     f"(installed: {', '.join(sorted(registry.decryptors)) or 'none'})",
                                     "install it, e.g. pip install 'setpoint[sops]'"))
     problems.extend(build_decryptors(registry, config)[1])
-    return _by_line(problems)
+    return config, _by_line(problems)
 
 
 def _by_line(problems: list[Problem]) -> list[Problem]:

@@ -7,10 +7,12 @@ are documented once, in docs/cli.md ("Status, history and plan fields").
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from setpoint.config import Config, TargetConfig
 from setpoint.state import AuditAction, AuditEntry, HeldPlan, StateStore, TargetStatus
+
+if TYPE_CHECKING:
+    from setpoint.config import Config, TargetConfig
 
 #: How many applies ``history`` shows when not told otherwise.
 HISTORY_LIMIT = 20

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from setpoint import hookimpl
@@ -49,6 +49,25 @@ class _SourceCollector(Collector):
             up.add_metric([name], 0.0 if source.last_error else 1.0)
         yield last
         yield up
+
+
+class _ReloadCollector(Collector):
+    """SIGHUP reloads of setpoint.yaml, read from the process's reload status, which outlives the
+    engine a good reload replaces (so the counts do not restart with it)."""
+
+    def __init__(self, reloads: Any) -> None:
+        self.reloads = reloads
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        total = CounterMetricFamily("setpoint_config_reloads", "SIGHUP reloads of setpoint.yaml by result "
+                                    "(ok: applied; failed: rejected, the previous configuration runs on)",
+                                    labels=["result"])
+        for result, count in sorted(self.reloads.counts.items()):
+            total.add_metric([result], count)
+        yield total
+        yield GaugeMetricFamily("setpoint_config_last_reload_successful",
+                                "0 after a rejected reload until a good one (1 otherwise)",
+                                value=0.0 if self.reloads.last_result == "failed" else 1.0)
 
 
 class MetricsPlugin:
@@ -116,6 +135,9 @@ class MetricsPlugin:
             if status.last_run:
                 self.last_run.labels(name).set(status.last_run)
         self.registry.register(_SourceCollector(engine))
+        reloads = getattr(engine, "reloads", None)  # set by setpoint run (setpoint.reload)
+        if reloads is not None:
+            self.registry.register(_ReloadCollector(reloads))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -46,6 +46,8 @@ class Engine:
                         for name, sc in config.sources.items()}
         self.outputs: dict[str, dict[str, Any]] = {}
         self._wake: Callable[[str, str], None] | None = None
+        #: ``setpoint run``'s SIGHUP reload outcomes, shared by each engine it starts (read by the metrics)
+        self.reloads: Any = None
         self.decryptors = self._create_decryptors()
         self.runners: dict[str, TargetRunner] = {}
         for target in config.targets:

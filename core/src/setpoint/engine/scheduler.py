@@ -91,6 +91,12 @@ class Scheduler:
         with self._cond:
             self._cond.notify_all()
 
+    def join_pollers(self, timeout: float) -> None:
+        """After :meth:`run` returned: wait for the source pollers to leave (a reload closes the engine next)."""
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
     def run(self) -> None:
         """Run until :meth:`stop`; in-flight reconciles finish before it returns."""
         for name in self.engine.sources:

@@ -86,6 +86,9 @@ def build_app(ctx: AppContext) -> Starlette:
         loops_ok = ctx.loops is not None and ctx.loops.running
         checks: dict[str, Any] = {"state_store": store_ok, "loops": loops_ok,
                                   "first_pass_done": bool(ctx.loops and ctx.loops.first_pass_done.is_set())}
+        reloads = getattr(ctx.engine, "reloads", None)  # the last SIGHUP reload (setpoint.reload)
+        if reloads is not None and reloads.last_result is not None:
+            checks["config_reload"] = reloads.to_json()
         ready = store_ok and loops_ok
         return json_response({"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from setpoint.api import HealthStatus, SyncStatus
+from setpoint.apicore import HealthStatus, SyncStatus
 
 
 class AuditAction(StrEnum):
@@ -37,6 +37,8 @@ class AuditAction(StrEnum):
     INTERRUPTED = "interrupted"
     #: setpoint stopped; result ``ok`` (in-flight work finished) or ``interrupted``
     SHUTDOWN = "shutdown"
+    #: SIGHUP re-read setpoint.yaml; result ``ok`` (applied) or ``failed`` (rejected, the old one runs on)
+    CONFIG_RELOAD = "config-reload"
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from setpoint.api import Revision
+from setpoint.apicore import Revision
 from setpoint.errors import StateError
 from setpoint.secrets import set_fingerprint_salt, to_jsonable
 from setpoint.state.status import AuditAction, TargetStatus

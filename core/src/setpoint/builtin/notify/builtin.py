@@ -10,15 +10,19 @@ import hmac
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from setpoint.api import Notification, Notifier
 from setpoint.opsconfig import read_credential
 from setpoint.secrets import Secret, register_known_values
 
-TIMEOUT = httpx.Timeout(10.0)
+if TYPE_CHECKING:  # httpx is imported when a notifier first sends (one-shot commands never do)
+    import httpx
+
+#: Seconds a notification request may take.
+TIMEOUT = 10.0
 _ICONS = {"error": ":red_circle:", "warning": ":large_yellow_circle:", "info": ":large_green_circle:"}
 
 
@@ -47,6 +51,8 @@ class HTTPNotifier(CredentialNotifier):
     def _client(self) -> httpx.Client:
         client = getattr(self, "_http", None)
         if client is None:
+            import httpx
+
             # no redirects: a redirect could carry the request (and its URL token) somewhere else
             client = httpx.Client(timeout=TIMEOUT, follow_redirects=False,
                                   headers={"User-Agent": "setpoint-notifier"})

@@ -1,0 +1,138 @@
+"""The ``setpoint`` command's entry point: ``status`` and ``audit`` answered without click, pydantic,
+PyYAML or pluggy when they can be, everything else by the full command line (setpoint.cli).
+
+The quick path serves only the plain forms (``[-c FILE] status|audit [options] [-o table|json]``)
+of a configuration whose validated form is cached (setpoint.configcache); its output is the
+full command's, byte for byte (the same setpoint.render and setpoint.views code draws both). Any
+other form, an option it does not know, a value it cannot parse, an unknown target or a cache miss
+hands the whole command line to setpoint.cli unchanged, which also reports every error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+#: Options that take a value, by command (the quick path knows no others).
+_VALUED = {"status": {"-o", "--output"},
+           "audit": {"-o", "--output", "--since", "--until", "--target", "--action"}}
+
+
+def main() -> None:
+    code = serve(sys.argv[1:])
+    if code is None:
+        from setpoint.cli import main as full
+
+        full()
+    sys.exit(code)
+
+
+def parse(argv: list[str]) -> tuple[str, str | None, dict[str, list[str]]] | None:
+    """(command, config path, options) of a command line the quick path serves, else None."""
+    config: str | None = None
+    command: str | None = None
+    options: dict[str, list[str]] = {}
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        name, eq, inline = arg.partition("=")
+        if not arg.startswith("--"):
+            name, eq, inline = arg, "", ""
+        if name in ("-c", "--config"):
+            if not eq:
+                if not args:
+                    return None
+                inline = args.pop(0)
+            config = inline
+        elif command is None and arg in _VALUED:
+            command = arg
+        elif command is not None and name in _VALUED[command]:
+            if not eq:
+                if not args:
+                    return None
+                inline = args.pop(0)
+            options.setdefault("--output" if name == "-o" else name, []).append(inline)
+        else:
+            return None  # --help, another command, an option we do not know: the full command line
+    if command is None:
+        return None
+    for name, values in options.items():
+        if name != "--action" and len(values) > 1:
+            return None
+    if options.get("--output", ["table"])[0] not in ("table", "json"):
+        return None
+    return command, config, options
+
+
+def serve(argv: list[str]) -> int | None:
+    """Run the command if the quick path can; its exit status, or None to hand it to setpoint.cli."""
+    parsed = parse(argv)
+    if parsed is None:
+        return None
+    command, config_arg, options = parsed
+    from setpoint import configcache
+
+    config_file = Path(config_arg or os.environ.get("SETPOINT_CONFIG") or "setpoint.yaml")
+    cached = configcache.lookup(config_file)
+    if cached is None:
+        return None
+    output = options.get("--output", ["table"])[0]
+    try:
+        if command == "status":
+            return _status(cached, output)
+        return _audit(cached, options, output)
+    except _Unserved:
+        return None
+
+
+class _Unserved(Exception):
+    """The full command line answers this one (an error to report, a value to explain)."""
+
+
+def _store(cached: Any) -> Any:
+    from setpoint.errors import SetpointError
+    from setpoint.state import StateStore
+
+    try:
+        return StateStore(cached.state_path)
+    except SetpointError:
+        raise _Unserved from None
+
+
+def _status(cached: Any, output: str) -> int:
+    from setpoint import render
+    from setpoint.reload import read_last
+    from setpoint.views import status_rows
+
+    store = _store(cached)
+    rows = status_rows(cached, store)
+    if output == "json":
+        render.emit_json(rows)
+    else:
+        render.print_status(render.Output(), rows, cached.state_path, read_last(store))
+    return 0
+
+
+def _audit(cached: Any, options: dict[str, list[str]], output: str) -> int:
+    from setpoint import render
+    from setpoint.state.status import AuditAction
+
+    target = options.get("--target", [None])[0]
+    if target is not None and target not in [t.name for t in cached.targets]:
+        raise _Unserved  # exit 2 with a suggestion
+    actions = options.get("--action", [])
+    if any(a not in {x.value for x in AuditAction} for a in actions):
+        raise _Unserved
+    try:
+        since = render.parse_time(options["--since"][0]) if "--since" in options else None
+        until = render.parse_time(options["--until"][0]) if "--until" in options else None
+    except ValueError:
+        raise _Unserved from None
+    entries = _store(cached).audit_entries(since, until, target, tuple(actions) or None)
+    if output == "json":
+        render.emit_json(render.audit_json(entries))
+    else:
+        render.print_audit(render.Output(), entries)
+    return 0
