@@ -26,6 +26,7 @@ CASES: dict[str, tuple[str, str | None, str]] = {
     "7": ("case_scale", None, "Scale"),
     "8": ("case_git_poll", None, "Git polling cost"),
     "9": ("case_startup", None, "CLI start-up"),
+    "10": ("case_long", None, "Memory over time"),
 }
 
 
@@ -45,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     parser.add_argument("--profile", type=Path, help="write pyinstrument profiles here (the scale case's first passes; for the other slow paths "
                              "see setpoint_bench.profiles)")
+    parser.add_argument("--long", type=float, nargs="?", const=30.0, default=0.0, metavar="MINUTES",
+                        help="run case 10 (memory over time) for MINUTES (default 30); without it case 10 is not run")
     args = parser.parse_args(argv)
 
     if args.profile:
@@ -58,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     for line in machine.summary_lines(info):
         print("  " + line)
     work = Path(tempfile.mkdtemp(prefix="setpoint-bench-"))
-    ctx = Ctx(smoke=args.smoke, reps=reps, warmup=warmup, workdir=work, env=env, profile_dir=args.profile)
+    ctx = Ctx(smoke=args.smoke, reps=reps, warmup=warmup, workdir=work, env=env, profile_dir=args.profile,
+              long_minutes=args.long)
     started, t0 = datetime.now(UTC).isoformat(timespec="seconds"), time.monotonic()
     rows: list[Row] = []
     missing_services: list[str] = []

@@ -97,6 +97,8 @@ class Ctx:
     env: dict[str, str]
     log: Callable[[str], None] = print
     profile_dir: Path | None = None
+    #: ``--long MINUTES``: how long case 10 runs (0: the case is not run).
+    long_minutes: float = 0.0
 
     def scratch(self, name: str) -> Path:
         path = self.workdir / name
