@@ -89,7 +89,7 @@ FILES_LIMITS: dict[int, tuple[str, float, float | None, float]] = {
 
 
 def run(ctx: Ctx) -> list[Row]:
-    sizes = (10, 50, 100) if ctx.smoke else (100, 1000, 10000)
+    sizes = ctx.scale_files or ((10, 50, 100) if ctx.smoke else (100, 1000, 10000))
     rows: list[Row] = []
     by_size: dict[int, list[dict[str, Any]]] = {}
     for size in sizes:

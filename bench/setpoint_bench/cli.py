@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
                              "see setpoint_bench.profiles)")
     parser.add_argument("--long", type=float, nargs="?", const=30.0, default=0.0, metavar="MINUTES",
                         help="run case 10 (memory over time) for MINUTES (default 30); without it case 10 is not run")
+    parser.add_argument("--scale-files", default="", metavar="N,N,...",
+                        help="case 7: numbers of files targets (default 100,1000,10000; smoke 10,50,100)")
     args = parser.parse_args(argv)
 
     if args.profile:
@@ -62,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         print("  " + line)
     work = Path(tempfile.mkdtemp(prefix="setpoint-bench-"))
     ctx = Ctx(smoke=args.smoke, reps=reps, warmup=warmup, workdir=work, env=env, profile_dir=args.profile,
-              long_minutes=args.long)
+              long_minutes=args.long,
+              scale_files=tuple(int(n) for n in args.scale_files.split(",") if n.strip()))
     started, t0 = datetime.now(UTC).isoformat(timespec="seconds"), time.monotonic()
     rows: list[Row] = []
     missing_services: list[str] = []
