@@ -29,6 +29,7 @@ CASES: dict[str, tuple[str, str | None, str]] = {
     # named, not numbered: several branches add cases at the same time (issues 23 and 24)
     "ansible": ("case_ansible", "ansible-hosts", "Ansible no-op reconcile"),
     "compose-ssh": ("case_compose_ssh", "docker-hosts", "Compose over SSH: no-op and drift repair"),
+    "10": ("case_long", None, "Memory over time"),
 }
 
 
@@ -48,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     parser.add_argument("--profile", type=Path, help="write pyinstrument profiles here (the scale case's first passes; for the other slow paths "
                              "see setpoint_bench.profiles)")
+    parser.add_argument("--long", type=float, nargs="?", const=30.0, default=0.0, metavar="MINUTES",
+                        help="run case 10 (memory over time) for MINUTES (default 30); without it case 10 is not run")
+    parser.add_argument("--scale-files", default="", metavar="N,N,...",
+                        help="case 7: numbers of files targets (default 100,1000,10000; smoke 10,50,100)")
     args = parser.parse_args(argv)
 
     if args.profile:
@@ -61,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     for line in machine.summary_lines(info):
         print("  " + line)
     work = Path(tempfile.mkdtemp(prefix="setpoint-bench-"))
-    ctx = Ctx(smoke=args.smoke, reps=reps, warmup=warmup, workdir=work, env=env, profile_dir=args.profile)
+    ctx = Ctx(smoke=args.smoke, reps=reps, warmup=warmup, workdir=work, env=env, profile_dir=args.profile,
+              long_minutes=args.long,
+              scale_files=tuple(int(n) for n in args.scale_files.split(",") if n.strip()))
     started, t0 = datetime.now(UTC).isoformat(timespec="seconds"), time.monotonic()
     rows: list[Row] = []
     missing_services: list[str] = []

@@ -97,6 +97,10 @@ class Ctx:
     env: dict[str, str]
     log: Callable[[str], None] = print
     profile_dir: Path | None = None
+    #: ``--long MINUTES``: how long case 10 runs (0: the case is not run).
+    long_minutes: float = 0.0
+    #: ``--scale-files 100,1000``: the sizes of case 7's files targets (default 100, 1000, 10000).
+    scale_files: tuple[int, ...] = ()
 
     def scratch(self, name: str) -> Path:
         path = self.workdir / name

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -20,6 +21,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -154,6 +156,7 @@ class Config(Strict):
     #: Where the file was read from; relative paths in it resolve against its folder.
     base_dir: Path = Path(".")
     file: Path = Path("setpoint.yaml")
+    _target_index: tuple[list[TargetConfig], dict[str, tuple[int, TargetConfig]]] | None = PrivateAttr(default=None)
 
     @field_validator("sources")
     @classmethod
@@ -166,7 +169,7 @@ class Config(Strict):
     @model_validator(mode="after")
     def _references(self) -> Config:
         names = [t.name for t in self.targets]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        duplicates = sorted(n for n, count in Counter(names).items() if count > 1)
         if duplicates:
             raise ValueError(f"duplicate target name(s): {', '.join(duplicates)}")
         known = set(names)
@@ -187,10 +190,18 @@ class Config(Strict):
         return self
 
     def target(self, name: str) -> TargetConfig:
-        for target in self.targets:
-            if target.name == name:
-                return target
+        found = self.target_index().get(name)
+        if found is not None:
+            return found[1]
         raise ConfigError(f"no target named {name!r}; known targets: {', '.join(t.name for t in self.targets)}")
+
+    def target_index(self) -> dict[str, tuple[int, TargetConfig]]:
+        """name -> (position in the file, target), built once: with thousands of targets a scan per
+        lookup made every pass quadratic. Rebuilt if ``targets`` is another list (a model copy)."""
+        cached = self._target_index
+        if cached is None or cached[0] is not self.targets:
+            cached = self._target_index = (self.targets, {t.name: (i, t) for i, t in enumerate(self.targets)})
+        return cached[1]
 
     def resolve(self, path: str | Path) -> Path:
         path = Path(os.path.expanduser(str(path)))

@@ -48,6 +48,7 @@ class Engine:
         self._wake: Callable[[str, str], None] | None = None
         #: ``setpoint run``'s SIGHUP reload outcomes, shared by each engine it starts (read by the metrics)
         self.reloads: Any = None
+        self._dependants: dict[str, list[str]] | None = None
         self.decryptors = self._create_decryptors()
         self.runners: dict[str, TargetRunner] = {}
         for target in config.targets:
@@ -261,16 +262,19 @@ class Engine:
         """``names`` in dependency order (dependencies of a name come before it if also named)."""
         wanted = set(names)
         done: list[str] = []
+        seen: set[str] = set()  # `done` as a set: a membership test per visit must not scan the list
 
         def visit(name: str) -> None:
-            if name in done:
+            if name in seen:
                 return
             for dep in self.config.target(name).depends_on:
                 if dep in wanted:
                     visit(dep)
+            seen.add(name)
             done.append(name)
 
-        for name in sorted(wanted, key=lambda n: [t.name for t in self.config.targets].index(n)):
+        position = self.config.target_index()
+        for name in sorted(wanted, key=lambda n: position[n][0]):
             visit(name)
         return done
 
@@ -291,7 +295,12 @@ class Engine:
         return waiting
 
     def dependants(self, name: str) -> list[str]:
-        return [t.name for t in self.config.targets if name in t.depends_on and t.name in self.runners]
+        if self._dependants is None:  # built once: the scheduler asks after every run
+            self._dependants = {}
+            for t in self.config.targets:
+                for dep in t.depends_on:
+                    self._dependants.setdefault(dep, []).append(t.name)
+        return [n for n in self._dependants.get(name, ()) if n in self.runners]
 
     def dependency_outputs(self, target: Any) -> dict[str, Mapping[str, Any]]:
         """Outputs of ``target``'s dependencies: from this process, else as last stored (where

@@ -427,17 +427,21 @@ class Reconciler:
         runner = self.runner
         if run.sync != SyncStatus.SYNCED or run.paused:
             return
-        if applied_any or runner.adopted is not desired:
-            # everything desired is live and equal: it is managed from now on (once per render:
-            # digesting a thousand objects on every quiet reconcile would dominate a no-op)
-            self.record.adopt(desired, inventory, run.revision)
-            runner.adopted = desired
         assert runner.driver is not None
         outputs = dict(runner.driver.outputs())
         digest = outputs_digest({self.name: outputs})
-        if digest != runner.outputs_digest:  # write only when they changed
+        adopt = applied_any or runner.adopted is not desired
+        with self.store.batch():  # one commit for both (each is an fsync; thousands of targets add up)
+            if adopt:
+                # everything desired is live and equal: it is managed from now on (once per render:
+                # digesting a thousand objects on every quiet reconcile would dominate a no-op)
+                self.record.adopt(desired, inventory, run.revision)
+            if digest != runner.outputs_digest:  # write only when they changed
+                self.store.save_outputs(self.name, outputs)
+        if adopt:
+            runner.adopted = desired
+        if digest != runner.outputs_digest:
             self.ports.outputs[self.name] = outputs
-            self.store.save_outputs(self.name, outputs)
             runner.outputs_digest = digest
 
     def _notes(self, run: Run, scoped: Scoped, pending_grace: list[str], pause: Pause | None) -> list[str]:
