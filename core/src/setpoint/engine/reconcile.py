@@ -159,6 +159,8 @@ class Reconciler:
         paths = [self.runner.target.path, *self.runner.watched_paths]
         rev_sha: str = stage("source", source.last_change, head, paths) or head
         run.revision = stage("source", source.revision, rev_sha)
+        # the gate: nothing of an unverified head is rendered, let alone applied (docs/git-safety.md)
+        run.signer = stage("verify", source.verify, head, previous.applied_head)
         return rev_sha
 
     def _not_behind_applied(self, run: Run, head: str, previous: TargetStatus) -> str:

@@ -47,6 +47,8 @@ class Run:
     started: float = field(default_factory=time.monotonic)
     revision: Revision | None = None
     head: str | None = None
+    #: Who signed the head (a :class:`~setpoint.source.verify.Signer`) when the source verifies commits.
+    signer: Any = None
     actions: list[dict[str, Any]] = field(default_factory=list)
     drift: list[ResourceChange] = field(default_factory=list)
     #: Keys of drift this run reverted successfully.

@@ -27,6 +27,7 @@ from setpoint.api import REFUSED_LINK_PREFIX, Revision
 from setpoint.config import SourceConfig
 from setpoint.errors import SourceError
 from setpoint.secrets import register_known_values, scrub
+from setpoint.source.verify import CommitVerifier, Signer
 
 log = logging.getLogger("setpoint.source")
 
@@ -68,6 +69,8 @@ class GitSource:
         self.last_error: str | None = None
         self.last_poll_at: float | None = None
         self._env = self._git_env()
+        self.verifier = (CommitVerifier(name, config.verify, self.repo, cache_dir / "verify" / name, base_dir, self._env)
+                         if config.verify is not None else None)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -193,6 +196,15 @@ class GitSource:
         proc = subprocess.run(["git", "--git-dir", str(self.repo), "merge-base", "--is-ancestor", old, new],
                               capture_output=True, env=self._env)
         return proc.returncode == 0
+
+    def verify(self, head: str, since: str | None) -> Signer | None:
+        """The signer of ``head`` when the source has ``verify`` (None without); raises
+        :class:`~setpoint.source.verify.VerificationError` when a commit the mode covers is not
+        signed by a trusted key (``since``: the head last applied, for ``every-commit``)."""
+        if self.verifier is None:
+            return None
+        with self._lock:
+            return self.verifier.verify_range(head, since)
 
     # ------------------------------------------------------------------ revisions and trees
 
