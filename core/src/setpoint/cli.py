@@ -321,6 +321,52 @@ def diff(config_path: str | None, target: str, output: str) -> None:
     sys.exit(EXIT_FAILED if changes else EXIT_OK)
 
 
+@main.command()
+@common
+@click.option("--revision", "ref", required=True,
+              help="Branch, tag, ref (refs/pull/7/merge) or commit of the source to preview.")
+@click.option("--target", "targets", multiple=True, shell_complete=complete_targets,
+              help="Preview this target whatever changed (repeatable); default: every target the revision affects.")
+@click.option("--output", "-o", "output", type=click.Choice(["text", "json", "markdown"]), default="text",
+              show_default=True, help="markdown: a pull-request comment.")
+def preview(config_path: str | None, ref: str, targets: tuple[str, ...], output: str) -> None:
+    """What REVISION would change on the live targets; nothing is applied or recorded.
+
+    Exit 0 when every preview was computed, 1 when one failed."""
+    from setpoint.preview import preview as run_preview
+    from setpoint.preview import to_markdown
+
+    ctx = Context(config_path)
+    ctx.require_targets(targets)
+    engine = ctx.engine()
+    try:
+        report = run_preview(engine, ref, targets)
+    except SetpointError as exc:
+        _fail(_says(exc), EXIT_FAILED)
+    finally:
+        engine.close()
+    if output == "json":
+        _emit_json(report.to_dict())
+    elif output == "markdown":
+        click.echo(to_markdown(report), nl=False)
+    else:
+        commits = ", ".join(sorted({sha[:12] for sha in report.commits.values()}))
+        console.print(f"preview of {_plain(ref)} ({commits}): {report.changes} change(s)")
+        for item in report.targets:
+            if not item.affected:
+                console.print(f"{_plain(item.target)}: not affected")
+            elif item.error:
+                console.print(f"{_plain(item.target)}: [red]preview failed[/]: {_plain(item.error)}")
+            elif not item.changes:
+                note = f" ({_plain(item.message)})" if item.message else ""
+                console.print(f"{_plain(item.target)}: no change{note}")
+            else:
+                note = f" ({_plain(item.message)})" if item.message else ""
+                console.print(f"\n[bold]{_plain(item.target)}[/] would change{note}:")
+                _print_changes(item.changes)
+    sys.exit(EXIT_FAILED if report.failed else EXIT_OK)
+
+
 #: A value longer than this is not printed as ``before -> after`` on one line but as an inline diff.
 LONG_VALUE = 120
 #: Unchanged text longer than this inside an inline diff is shortened to its two ends.

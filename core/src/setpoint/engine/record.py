@@ -215,6 +215,8 @@ class Recorder:
                                      details={"previous_error": previous.last_error})
                 self.save_status(run, outcome, previous, None, None)
                 self.runner.memory.flush()
+        elif run.pinned is not None:
+            self.runner.memory.discard_pending()  # a preview leaves nothing behind, not even memory
         else:
             self.runner.memory.flush()
         return outcome
@@ -241,6 +243,8 @@ class Recorder:
                                      trigger=run.trigger, result="failed", details={"stage": stage, "error": message})
                 self.save_status(run, outcome, previous, stage, message)
                 self.runner.memory.flush()
+        elif run.pinned is not None:
+            self.runner.memory.discard_pending()  # a preview leaves nothing behind, not even memory
         else:
             self.runner.memory.flush()
         self.runner.logger.warning("reconcile failed at %s: %s", stage, message, extra=run.log_fields(stage))

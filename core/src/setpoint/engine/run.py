@@ -44,6 +44,8 @@ class Run:
 
     trigger: str
     dry_run: bool
+    #: A preview: this commit stands in for the branch head (a dry run only; never applied).
+    pinned: str | None = None
     started: float = field(default_factory=time.monotonic)
     revision: Revision | None = None
     head: str | None = None
