@@ -726,14 +726,21 @@ def plugins(output: str) -> None:
 @output_option
 def validate(config_path: str | None, output: str) -> None:
     """Check the configuration, kind blocks included; report every problem at once."""
-    from setpoint.validation import validate_all
+    from setpoint.validation import validate_all, validate_warnings
 
     problems = validate_all(Context(config_path).config_path)
+    warnings = [] if problems else validate_warnings(Context(config_path).config_path)
     if output == "json":
-        _emit_json({"valid": not problems, "problems": [
+        report: dict[str, Any] = {"valid": not problems, "problems": [
             {"file": p.file, "line": p.line, "path": p.path, "message": p.message, "hint": p.hint or None}
-            for p in problems]})
+            for p in problems]}
+        if warnings:
+            report["warnings"] = [{"file": w.file, "line": w.line, "path": w.path, "message": w.message,
+                                   "hint": w.hint or None} for w in warnings]
+        _emit_json(report)
         sys.exit(EXIT_USAGE if problems else EXIT_OK)
+    for warning in warnings:  # valid, but unsafe: said, never failing the check
+        click.echo(f"warning: {warning}", err=True)
     if problems:
         click.echo(f"{len(problems)} problem(s) in the configuration:", err=True)
         for problem in problems:

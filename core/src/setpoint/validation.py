@@ -61,6 +61,34 @@ def validate_all(config_path: str | Path | None, registry: Registry | None = Non
     return _by_line(problems)
 
 
+def validate_warnings(config_path: str | Path | None) -> list[Problem]:
+    """What is valid but unsafe (printed by ``setpoint validate``, never failing it): a production
+    source that follows a branch without signature verification (docs/git-safety.md)."""
+    try:
+        config = load_config(config_path)
+    except ConfigError:
+        return []  # validate_all reports it
+    file, index = str(config.file), config_line_index(config.file)
+    warnings = []
+    for name, source in config.sources.items():
+        if not source.production:
+            continue
+        line = index.get(("sources", name, "production"))
+        if source.verify is None:
+            warnings.append(Problem(
+                file, line, f"sources.{name}",
+                f"production source follows branch {source.branch!r} without verify: anyone who can push to "
+                "it deploys to production",
+                "add verify: {mode: every-commit, gpg_keys: [...]} or ssh_allowed_signers (docs/git-safety.md), "
+                "and protect the branch on the Git server"))
+        elif source.verify.mode == "head":
+            warnings.append(Problem(
+                file, index.get(("sources", name, "verify", "mode")) or line, f"sources.{name}.verify.mode",
+                "production source verifies only the head commit: an unsigned commit can arrive under a "
+                "signed merge", "use mode: every-commit (docs/git-safety.md)"))
+    return warnings
+
+
 def _by_line(problems: list[Problem]) -> list[Problem]:
     return sorted(problems, key=lambda p: (p.file, p.line or 0))
 
