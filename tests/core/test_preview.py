@@ -112,3 +112,107 @@ def test_markdown_without_affected_targets(tmp_path: Path, git_repo: GitRepo) ->
     assert all(not t.affected for t in report.targets)
     assert "No target is affected" in to_markdown(report)
     engine.close()
+
+
+class FakeGitHub:
+    """Just enough of GitHub's REST API for the preview poster: a pull request's comments and
+    commit statuses, recorded with their headers."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.comments: dict[int, str] = {}
+        self.statuses: list[tuple[str, dict[str, str]]] = []
+        self.auth: set[str] = set()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self, code: int, body: object) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _body(self) -> dict[str, str]:
+                owner.auth.add(self.headers.get("Authorization", ""))
+                return json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+
+            def do_GET(self) -> None:  # noqa: N802
+                self._body()
+                if self.path.startswith("/api/v3/repos/acme/cfg/issues/7/comments?"):
+                    self._answer(200, [{"id": i, "body": b} for i, b in owner.comments.items()])
+                else:
+                    self._answer(404, {"message": "Not Found"})
+
+            def do_POST(self) -> None:  # noqa: N802
+                body = self._body()
+                if self.path == "/api/v3/repos/acme/cfg/issues/7/comments":
+                    number = 100 + len(owner.comments)
+                    owner.comments[number] = body["body"]
+                    self._answer(201, {"id": number, "html_url": f"https://github.test/acme/cfg/pull/7#c{number}"})
+                elif self.path.startswith("/api/v3/repos/acme/cfg/statuses/"):
+                    owner.statuses.append((self.path.rsplit("/", 1)[1], body))
+                    self._answer(201, {})
+                else:
+                    self._answer(404, {"message": "Not Found"})
+
+            def do_PATCH(self) -> None:  # noqa: N802
+                body = self._body()
+                number = int(self.path.rsplit("/", 1)[1])
+                owner.comments[number] = body["body"]
+                self._answer(200, {"id": number, "html_url": f"https://github.test/acme/cfg/pull/7#c{number}"})
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/v3"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_preview_posts_one_comment_per_pull_request_and_a_status(tmp_path: Path, git_repo: GitRepo) -> None:
+    import os
+
+    config, live = setup(tmp_path, git_repo)
+    assert cli(config, "sync").returncode == 0
+    git_repo.git("checkout", "--quiet", "-b", "pr")
+    first = git_repo.commit({"web/app.conf": "port = 81\n"}, "first push")
+    github = FakeGitHub()
+    token = "ghp_T0KEN-must-not-be-printed"
+    env = {**os.environ, "PR_TOKEN": token}
+
+    def post() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "setpoint.cli", "-c", str(config), "preview", "--revision", "pr",
+                               "--github-pr", "7", "--github-repository", "acme/cfg", "--github-token-env", "PR_TOKEN",
+                               "--github-api-url", github.url], capture_output=True, text=True, env=env)
+
+    try:
+        done = post()
+        assert done.returncode == 0, done.stderr
+        assert "posted on pull request 7: https://github.test/acme/cfg/pull/7#c100" in done.stderr
+        [(number, body)] = github.comments.items()
+        assert body.startswith("<!-- setpoint-preview -->\n### setpoint preview of `pr`") and "port = 81" in body
+        assert github.statuses == [(first, {"state": "success", "context": "setpoint/preview",
+                                            "description": "1 change(s) in 1 target(s)"})]
+        # a second push: the same comment is edited, a new status is set on the new commit
+        second = git_repo.commit({"web/app.conf": "port = 82\n"}, "second push")
+        assert post().returncode == 0
+        assert list(github.comments) == [number] and "port = 82" in github.comments[number]
+        assert github.statuses[-1][0] == second
+        assert github.auth == {f"Bearer {token}"}
+        assert token not in done.stdout + done.stderr
+        # no token: refused before anything is previewed
+        env.pop("PR_TOKEN")
+        refused = post()
+        assert refused.returncode == 2 and "needs a token in $PR_TOKEN" in refused.stderr
+    finally:
+        github.close()
+    assert (live / "web" / "app.conf").read_text() == "port = 80\n"

@@ -11,6 +11,7 @@ import getpass
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -329,7 +330,17 @@ def diff(config_path: str | None, target: str, output: str) -> None:
               help="Preview this target whatever changed (repeatable); default: every target the revision affects.")
 @click.option("--output", "-o", "output", type=click.Choice(["text", "json", "markdown"]), default="text",
               show_default=True, help="markdown: a pull-request comment.")
-def preview(config_path: str | None, ref: str, targets: tuple[str, ...], output: str) -> None:
+@click.option("--github-pr", type=int, help="Also post the markdown on this GitHub pull request (one comment, "
+              "edited in place) and a setpoint/preview commit status.")
+@click.option("--github-repository", envvar="GITHUB_REPOSITORY", help="owner/name (default $GITHUB_REPOSITORY).")
+@click.option("--github-token-env", default="GITHUB_TOKEN", show_default=True,
+              help="Environment variable holding the token.")
+@click.option("--github-api-url", envvar="GITHUB_API_URL", default="https://api.github.com", show_default=True)
+@click.option("--github-status-sha", help="Commit that gets the status (default: the previewed commit; give the "
+              "pull request's head when previewing refs/pull/N/merge).")
+def preview(config_path: str | None, ref: str, targets: tuple[str, ...], output: str, github_pr: int | None,
+            github_repository: str | None, github_token_env: str, github_api_url: str,
+            github_status_sha: str | None) -> None:
     """What REVISION would change on the live targets; nothing is applied or recorded.
 
     Exit 0 when every preview was computed, 1 when one failed."""
@@ -338,6 +349,7 @@ def preview(config_path: str | None, ref: str, targets: tuple[str, ...], output:
 
     ctx = Context(config_path)
     ctx.require_targets(targets)
+    poster = _github_poster(github_pr, github_repository, github_token_env, github_api_url)
     engine = ctx.engine()
     try:
         report = run_preview(engine, ref, targets)
@@ -345,6 +357,19 @@ def preview(config_path: str | None, ref: str, targets: tuple[str, ...], output:
         _fail(_says(exc), EXIT_FAILED)
     finally:
         engine.close()
+    if poster is not None:
+        affected = sum(1 for t in report.targets if t.changes)
+        summary = (f"{report.changes} change(s) in {affected} target(s)" if report.changes else "no change") \
+            if not report.failed else "the preview failed for a target"
+        try:
+            url = poster.comment(to_markdown(report))
+            for sha in [github_status_sha] if github_status_sha else sorted(set(report.commits.values())):
+                poster.status(sha, "failure" if report.failed else "success", summary)
+        except SetpointError as exc:
+            _fail(_says(exc), EXIT_FAILED)
+        finally:
+            poster.close()
+        click.echo(f"posted on pull request {github_pr}: {url}", err=True)
     if output == "json":
         _emit_json(report.to_dict())
     elif output == "markdown":
@@ -365,6 +390,21 @@ def preview(config_path: str | None, ref: str, targets: tuple[str, ...], output:
                 console.print(f"\n[bold]{_plain(item.target)}[/] would change{note}:")
                 _print_changes(item.changes)
     sys.exit(EXIT_FAILED if report.failed else EXIT_OK)
+
+
+def _github_poster(number: int | None, repository: str | None, token_env: str, api_url: str) -> Any:
+    """The GitHub poster of ``preview --github-pr``, checked before anything is previewed."""
+    if number is None:
+        return None
+    from setpoint.preview_github import GitHubPoster, GitHubPullRequest
+    from setpoint.secrets import Secret
+
+    if not repository or not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", repository):
+        _fail("--github-pr needs --github-repository OWNER/NAME (or $GITHUB_REPOSITORY)")
+    token = os.environ.get(token_env)
+    if not token:
+        _fail(f"--github-pr needs a token in ${token_env} (--github-token-env)")
+    return GitHubPoster(GitHubPullRequest(str(repository), number, Secret(str(token), token_env), api_url))
 
 
 #: A value longer than this is not printed as ``before -> after`` on one line but as an inline diff.
