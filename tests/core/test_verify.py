@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,7 @@ class Keys:
 
 
 @pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keys]:
     base = tmp_path_factory.mktemp("keys")
     alice = _make_gpg_key(base, "alice", "Alice <dev@example.com>")
     bob = _make_gpg_key(base, "bob", "Bob <bob@example.com>")
@@ -91,7 +92,9 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(path)], check=True)
     allowed = base / "allowed_signers"
     allowed.write_text(f"dev@example.com {ssh_key.with_suffix('.pub').read_text().strip()}\n")
-    return Keys(alice, bob, mallory, expired, revoked, ssh_key, ssh_unknown, allowed, wrapper)
+    yield Keys(alice, bob, mallory, expired, revoked, ssh_key, ssh_unknown, allowed, wrapper)
+    for home in base.glob("gnupg-*"):  # the signers' agents, started by key generation and signing
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], capture_output=True)
 
 
 def git_env(**extra: str) -> dict[str, str]:
