@@ -22,9 +22,16 @@ from setpoint.builtin.notify.policy import NoisePolicy
 from setpoint.testing import FakePlugin, GitRepo, make_engine, write_config
 
 from helpers import resources_yaml, web
+from service_fixtures import service_unavailable
 
-pytestmark = pytest.mark.skipif(shutil.which("gpg") is None or shutil.which("ssh-keygen") is None,
-                                reason="needs gpg and ssh-keygen")
+
+@pytest.fixture(autouse=True, scope="module")
+def _tools() -> None:
+    """gpg comes with the sops service (apt gnupg), ssh-keygen with the docker-hosts service
+    (openssh-client): missing, the tests skip locally and fail under CI=true."""
+    for tool, service in (("gpg", "sops"), ("ssh-keygen", "docker_hosts")):
+        if shutil.which(tool) is None:
+            service_unavailable(service, f"{tool} is not installed")
 
 
 @dataclass
