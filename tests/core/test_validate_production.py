@@ -54,3 +54,9 @@ def test_production_with_every_commit_is_quiet(tmp_path: Path) -> None:
 def test_verify_without_keys_is_an_error(tmp_path: Path) -> None:
     run = validate(tmp_path, "    verify: {mode: every-commit}\n")
     assert run.returncode == 2 and "verify needs gpg_keys, ssh_allowed_signers or both" in run.stderr
+
+
+def test_unreadable_key_file_is_a_problem(tmp_path: Path) -> None:
+    run = validate(tmp_path, "    verify: {mode: every-commit, gpg_keys: [keys.asc, missing.asc]}\n")
+    assert run.returncode == 2 and "sources.prod.verify.gpg_keys[1]" in run.stderr
+    assert "missing.asc cannot be read" in run.stderr and "keys.asc cannot" not in run.stderr

@@ -184,6 +184,10 @@ class CommitVerifier:
             home.chmod(0o700)
             (home / "gpg.conf").write_text("trust-model always\nno-autostart\n")
             files = [str(self._resolve(p)) for p in self.config.gpg_keys]
+            if shutil.which("gpg") is None:
+                shutil.rmtree(home, ignore_errors=True)
+                raise VerificationError(self.source, "-" * 12, "gpg is not installed, so no GPG signature can be "
+                                        "checked (install gnupg)")
             proc = subprocess.run(["gpg", "--homedir", str(home), "--batch", "--quiet", "--import", *files],
                                   capture_output=True, timeout=VERIFY_TIMEOUT)
             listing = subprocess.run(["gpg", "--homedir", str(home), "--batch", "--with-colons", "--fingerprint",
