@@ -30,6 +30,7 @@ CASES: dict[str, tuple[str, str | None, str]] = {
     "ansible": ("case_ansible", "ansible-hosts", "Ansible no-op reconcile"),
     "compose-ssh": ("case_compose_ssh", "docker-hosts", "Compose over SSH: no-op and drift repair"),
     "10": ("case_long", None, "Memory over time"),
+    "preview": ("case_preview", None, "Preview overhead"),
 }
 
 

@@ -107,6 +107,10 @@ def test_canary_never_leaks_through_the_cli(tmp_path: Path, git_repo: GitRepo, t
     assert cli("sync").returncode == 0
     git_repo.commit({"etc/db.env": toy_encrypt(f"password: {CANARY2}\n")}, "rotate")
     cli("diff", "host", "-o", "json")
+    # a preview of the rotation, in every output (a PR comment is the widest audience of all)
+    for output in ("text", "json", "markdown"):
+        assert cli("preview", "--revision", "main", "--target", "host", "-o", output).returncode == 0, outputs[-1]
+    assert "secret value changed (not shown)" in outputs[-1]
     cli("sync", "-o", "json")
     for args in (("status",), ("status", "-o", "json"), ("audit",), ("audit", "-o", "json"), ("history", "host"),
                  ("secrets", "check", str(git_repo.path))):

@@ -11,6 +11,7 @@ import getpass
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -382,6 +383,91 @@ def diff(config_path: str | None, target: str, output: str) -> None:
     sys.exit(EXIT_FAILED if changes else EXIT_OK)
 
 
+@main.command()
+@common
+@click.option("--revision", "ref", required=True,
+              help="Branch, tag, ref (refs/pull/7/merge) or commit of the source to preview.")
+@click.option("--target", "targets", multiple=True, shell_complete=complete_targets,
+              help="Preview this target whatever changed (repeatable); default: every target the revision affects.")
+@click.option("--output", "-o", "output", type=click.Choice(["text", "json", "markdown"]), default="text",
+              show_default=True, help="markdown: a pull-request comment.")
+@click.option("--github-pr", type=int, help="Also post the markdown on this GitHub pull request (one comment, "
+              "edited in place) and a setpoint/preview commit status.")
+@click.option("--github-repository", envvar="GITHUB_REPOSITORY", help="owner/name (default $GITHUB_REPOSITORY).")
+@click.option("--github-token-env", default="GITHUB_TOKEN", show_default=True,
+              help="Environment variable holding the token.")
+@click.option("--github-api-url", envvar="GITHUB_API_URL", default="https://api.github.com", show_default=True)
+@click.option("--github-status-sha", help="Commit that gets the status (default: the previewed commit; give the "
+              "pull request's head when previewing refs/pull/N/merge).")
+def preview(config_path: str | None, ref: str, targets: tuple[str, ...], output: str, github_pr: int | None,
+            github_repository: str | None, github_token_env: str, github_api_url: str,
+            github_status_sha: str | None) -> None:
+    """What REVISION would change on the live targets; nothing is applied or recorded.
+
+    Exit 0 when every preview was computed, 1 when one failed."""
+    from setpoint.preview import preview as run_preview
+    from setpoint.preview import to_markdown
+
+    ctx = Context(config_path)
+    ctx.require_targets(targets)
+    poster = _github_poster(github_pr, github_repository, github_token_env, github_api_url)
+    engine = ctx.engine()
+    try:
+        report = run_preview(engine, ref, targets)
+    except SetpointError as exc:
+        _fail(_says(exc), EXIT_FAILED)
+    finally:
+        engine.close()
+    if poster is not None:
+        affected = sum(1 for t in report.targets if t.changes)
+        summary = (f"{report.changes} change(s) in {affected} target(s)" if report.changes else "no change") \
+            if not report.failed else "the preview failed for a target"
+        try:
+            url = poster.comment(to_markdown(report))
+            for sha in [github_status_sha] if github_status_sha else sorted(set(report.commits.values())):
+                poster.status(sha, "failure" if report.failed else "success", summary)
+        except SetpointError as exc:
+            _fail(_says(exc), EXIT_FAILED)
+        finally:
+            poster.close()
+        click.echo(f"posted on pull request {github_pr}: {url}", err=True)
+    if output == "json":
+        _emit_json(report.to_dict())
+    elif output == "markdown":
+        click.echo(to_markdown(report), nl=False)
+    else:
+        commits = ", ".join(sorted({sha[:12] for sha in report.commits.values()}))
+        console.print(f"preview of {_plain(ref)} ({commits}): {report.changes} change(s)")
+        for item in report.targets:
+            if not item.affected:
+                console.print(f"{_plain(item.target)}: not affected")
+            elif item.error:
+                console.print(f"{_plain(item.target)}: [red]preview failed[/]: {_plain(item.error)}")
+            elif not item.changes:
+                note = f" ({_plain(item.message)})" if item.message else ""
+                console.print(f"{_plain(item.target)}: no change{note}")
+            else:
+                note = f" ({_plain(item.message)})" if item.message else ""
+                console.print(f"\n[bold]{_plain(item.target)}[/] would change{note}:")
+                _print_changes(item.changes)
+    sys.exit(EXIT_FAILED if report.failed else EXIT_OK)
+
+
+def _github_poster(number: int | None, repository: str | None, token_env: str, api_url: str) -> Any:
+    """The GitHub poster of ``preview --github-pr``, checked before anything is previewed."""
+    if number is None:
+        return None
+    from setpoint.preview_github import GitHubPoster, GitHubPullRequest
+    from setpoint.secrets import Secret
+
+    if not repository or not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", repository):
+        _fail("--github-pr needs --github-repository OWNER/NAME (or $GITHUB_REPOSITORY)")
+    token = os.environ.get(token_env)
+    if not token:
+        _fail(f"--github-pr needs a token in ${token_env} (--github-token-env)")
+    return GitHubPoster(GitHubPullRequest(str(repository), number, Secret(str(token), token_env), api_url))
+
+
 #: A value longer than this is not printed as ``before -> after`` on one line but as an inline diff.
 # --------------------------------------------------------------------------- status / history / audit
 
@@ -606,14 +692,21 @@ def plugins(output: str) -> None:
 @output_option
 def validate(config_path: str | None, output: str) -> None:
     """Check the configuration, kind blocks included; report every problem at once."""
-    from setpoint.validation import validate_all
+    from setpoint.validation import validate_all, validate_warnings
 
     problems = validate_all(Context(config_path).config_path)
+    warnings = [] if problems else validate_warnings(Context(config_path).config_path)
     if output == "json":
-        _emit_json({"valid": not problems, "problems": [
+        report: dict[str, Any] = {"valid": not problems, "problems": [
             {"file": p.file, "line": p.line, "path": p.path, "message": p.message, "hint": p.hint or None}
-            for p in problems]})
+            for p in problems]}
+        if warnings:
+            report["warnings"] = [{"file": w.file, "line": w.line, "path": w.path, "message": w.message,
+                                   "hint": w.hint or None} for w in warnings]
+        _emit_json(report)
         sys.exit(EXIT_USAGE if problems else EXIT_OK)
+    for warning in warnings:  # valid, but unsafe: said, never failing the check
+        click.echo(f"warning: {warning}", err=True)
     if problems:
         click.echo(f"{len(problems)} problem(s) in the configuration:", err=True)
         for problem in problems:

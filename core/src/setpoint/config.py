@@ -51,11 +51,36 @@ class Credentials(Strict):
     ssh_known_hosts_file: Path | None = None
 
 
+class VerifyConfig(Strict):
+    """Which commits of a source must carry a trusted signature before anything of them is applied
+    (docs/git-safety.md). ``head``: the head to be applied; ``every-commit``: every commit between the
+    one last applied and the head, so an unsigned commit cannot hide under a signed merge."""
+
+    mode: Literal["head", "every-commit"] = "head"
+    #: Armored or binary OpenPGP public keys; re-read when a file changes (no restart needed).
+    gpg_keys: tuple[Path, ...] = ()
+    #: An ssh-keygen ``allowed_signers`` file (principal, then the public key), re-read when it changes.
+    ssh_allowed_signers: Path | None = None
+    #: Also refuse a commit whose author email is not an identity of the key that signed it.
+    require_author_match: bool = False
+
+    @model_validator(mode="after")
+    def _some_key(self) -> VerifyConfig:
+        if not self.gpg_keys and self.ssh_allowed_signers is None:
+            raise ValueError("verify needs gpg_keys, ssh_allowed_signers or both: without trusted keys "
+                             "no commit could ever be applied")
+        return self
+
+
 class SourceConfig(Strict):
     url: str = Field(description="Git URL: a local path, file://, ssh://, git@host:repo or https://")
     branch: str = "main"
     poll_interval: Duration = 30.0
     credentials: Credentials | None = None
+    #: Signature verification of the commits to apply; None: commits are applied unverified.
+    verify: VerifyConfig | None = None
+    #: This source deploys to production: ``setpoint validate`` warns when it has no ``verify``.
+    production: bool = False
 
     @field_validator("url")
     @classmethod

@@ -63,7 +63,58 @@ def check_config(config_path: str | Path | None, registry: Registry | None = Non
                                     f"(installed: {', '.join(sorted(registry.decryptors)) or 'none'})",
                                     "install it, e.g. pip install 'setpoint[sops]'"))
     problems.extend(build_decryptors(registry, config)[1])
+    problems.extend(_verify_key_problems(config, index))
     return config, _by_line(problems)
+
+
+def _verify_key_problems(config: Config, index: dict[tuple[Any, ...], int]) -> list[Problem]:
+    """Key files of ``verify`` blocks that cannot be read: every commit would be refused."""
+    problems = []
+    for name, source in config.sources.items():
+        if source.verify is None:
+            continue
+        files: list[tuple[tuple[str | int, ...], Path]] = [(("gpg_keys", i), path)
+                                                            for i, path in enumerate(source.verify.gpg_keys)]
+        if source.verify.ssh_allowed_signers is not None:
+            files.append((("ssh_allowed_signers",), source.verify.ssh_allowed_signers))
+        for loc, path in files:
+            resolved = config.resolve(path)
+            if not resolved.is_file() or not os.access(resolved, os.R_OK):
+                dotted = f"{loc[0]}[{loc[1]}]" if len(loc) == 2 else str(loc[0])
+                problems.append(Problem(str(config.file), index.get(("sources", name, "verify", *loc))
+                                        or index.get(("sources", name, "verify", loc[0])),
+                                        f"sources.{name}.verify.{dotted}",
+                                        f"{resolved} cannot be read: no commit of this source "
+                                        "could be verified", "check the path (relative to setpoint.yaml)"))
+    return problems
+
+
+def validate_warnings(config_path: str | Path | None) -> list[Problem]:
+    """What is valid but unsafe (printed by ``setpoint validate``, never failing it): a production
+    source that follows a branch without signature verification (docs/git-safety.md)."""
+    try:
+        config = load_config(config_path)
+    except ConfigError:
+        return []  # validate_all reports it
+    file, index = str(config.file), config_line_index(config.file)
+    warnings = []
+    for name, source in config.sources.items():
+        if not source.production:
+            continue
+        line = index.get(("sources", name, "production"))
+        if source.verify is None:
+            warnings.append(Problem(
+                file, line, f"sources.{name}",
+                f"production source follows branch {source.branch!r} without verify: anyone who can push to "
+                "it deploys to production",
+                "add verify: {mode: every-commit, gpg_keys: [...]} or ssh_allowed_signers (docs/git-safety.md), "
+                "and protect the branch on the Git server"))
+        elif source.verify.mode == "head":
+            warnings.append(Problem(
+                file, index.get(("sources", name, "verify", "mode")) or line, f"sources.{name}.verify.mode",
+                "production source verifies only the head commit: an unsigned commit can arrive under a "
+                "signed merge", "use mode: every-commit (docs/git-safety.md)"))
+    return warnings
 
 
 def _by_line(problems: list[Problem]) -> list[Problem]:

@@ -100,6 +100,9 @@ class Engine:
         runner.saved_status = None  # the final status of this reconcile must be written
 
     def close(self) -> None:
+        for source in self.sources.values():
+            if source.verifier is not None:
+                source.verifier.close()  # its private keyring
         for runner in self.runners.values():
             if runner.driver is not None:
                 try:
@@ -193,13 +196,15 @@ class Engine:
         return self.run_target(name, trigger, dry_run, lock_timeout, poll=poll).outcome
 
     def run_target(self, name: str, trigger: str = "manual", dry_run: bool = False,
-                   lock_timeout: float = LOCK_TIMEOUT, *, poll: bool = True) -> RunResult:
+                   lock_timeout: float = LOCK_TIMEOUT, *, poll: bool = True, pinned: str | None = None) -> RunResult:
         """Reconcile one target once, under its run lock. ``poll``: ask Git for the head first
-        (one-shot commands); the daemon passes False because its pollers keep the head fresh."""
+        (one-shot commands); the daemon passes False because its pollers keep the head fresh.
+        ``pinned``: a dry run at that commit instead of the head (``setpoint preview``)."""
         runner = self.runner(name)
         with runner.exclusive(self.state_dir / "locks", lock_timeout):
-            result = Reconciler(self, runner).run(trigger, dry_run, poll=poll)
-        runner.last_result = result
+            result = Reconciler(self, runner).run(trigger, dry_run, poll=poll, pinned=pinned)
+        if pinned is None:  # a preview is not this target's last run
+            runner.last_result = result
         if not dry_run:
             try:
                 self.registry.hook.setpoint_reconcile_finished(outcome=result.outcome)

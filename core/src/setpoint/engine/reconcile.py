@@ -83,11 +83,24 @@ class Reconciler:
 
     # ------------------------------------------------------------------ entry point
 
-    def run(self, trigger: str, dry_run: bool = False, *, poll: bool = True) -> RunResult:
+    def run(self, trigger: str, dry_run: bool = False, *, poll: bool = True, pinned: str | None = None) -> RunResult:
         """Reconcile once. ``poll``: ask Git for the head first (one-shot commands) rather than
-        using the last poll's (the daemon polls on its own clock)."""
-        run = Run(trigger, dry_run)
+        using the last poll's (the daemon polls on its own clock). ``pinned``: a dry run at this
+        commit instead of the branch head (``setpoint preview``)."""
+        if pinned is not None and not dry_run:
+            raise ValueError("a pinned revision is only ever previewed (dry_run=True), never applied")
+        run = Run(trigger, dry_run, pinned=pinned)
         previous = self.store.status(self.name) or TargetStatus(self.name, self.runner.target.kind)
+        if pinned is not None:
+            # what this process knows about the target's current revision survives a preview
+            kept = self.runner.render_cache, list(self.runner.watched_paths)
+            try:
+                return self._run(run, previous, poll)
+            finally:
+                self.runner.render_cache, self.runner.watched_paths = kept
+        return self._run(run, previous, poll)
+
+    def _run(self, run: Run, previous: TargetStatus, poll: bool) -> RunResult:
         try:
             try:
                 self._stages(run, previous, poll)
@@ -121,7 +134,7 @@ class Reconciler:
             run.sync = SyncStatus.SYNCED if scoped.plan.empty else SyncStatus.OUT_OF_SYNC
             run.health = self.runner.driver.health(desired, live)
             notes = self._notes(run, scoped, pending_grace, pause)
-            if scoped.plan.changes:
+            if scoped.plan.changes and run.pinned is None:
                 notes.insert(0, f"dry run: {len(scoped.plan.changes)} change(s) not applied")
             run.message = "; ".join(notes)
             return
@@ -153,12 +166,19 @@ class Reconciler:
     def _source(self, run: Run, poll: bool, previous: TargetStatus) -> str:
         """Which revision does this target want? The last commit under its paths at the head."""
         source = self.ports.sources[self.runner.target.source]
-        head: str = stage("source", self.ports.current_head, source.name, poll=poll)
-        head = self._not_behind_applied(run, head, previous)
+        if run.pinned is not None:
+            head = run.pinned  # a preview: the commit asked for, whatever the branch says
+        else:
+            head = stage("source", self.ports.current_head, source.name, poll=poll)
+            head = self._not_behind_applied(run, head, previous)
         run.head = head
         paths = [self.runner.target.path, *self.runner.watched_paths]
         rev_sha: str = stage("source", source.last_change, head, paths) or head
         run.revision = stage("source", source.revision, rev_sha)
+        if run.pinned is None:
+            # the gate: nothing of an unverified head is rendered, let alone applied (docs/git-safety.md);
+            # a preview applies nothing, so an unsigned pull request can still be previewed
+            run.signer = stage("verify", source.verify, head, previous.applied_head)
         return rev_sha
 
     def _not_behind_applied(self, run: Run, head: str, previous: TargetStatus) -> str:

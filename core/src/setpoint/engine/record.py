@@ -176,8 +176,10 @@ class Recorder:
                                   "trigger": run.trigger, "duration": duration, "result": result}
         fields, log = run.log_fields(), self.runner.logger
         done = set(applied) - set(failed)
+        signed: dict[str, Any] = {"signer": run.signer.to_record()} if run.signer is not None else {}
         if deploy:
-            self.store.audit(AuditAction.APPLY, details={"changes": deploy, "failed": failed, "plan_id": plan.id}, **common)
+            self.store.audit(AuditAction.APPLY, details={"changes": deploy, "failed": failed, "plan_id": plan.id,
+                                                         **signed}, **common)
             run.actions.append({"action": AuditAction.APPLY.value, "count": len(deploy), "result": result})
             ok = sum(1 for c in deploy if c["key"] in done)
             if ok:  # only what really was applied: failures are logged with their errors ("reconcile failed")
@@ -185,8 +187,8 @@ class Recorder:
                          run.revision.author if run.revision else "?", run.revision.subject if run.revision else "",
                          extra=fields)
         if reverts:
-            self.store.audit(AuditAction.REVERT_DRIFT, details={"changes": reverts, "failed": failed, "plan_id": plan.id},
-                             **common)
+            self.store.audit(AuditAction.REVERT_DRIFT, details={"changes": reverts, "failed": failed,
+                                                                "plan_id": plan.id, **signed}, **common)
             run.actions.append({"action": AuditAction.REVERT_DRIFT.value, "count": len(reverts), "result": result})
             reverted = [c["key"] for c in reverts if c["key"] in done]
             if reverted:
@@ -213,6 +215,8 @@ class Recorder:
                                      details={"previous_error": previous.last_error})
                 self.save_status(run, outcome, previous, None, None)
                 self.runner.memory.flush()
+        elif run.pinned is not None:
+            self.runner.memory.discard_pending()  # a preview leaves nothing behind, not even memory
         else:
             self.runner.memory.flush()
         return outcome
@@ -239,6 +243,8 @@ class Recorder:
                                      trigger=run.trigger, result="failed", details={"stage": stage, "error": message})
                 self.save_status(run, outcome, previous, stage, message)
                 self.runner.memory.flush()
+        elif run.pinned is not None:
+            self.runner.memory.discard_pending()  # a preview leaves nothing behind, not even memory
         else:
             self.runner.memory.flush()
         self.runner.logger.warning("reconcile failed at %s: %s", stage, message, extra=run.log_fields(stage))

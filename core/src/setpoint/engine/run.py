@@ -44,9 +44,13 @@ class Run:
 
     trigger: str
     dry_run: bool
+    #: A preview: this commit stands in for the branch head (a dry run only; never applied).
+    pinned: str | None = None
     started: float = field(default_factory=time.monotonic)
     revision: Revision | None = None
     head: str | None = None
+    #: Who signed the head (a :class:`~setpoint.source.verify.Signer`) when the source verifies commits.
+    signer: Any = None
     actions: list[dict[str, Any]] = field(default_factory=list)
     drift: list[ResourceChange] = field(default_factory=list)
     #: Keys of drift this run reverted successfully.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -27,6 +28,7 @@ from setpoint.api import REFUSED_LINK_PREFIX, Revision
 from setpoint.config import SourceConfig
 from setpoint.errors import SourceError
 from setpoint.secrets import register_known_values, scrub
+from setpoint.source.verify import CommitVerifier, Signer
 
 log = logging.getLogger("setpoint.source")
 
@@ -68,6 +70,8 @@ class GitSource:
         self.last_error: str | None = None
         self.last_poll_at: float | None = None
         self._env = self._git_env()
+        self.verifier = (CommitVerifier(name, config.verify, self.repo, cache_dir / "verify" / name, base_dir, self._env)
+                         if config.verify is not None else None)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -194,6 +198,15 @@ class GitSource:
                               capture_output=True, env=self._env)
         return proc.returncode == 0
 
+    def verify(self, head: str, since: str | None) -> Signer | None:
+        """The signer of ``head`` when the source has ``verify`` (None without); raises
+        :class:`~setpoint.source.verify.VerificationError` when a commit the mode covers is not
+        signed by a trusted key (``since``: the head last applied, for ``every-commit``)."""
+        if self.verifier is None:
+            return None
+        with self._lock:
+            return self.verifier.verify_range(head, since)
+
     # ------------------------------------------------------------------ revisions and trees
 
     def revision(self, sha: str) -> Revision:
@@ -304,6 +317,29 @@ class GitSource:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
             return dest
+
+    # ------------------------------------------------------------------ previews (setpoint preview)
+
+    def resolve_ref(self, ref: str) -> str:
+        """The commit ``ref`` names: a commit the cache repository already holds (full or abbreviated
+        SHA), else a branch, tag or other ref of the remote (``feature``, ``refs/pull/7/merge``),
+        fetched into ``refs/setpoint/preview``. Never moves the branch head setpoint deploys."""
+        if not ref or ref.startswith("-") or any(c.isspace() or c in "~^:?*[\\" for c in ref):
+            raise SourceError(f"source {self.name}: {ref!r} is not a commit or ref name")
+        with self._lock:
+            self._ensure_repo()
+            if re.fullmatch(r"[0-9a-fA-F]{7,64}", ref):
+                proc = subprocess.run(["git", "--git-dir", str(self.repo), "rev-parse", "--verify", "--quiet",
+                                       f"{ref}^{{commit}}"], capture_output=True, env=self._env)
+                if proc.returncode == 0:
+                    return proc.stdout.decode().strip()
+            self._git("fetch", "--quiet", "--force", "--no-tags", "--", self.url, f"+{ref}:refs/setpoint/preview")
+            return self._git("rev-parse", "--verify", "refs/setpoint/preview^{commit}").decode().strip()
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        proc = subprocess.run(["git", "--git-dir", str(self.repo), "merge-base", a, b], capture_output=True,
+                              env=self._env)
+        return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
 
     # ------------------------------------------------------------------ read-only questions (setpoint wait)
 

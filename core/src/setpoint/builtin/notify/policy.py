@@ -3,7 +3,8 @@
 The rules (docs/operations.md, "Noise control"), learnt from the complaints about Flux and Argo CD
 notifications (a message per sync, timestamps defeating de-duplication, no thresholds):
 
-* a failing target alerts once, after ``threshold`` consecutive failures, then stays quiet;
+* a failing target alerts once, after ``threshold`` consecutive failures, then stays quiet (an
+  unverified commit, stage ``verify``, alerts on its first failure);
 * at most one message per (target, revision, event) (again only after ``repeat_after``, if set);
 * a target that alerted sends one recovery message when it heals, and may alert again later;
 * deployments of one commit are gathered into one digest across targets, sent ``window``
@@ -130,7 +131,10 @@ class NoisePolicy:
         deployed = [a for a in o.actions if a.get("action") == "apply"]
         if o.failed:
             state.failures += 1
-            if state.failures >= self.threshold and self._first(name, rev, "failed"):
+            # a refused signature is a security event, not a flaky target: it alerts on the first
+            # failure, still once per (target, revision)
+            due = state.failures >= self.threshold or o.error_stage == "verify"
+            if due and self._first(name, rev, "failed"):
                 state.alerted = True
                 out.append(self._failed(o, state.failures))
             # a failed deploy joins its commit's digest only if other targets deployed that commit:
