@@ -41,7 +41,8 @@ def status_row(target: TargetConfig, status: TargetStatus | None, store: StateSt
         "target": target.name, "kind": target.kind, "source": target.source, "path": target.path,
         "sync": st.sync.value, "health": st.health.value,
         "health_message": st.health_message or None,
-        "revision": st.revision, "applied_revision": st.applied_revision,
+        "revision": st.revision, "revision_author": st.revision_author, "revision_subject": st.revision_subject,
+        "applied_revision": st.applied_revision,
         "last_run": st.last_run, "last_trigger": st.last_trigger,
         "last_error": st.last_error, "error_stage": st.error_stage,
         "source_error": source_error or st.source_error,
@@ -70,3 +71,73 @@ def history_rows(store: StateStore, target: str, limit: int = HISTORY_LIMIT) -> 
     """Revisions applied successfully to ``target``, newest first."""
     applies = [e for e in store.audit_entries(target=target, actions=(AuditAction.APPLY.value,)) if e.result == "ok"]
     return [history_row(e) for e in reversed(applies[-limit:])] if limit > 0 else []
+
+
+# --------------------------------------------------------------------------- dashboard pages (and anyone else)
+
+
+def resource_rows(store: StateStore, target: str) -> list[dict[str, Any]]:
+    """The objects setpoint applied to ``target`` (its inventory), each with whether it drifted now."""
+    drifted = store.drift(target)
+    rows = []
+    for key, item in sorted(store.inventory(target).items()):
+        rows.append({"key": key, "kind": item.kind, "name": item.name, "namespace": item.namespace,
+                     "revision": item.revision, "applied_at": item.applied_at,
+                     "sync": "OutOfSync" if key in drifted else "Synced",
+                     "secret_fields": list(item.secret_paths)})
+    return rows
+
+
+def drift_rows(store: StateStore, target: str) -> list[dict[str, Any]]:
+    """The live differences recorded for ``target`` now, each with its per-field diff (secrets are
+    fingerprints: the engine stores nothing else)."""
+    rows = []
+    for key, record in sorted(store.drift(target).items()):
+        change = record.details.get("change") or {}
+        rows.append({"key": key, "first_seen": record.first_seen, "action": change.get("action", "update"),
+                     "fields": list(change.get("fields") or [])})
+    return rows
+
+
+def dependency_rows(config: Config, target: str) -> dict[str, list[str]]:
+    """Targets ``target`` waits for (upstream) and targets waiting for it (downstream), any kind,
+    transitively, nearest first."""
+    by_name = {t.name: t for t in config.targets}
+
+    def walk(start: str, step: Any) -> list[str]:
+        seen: list[str] = []
+        frontier = [start]
+        while frontier:
+            nxt = []
+            for name in frontier:
+                for other in step(name):
+                    if other not in seen and other != target:
+                        seen.append(other)
+                        nxt.append(other)
+            frontier = nxt
+        return seen
+
+    def up(name: str) -> tuple[str, ...]:
+        return by_name[name].depends_on if name in by_name else ()
+
+    def down(name: str) -> list[str]:
+        return [t.name for t in config.targets if name in t.depends_on]
+
+    return {"upstream": walk(target, up), "downstream": walk(target, down)}
+
+
+def audit_groups(entries: list[AuditEntry]) -> list[dict[str, Any]]:
+    """Audit entries grouped by target, then by the Git revision they concern (drift and reverts
+    included: they carry the revision Git wanted), in time order within each group."""
+    groups: dict[str, dict[str, list[AuditEntry]]] = {}
+    for e in entries:
+        groups.setdefault(e.target or "-", {}).setdefault(e.revision or "", []).append(e)
+    out = []
+    for target, by_revision in sorted(groups.items()):
+        commits = []
+        for revision, items in by_revision.items():
+            first = next((i for i in items if i.subject), items[0])
+            commits.append({"revision": revision or None, "author": first.author, "subject": first.subject,
+                            "entries": items})
+        out.append({"target": target, "count": sum(len(items) for items in by_revision.values()), "commits": commits})
+    return out
