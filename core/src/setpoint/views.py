@@ -30,13 +30,16 @@ def held_plan_rows(store: StateStore, target: str | None = None) -> list[dict[st
 
 
 def status_row(target: TargetConfig, status: TargetStatus | None, store: StateStore,
-               source_error: str | None = None) -> dict[str, Any]:
+               source_error: str | None = None, pending: list[HeldPlan] | None = None) -> dict[str, Any]:
     """One target's status: the stored row, its current pause and its pending plans.
 
     ``source_error`` is the running process's own view of the target's source (an unreachable remote
-    it polled just now); without it, the one last recorded is shown."""
+    it polled just now); without it, the one last recorded is shown. ``pending``: the target's
+    pending plans when the caller has read them already (one query for many targets)."""
     st = status or TargetStatus(target.name, target.kind)
     pause = store.get_pause(target.name)
+    if pending is None:
+        pending = store.held_plans(target.name, ("pending",))
     return {
         "target": target.name, "kind": target.kind, "source": target.source, "path": target.path,
         "sync": st.sync.value, "health": st.health.value,
@@ -50,7 +53,7 @@ def status_row(target: TargetConfig, status: TargetStatus | None, store: StateSt
         "drift": list(st.drift),
         "paused": ({"reason": pause.reason, "by": pause.paused_by, "since": pause.paused_at, "until": pause.until}
                    if pause and not pause.expired() else None),
-        "held_plans": [held_plan_row(h, changes=False) for h in store.held_plans(target.name, ("pending",))],
+        "held_plans": [held_plan_row(h, changes=False) for h in pending],
     }
 
 
@@ -59,7 +62,11 @@ def status_rows(config: Config, store: StateStore,
     """Every configured target, in configuration order (``source_errors``: by source name, see status_row)."""
     states = store.all_status()
     errors = source_errors or {}
-    return [status_row(target, states.get(target.name), store, errors.get(target.source)) for target in config.targets]
+    pending: dict[str, list[HeldPlan]] = {}
+    for held in store.held_plans(None, ("pending",)):
+        pending.setdefault(held.target, []).append(held)
+    return [status_row(target, states.get(target.name), store, errors.get(target.source), pending.get(target.name, []))
+            for target in config.targets]
 
 
 def history_row(entry: AuditEntry) -> dict[str, Any]:
