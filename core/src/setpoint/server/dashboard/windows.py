@@ -32,7 +32,10 @@ class Window:
     @property
     def label(self) -> str:
         same_day = self.since.date() == (self.until - timedelta(microseconds=1)).date()
-        end = self.until.strftime("%H:%M") if same_day else self.until.strftime("%Y-%m-%d %H:%M")
+        if same_day and self.until.date() != self.since.date():
+            end = "24:00"
+        else:
+            end = self.until.strftime("%H:%M") if same_day else self.until.strftime("%Y-%m-%d %H:%M")
         return f"{self.since.strftime('%a %Y-%m-%d %H:%M')} - {end}"
 
 
@@ -98,7 +101,8 @@ def parse_window(text: str, now: datetime | None = None) -> Window:
         first, _, second = spoken.partition(" - ") if " - " in spoken else spoken.partition(" to ")
         window = Window(_absolute(first, now), _absolute(second, now))
         if window.until <= window.since:
-            raise WindowError("the window ends before it starts")
+            raise WindowError("the window ends before it starts: write the earlier time first, e.g. "
+                              "2026-11-19 14:00 - 2026-11-19 17:00")
         return window
     raise WindowError(f"cannot read {text.strip()!r} as a window: try 'last Thursday 14:00-17:00', "
                       "'yesterday', 'last 2h' or '2026-11-19 14:00 - 2026-11-19 17:00'")
