@@ -19,6 +19,7 @@ import pytest
 import yaml
 from opshelpers import CANARY, CanaryPlugin, FakeLoops, serving
 
+from setpoint.errors import TemporaryError
 from setpoint.server.dashboard.session import LIFETIME
 from setpoint.testing import FakePlugin, GitRepo, make_engine, write_config
 
@@ -266,8 +267,14 @@ def test_no_secret_on_any_page_or_export(board: Any, git_repo: GitRepo) -> None:
     errors mention it; no page, fragment, export or event carries it (nor any token)."""
     base, engine, _loops, plugin, _repo = board
     plugin.cluster("app").manual_change("Deployment/web", config=CANARY + "-changed-live")
+    plugin.cluster("app").fail_next("observe", TemporaryError(f"login failed for {CANARY}"))
+    engine.reconcile("app")
     engine.reconcile("app")
     held = hold_a_deletion(engine, git_repo)
+    # defence in depth: a secret that reached the store anyway (pasted into a pause reason, or written
+    # by a careless plugin into an audit note) is scrubbed from every page and export
+    engine.pause("db", f"rotating {CANARY}", "api:alice", None)
+    engine.store.audit("note", target="db", details={"note": f"debug {CANARY}", CANARY: "as a key"})
     client = login(base, ADMIN_TOKEN)
     today = datetime.now().strftime("%Y-%m-%d")
     paths = ["/ui/", "/ui/?fragment=1", "/ui/targets/app", "/ui/targets/app?fragment=1", "/ui/targets/db",
@@ -284,3 +291,73 @@ def test_no_secret_on_any_page_or_export(board: Any, git_repo: GitRepo) -> None:
     for path, body in zip(paths, bodies, strict=True):
         for value in (*SECRETS, CANARY + "-changed-live"):
             assert value not in body, (path, value)
+    assert "rotating &lt;secret&gt;" in bodies[0] or "rotating <secret>" in bodies[0]
+
+
+# --------------------------------------------------------------------------- accessibility basics
+
+
+def _luminance(hex_colour: str) -> float:
+    channels = [int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(a: str, b: str) -> float:
+    hi, lo = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_text_colours_meet_wcag_aa_contrast() -> None:
+    from setpoint.server.dashboard.pages import HERE
+
+    css = (HERE / "static" / "dashboard.css").read_text()
+    colours = dict(re.findall(r"--(\w+):\s*(#[0-9a-fA-F]{6})", css))
+    for text in ("fg", "muted", "ok", "warn", "bad", "link"):
+        for background in ("bg", "alt"):
+            ratio = contrast(colours[text], colours[background])
+            assert ratio >= 4.5, f"--{text} on --{background}: {ratio:.2f}:1 is below WCAG AA (4.5:1)"
+    assert contrast("#ffffff", colours["link"]) >= 4.5, "button text on the button colour"
+    assert ":focus-visible" in css and "outline" in css, "keyboard focus stays visible"
+    assert "@import" not in css and "url(" not in css, "no external fonts or images (air-gapped sites)"
+
+
+def test_every_form_field_has_a_label_and_pages_load_nothing_external(board: Any, git_repo: GitRepo) -> None:
+    from html.parser import HTMLParser
+
+    base, engine, *_ = board
+    held = hold_a_deletion(engine, git_repo)
+
+    class Fields(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inputs: list[dict[str, str | None]] = []
+            self.labels: set[str] = set()
+            self.sources: list[str] = []
+            self.lang = ""
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            a = dict(attrs)
+            if tag in ("input", "select", "textarea") and a.get("type") != "hidden":
+                self.inputs.append(a)
+            if tag == "label" and a.get("for"):
+                self.labels.add(str(a["for"]))
+            if tag in ("script", "link", "img") and (a.get("src") or a.get("href")):
+                self.sources.append(str(a.get("src") or a.get("href")))
+            if tag == "html":
+                self.lang = str(a.get("lang") or "")
+
+    anonymous = Fields()
+    anonymous.feed(httpx.get(base + "/ui/login").text)
+    client = login(base, ADMIN_TOKEN)
+    parsers = [anonymous]
+    for path in ("/ui/", "/ui/targets/app", f"/ui/targets/app/plans/{held}", "/ui/audit"):
+        parser = Fields()
+        parser.feed(client.get(path).text)
+        parsers.append(parser)
+    for parser in parsers:
+        assert parser.lang == "en"
+        for field in parser.inputs:
+            assert field.get("id") in parser.labels, f"no <label for> for {field}"
+        assert all(src.startswith("/ui/static/") for src in parser.sources), parser.sources
+    assert sum(len(p.inputs) for p in parsers) >= 8, "the login, filter, pause and audit fields were checked"
