@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 import json
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -77,6 +78,8 @@ class Dashboard:
         self.sessions = Sessions()
         self.secure = ctx.engine.config.server.tls is not None
         self.env = _environment()
+        self._version_lock = threading.Lock()
+        self._version: tuple[float, str] = (-1e9, "")
 
     # ---------------------------------------------------------------- plumbing
 
@@ -162,11 +165,19 @@ class Dashboard:
                          statuses=STATUS_FILTERS, now=time.time())
 
     def version(self) -> str:
-        """Changes whenever anything a page shows may have changed (status, pauses, plans, audit)."""
-        store = self.ctx.engine.store
-        latest = store.audit_entries(limit=1)
-        states = store.all_status()
-        return f"{latest[0].id if latest else 0}:{hash(repr(sorted(states.items())))}"
+        """Changes whenever anything a page shows may have changed: every pause, resume, held or
+        approved plan, apply and drift writes an audit entry, and the status rows cover the rest.
+        Computed at most once per poll interval for all open streams together."""
+        with self._version_lock:
+            stamp, value = self._version
+            if time.monotonic() - stamp < POLL_SECONDS * 0.8:
+                return value
+            store = self.ctx.engine.store
+            latest = store.audit_entries(limit=1)
+            states = store.all_status()
+            value = f"{latest[0].id if latest else 0}:{hash(repr(sorted(states.items())))}"
+            self._version = (time.monotonic(), value)
+            return value
 
     async def events(self, request: Request) -> Response:
         if self.session(request) is None:
