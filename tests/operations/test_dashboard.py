@@ -100,8 +100,9 @@ def test_login_sets_a_strict_httponly_cookie_and_pages_need_it(board: Any) -> No
     assert ADMIN_TOKEN not in cookie
     headers = response.headers
     assert "script-src 'self'" in headers["content-security-policy"] and headers["cache-control"] == "no-store"
-    logins = engine.store.audit_entries(actions=("login",))
-    assert [(e.actor, e.details["role"]) for e in logins] == [("api:grafana", "status"), ("api:alice", "admin")]
+    logins = [e for e in engine.store.audit_entries(actions=("api",)) if e.details["call"] == "login"]
+    assert [(e.actor, e.details["role"], e.details["via"]) for e in logins] == [
+        ("api:grafana", "status", "dashboard"), ("api:alice", "admin", "dashboard")]
 
 
 def test_the_cookie_is_secure_under_tls(tmp_path: Path, git_repo: GitRepo, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -138,7 +139,7 @@ def test_state_changing_forms_need_the_csrf_token(board: Any) -> None:
     assert other.post("/ui/targets/app/sync", data={"csrf": token}).status_code == 403
     assert client.post("/ui/logout", data={}).status_code == 403
     assert loops.woken_targets == [] and engine.store.get_pause("app") is None
-    assert engine.store.audit_entries(actions=("api",)) == []
+    assert [e.details["call"] for e in engine.store.audit_entries(actions=("api",))] == ["login", "login"]
     # and without a session at all
     assert httpx.post(base + "/ui/targets/app/sync", data={"csrf": token}).status_code == 401
 
@@ -188,7 +189,7 @@ def test_actions_are_audited_with_the_caller_through_the_api_code_path(board: An
     client.post("/ui/targets/app/approve", data={"csrf": token, "plan_id": held})
     assert engine.store.held_plans("app", ("approved",))[0].decided_by == "api:alice"
 
-    entries = engine.store.audit_entries(actions=("api",))
+    entries = [e for e in engine.store.audit_entries(actions=("api",)) if e.details["call"] != "login"]
     assert [(e.details["call"], e.result, e.actor, e.details["via"]) for e in entries] == [
         ("sync", "ok", "api:alice", "dashboard"), ("pause", "refused", "api:alice", "dashboard"),
         ("pause", "ok", "api:alice", "dashboard"), ("resume", "ok", "api:alice", "dashboard"),
@@ -274,7 +275,7 @@ def test_no_secret_on_any_page_or_export(board: Any, git_repo: GitRepo) -> None:
     # defence in depth: a secret that reached the store anyway (pasted into a pause reason, or written
     # by a careless plugin into an audit note) is scrubbed from every page and export
     engine.pause("db", f"rotating {CANARY}", "api:alice", None)
-    engine.store.audit("note", target="db", details={"note": f"debug {CANARY}", CANARY: "as a key"})
+    engine.store.audit("error", target="db", details={"note": f"debug {CANARY}", CANARY: "as a key"})
     client = login(base, ADMIN_TOKEN)
     today = datetime.now().strftime("%Y-%m-%d")
     paths = ["/ui/", "/ui/?fragment=1", "/ui/targets/app", "/ui/targets/app?fragment=1", "/ui/targets/db",

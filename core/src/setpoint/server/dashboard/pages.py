@@ -29,6 +29,7 @@ from setpoint.server.dashboard import render
 from setpoint.server.dashboard.session import COOKIE, Session, Sessions, cookie_header
 from setpoint.server.dashboard.windows import Window, WindowError, parse_window, presets
 from setpoint.server.http import json_response, read_body, scrubbed
+from setpoint.state import AuditAction
 
 if TYPE_CHECKING:
     from setpoint.server.app import AppContext
@@ -130,8 +131,10 @@ class Dashboard:
             return self.page("login.html", request, None, 401, next=next_path, configured=self.ctx.auth.configured,
                              error="That token is not one of server.status_tokens or server.admin_tokens.")
         session = self.sessions.create(caller)
-        self.ctx.engine.store.audit("login", actor=caller.actor, result="ok",
-                                    details={"via": "dashboard", "remote": _remote(request), "role": caller.role})
+        # an ``api`` entry like every call of the API, so `setpoint audit --action api` lists logins too
+        self.ctx.engine.store.audit(AuditAction.API, actor=caller.actor, result="ok",
+                                    details={"call": "login", "via": "dashboard", "remote": _remote(request),
+                                             "role": caller.role})
         response = RedirectResponse(next_path, 303, headers=HEADERS)
         response.headers["set-cookie"] = cookie_header(session, self.secure)
         return response
