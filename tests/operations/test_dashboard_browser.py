@@ -161,7 +161,7 @@ def test_the_dashboard_in_a_real_browser(chromium: Any, site: tuple[str, GitRepo
     wait_for(lambda: text_of(driver, "#paused") == "no", 10)
 
     # a deletion is held; its page shows the full diff, and approving it lets it through
-    repo.commit({"edge/legacy.conf": None}, "Close port 80")
+    repo.commit({"edge/legacy.conf": None, "edge/sg.conf": "open_ports = 443, 8443\n"}, "Close port 80")
     driver.get(base + "/ui/targets/edge")
     wait_for(lambda: driver.find_elements(By.PARTIAL_LINK_TEXT, "Plan "), 15)
     driver.find_element(By.PARTIAL_LINK_TEXT, "Plan ").click()
