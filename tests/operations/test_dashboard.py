@@ -214,6 +214,9 @@ def test_overview_filters_and_target_page(board: Any) -> None:
     assert "Upstream (waits for): <a href=\"/ui/targets/db\">db</a>" in page
     assert "Downstream (waiting for it): <a href=\"/ui/targets/app\">app</a>" in client.get("/ui/targets/db").text
     assert "v1" in page and "drift-detected" in page
+    # the resources: the drifted object is OutOfSync, the other Synced, both Healthy
+    assert re.search(r"<code>Deployment/api</code></td><td>Deployment</td><td class=\"s-OutOfSync\">OutOfSync</td>"
+                     r"<td class=\"h-Healthy\">Healthy</td>", page), page
     assert client.get("/ui/targets/nope").status_code == 404
 
 

@@ -84,13 +84,21 @@ def history_rows(store: StateStore, target: str, limit: int = HISTORY_LIMIT) -> 
 
 
 def resource_rows(store: StateStore, target: str) -> list[dict[str, Any]]:
-    """The objects setpoint applied to ``target`` (its inventory), each with whether it drifted now."""
+    """The objects setpoint applied to ``target`` (its inventory), each with whether it drifted now
+    and its health as far as the last run said: the target's health message names the objects
+    that are not Healthy (the store keeps no per-object health)."""
     drifted = store.drift(target)
+    status = store.status(target)
+    health, message = (status.health.value, status.health_message) if status else ("Unknown", "")
     rows = []
     for key, item in sorted(store.inventory(target).items()):
+        if health == "Healthy":
+            object_health = "Healthy"
+        else:
+            object_health = health if key in message or item.name in message else "-"
         rows.append({"key": key, "kind": item.kind, "name": item.name, "namespace": item.namespace,
                      "revision": item.revision, "applied_at": item.applied_at,
-                     "sync": "OutOfSync" if key in drifted else "Synced",
+                     "sync": "OutOfSync" if key in drifted else "Synced", "health": object_health,
                      "secret_fields": list(item.secret_paths)})
     return rows
 
