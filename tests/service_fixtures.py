@@ -17,6 +17,7 @@ helm           helm_bin                                                    dev/s
 ansible        ansible_hosts                                               dev/services up ansible-hosts
 tofu           tofu_bin (OpenTofu, for the terraform plugin suite)         dev/services up tofu
 docker_hosts   ssh_docker_host, tls_docker_host                            dev/services up docker-hosts
+browser        chromium (a headless Chromium driven by Selenium)           dev/services up browser
 =============  ==========================================================  ===============================
 
 A test that uses one of these fixtures gets the service's marker automatically, and a test that carries a
@@ -42,7 +43,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVICES_SCRIPT = REPO_ROOT / "dev" / "services"
 
-SERVICES = ("docker", "kubernetes", "terraform", "sops", "helm", "ansible", "tofu", "docker_hosts")
+SERVICES = ("docker", "kubernetes", "terraform", "sops", "helm", "ansible", "tofu", "docker_hosts", "browser")
 
 # fixture name -> the service it needs (used to add the marker automatically)
 FIXTURE_SERVICE = {
@@ -67,6 +68,7 @@ FIXTURE_SERVICE = {
     "tofu_bin": "tofu",
     "ssh_docker_host": "docker_hosts",
     "tls_docker_host": "docker_hosts",
+    "chromium": "browser",
 }
 
 
@@ -267,6 +269,18 @@ def _check_docker_hosts() -> str | None:
     return None
 
 
+def _check_browser() -> str | None:
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "the Python package 'selenium' is not installed (uv sync --group dev)"
+    for var in ("SETPOINT_CHROMIUM_BIN", "SETPOINT_CHROMEDRIVER_BIN"):
+        path = _env(var)
+        if not path or not os.access(path, os.X_OK):
+            return f"{var}={path} is not an executable (Debian's chromium and chromium-driver)"
+    return None
+
+
 _CHECKERS = {
     "docker_hosts": _check_docker_hosts,
     "docker": _check_docker,
@@ -276,6 +290,7 @@ _CHECKERS = {
     "helm": _check_helm,
     "ansible": _check_ansible,
     "tofu": _check_tofu,
+    "browser": _check_browser,
 }
 
 
@@ -669,6 +684,29 @@ __all__ = [
     "services_env",
     "SOPS_VECTORS",
 ]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# browser
+
+
+@pytest.fixture
+def chromium() -> Any:
+    """A headless Chromium (Debian's package) driven through chromedriver by Selenium; closed after the test."""
+    require_service("browser")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(_env("SETPOINT_CHROMIUM_BIN"))
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,900",
+                "--no-first-run", "--disable-extensions", "--disable-background-networking"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=str(_env("SETPOINT_CHROMEDRIVER_BIN"))), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ CASES: dict[str, tuple[str, str | None, str]] = {
     "compose-ssh": ("case_compose_ssh", "docker-hosts", "Compose over SSH: no-op and drift repair"),
     "10": ("case_long", None, "Memory over time"),
     "preview": ("case_preview", None, "Preview overhead"),
+    "dashboard": ("case_dashboard", None, "Dashboard overview"),
 }
 
 

@@ -35,6 +35,9 @@ def test_wheel_contents(folder: str, tmp_path: Path) -> None:
         tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
         assert tops == {package}, f"{wheel.name} ships {tops}"
         entry_points = next((archive.read(n).decode() for n in names if n.endswith("entry_points.txt")), "")
+    if folder == "core":  # the dashboard's templates and static files are package data (no Node build, no CDN)
+        for data in ("templates/base.html", "templates/overview.html", "static/dashboard.js", "static/dashboard.css"):
+            assert f"setpoint/server/dashboard/{data}" in names, data
     if entry_point:
         assert "[setpoint]" in entry_points and entry_point in entry_points
         assert entry_points.count(" = ") == 1, "one entry point per plugin"

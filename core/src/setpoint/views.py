@@ -32,18 +32,22 @@ def held_plan_rows(store: StateStore, target: str | None = None) -> list[dict[st
 
 
 def status_row(target: TargetConfig, status: TargetStatus | None, store: StateStore,
-               source_error: str | None = None) -> dict[str, Any]:
+               source_error: str | None = None, pending: list[HeldPlan] | None = None) -> dict[str, Any]:
     """One target's status: the stored row, its current pause and its pending plans.
 
     ``source_error`` is the running process's own view of the target's source (an unreachable remote
-    it polled just now); without it, the one last recorded is shown."""
+    it polled just now); without it, the one last recorded is shown. ``pending``: the target's
+    pending plans when the caller has read them already (one query for many targets)."""
     st = status or TargetStatus(target.name, target.kind)
     pause = store.get_pause(target.name)
+    if pending is None:
+        pending = store.held_plans(target.name, ("pending",))
     return {
         "target": target.name, "kind": target.kind, "source": target.source, "path": target.path,
         "sync": st.sync.value, "health": st.health.value,
         "health_message": st.health_message or None,
-        "revision": st.revision, "applied_revision": st.applied_revision,
+        "revision": st.revision, "revision_author": st.revision_author, "revision_subject": st.revision_subject,
+        "applied_revision": st.applied_revision,
         "last_run": st.last_run, "last_trigger": st.last_trigger,
         "last_error": st.last_error, "error_stage": st.error_stage,
         "source_error": source_error or st.source_error,
@@ -51,7 +55,7 @@ def status_row(target: TargetConfig, status: TargetStatus | None, store: StateSt
         "drift": list(st.drift),
         "paused": ({"reason": pause.reason, "by": pause.paused_by, "since": pause.paused_at, "until": pause.until}
                    if pause and not pause.expired() else None),
-        "held_plans": [held_plan_row(h, changes=False) for h in store.held_plans(target.name, ("pending",))],
+        "held_plans": [held_plan_row(h, changes=False) for h in pending],
     }
 
 
@@ -60,7 +64,11 @@ def status_rows(config: Config, store: StateStore,
     """Every configured target, in configuration order (``source_errors``: by source name, see status_row)."""
     states = store.all_status()
     errors = source_errors or {}
-    return [status_row(target, states.get(target.name), store, errors.get(target.source)) for target in config.targets]
+    pending: dict[str, list[HeldPlan]] = {}
+    for held in store.held_plans(None, ("pending",)):
+        pending.setdefault(held.target, []).append(held)
+    return [status_row(target, states.get(target.name), store, errors.get(target.source), pending.get(target.name, []))
+            for target in config.targets]
 
 
 def history_row(entry: AuditEntry) -> dict[str, Any]:
@@ -72,3 +80,81 @@ def history_rows(store: StateStore, target: str, limit: int = HISTORY_LIMIT) -> 
     """Revisions applied successfully to ``target``, newest first."""
     applies = [e for e in store.audit_entries(target=target, actions=(AuditAction.APPLY.value,)) if e.result == "ok"]
     return [history_row(e) for e in reversed(applies[-limit:])] if limit > 0 else []
+
+
+# --------------------------------------------------------------------------- dashboard pages (and anyone else)
+
+
+def resource_rows(store: StateStore, target: str) -> list[dict[str, Any]]:
+    """The objects setpoint applied to ``target`` (its inventory), each with whether it drifted now
+    and its health as far as the last run said: the target's health message names the objects
+    that are not Healthy (the store keeps no per-object health)."""
+    drifted = store.drift(target)
+    status = store.status(target)
+    health, message = (status.health.value, status.health_message) if status else ("Unknown", "")
+    rows = []
+    for key, item in sorted(store.inventory(target).items()):
+        if health == "Healthy":
+            object_health = "Healthy"
+        else:
+            object_health = health if key in message or item.name in message else "-"
+        rows.append({"key": key, "kind": item.kind, "name": item.name, "namespace": item.namespace,
+                     "revision": item.revision, "applied_at": item.applied_at,
+                     "sync": "OutOfSync" if key in drifted else "Synced", "health": object_health,
+                     "secret_fields": list(item.secret_paths)})
+    return rows
+
+
+def drift_rows(store: StateStore, target: str) -> list[dict[str, Any]]:
+    """The live differences recorded for ``target`` now, each with its per-field diff (secrets are
+    fingerprints: the engine stores nothing else)."""
+    rows = []
+    for key, record in sorted(store.drift(target).items()):
+        change = record.details.get("change") or {}
+        rows.append({"key": key, "first_seen": record.first_seen, "action": change.get("action", "update"),
+                     "fields": list(change.get("fields") or [])})
+    return rows
+
+
+def dependency_rows(config: Config, target: str) -> dict[str, list[str]]:
+    """Targets ``target`` waits for (upstream) and targets waiting for it (downstream), any kind,
+    transitively, nearest first."""
+    by_name = {t.name: t for t in config.targets}
+
+    def walk(start: str, step: Any) -> list[str]:
+        seen: list[str] = []
+        frontier = [start]
+        while frontier:
+            nxt = []
+            for name in frontier:
+                for other in step(name):
+                    if other not in seen and other != target:
+                        seen.append(other)
+                        nxt.append(other)
+            frontier = nxt
+        return seen
+
+    def up(name: str) -> tuple[str, ...]:
+        return by_name[name].depends_on if name in by_name else ()
+
+    def down(name: str) -> list[str]:
+        return [t.name for t in config.targets if name in t.depends_on]
+
+    return {"upstream": walk(target, up), "downstream": walk(target, down)}
+
+
+def audit_groups(entries: list[AuditEntry]) -> list[dict[str, Any]]:
+    """Audit entries grouped by target, then by the Git revision they concern (drift and reverts
+    included: they carry the revision Git wanted), in time order within each group."""
+    groups: dict[str, dict[str, list[AuditEntry]]] = {}
+    for e in entries:
+        groups.setdefault(e.target or "-", {}).setdefault(e.revision or "", []).append(e)
+    out = []
+    for target, by_revision in sorted(groups.items()):
+        commits = []
+        for revision, items in by_revision.items():
+            first = next((i for i in items if i.subject), items[0])
+            commits.append({"revision": revision or None, "author": first.author, "subject": first.subject,
+                            "entries": items})
+        out.append({"target": target, "count": sum(len(items) for items in by_revision.values()), "commits": commits})
+    return out

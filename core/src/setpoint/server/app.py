@@ -9,6 +9,7 @@ GET  /metrics                            none [1]     Prometheus exposition (no 
 POST /hooks/{provider}                   signature    github, gitlab, gitea, forgejo, bitbucket, generic
 GET  /api/v1/targets[/{name}], /plans    status token read-only status, history, audit, held plans
 POST /api/v1/targets/{name}/{call}       admin token  sync, approve, pause, resume (audited)
+GET  /, /ui/...                          session      the web dashboard (setpoint.server.dashboard)
 =======================================  ===========  ==============================================
 
 [1] a status token with ``server.metrics_require_token: true``.
@@ -25,9 +26,9 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
-from setpoint.server import status_api
+from setpoint.server import dashboard, status_api
 from setpoint.server.auth import STATUS, Caller, TokenAuth
 from setpoint.server.http import json_response, read_body
 from setpoint.server.receiver import WebhookReceiver
@@ -114,12 +115,13 @@ def build_app(ctx: AppContext) -> Starlette:
         delivery = await run_in_threadpool(ctx.receiver.handle, provider, headers, body)
         return json_response(delivery.to_json(), delivery.status)
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/hooks/{provider}", hook, methods=["POST"]),
         *status_api.routes(ctx),
+        *dashboard.routes(ctx),
     ]
     return Starlette(routes=routes)
 

@@ -11,20 +11,21 @@ from starlette.responses import Response
 from setpoint.secrets import scrub, to_jsonable
 
 
-def _scrubbed(value: Any) -> Any:
+def scrubbed(value: Any) -> Any:
+    """``value`` with known secret values replaced in every string (keys included)."""
     # strings only: scrubbing the serialised text could turn a number into invalid JSON
     if isinstance(value, str):
         return scrub(value)
     if isinstance(value, dict):
-        return {scrub(str(k)): _scrubbed(v) for k, v in value.items()}
+        return {scrub(str(k)): scrubbed(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_scrubbed(v) for v in value]
+        return [scrubbed(v) for v in value]
     return value
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     # the store and the engine hold no secret values; scrubbing once more costs little
-    body = json.dumps(_scrubbed(to_jsonable(data)), indent=1, sort_keys=False)
+    body = json.dumps(scrubbed(to_jsonable(data)), indent=1, sort_keys=False)
     return Response(body + "\n", status, headers=headers, media_type="application/json")
 
 

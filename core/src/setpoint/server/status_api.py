@@ -55,10 +55,16 @@ def pending_plans(ctx: AppContext) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- mutating calls
 
 
-def _act(ctx: AppContext, caller: Caller, remote: str, call: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+def perform(ctx: AppContext, caller: Caller, remote: str, call: str, name: str, body: dict[str, Any],
+            via: str = "api") -> dict[str, Any]:
+    """Carry out one mutating call and audit it with the caller (``via``: "api" or "dashboard").
+
+    Raises SetpointError/ValueError (already audited as refused) when the engine refuses."""
     engine = ctx.engine
     kind = engine.config.target(name).kind
     details: dict[str, Any] = {"call": call, "remote": remote}
+    if via != "api":
+        details["via"] = via
     try:
         if call == "sync":
             if ctx.loops is None:
@@ -133,7 +139,7 @@ def routes(ctx: AppContext) -> list[Route]:
             return body
         remote = request.client.host if request.client else "-"
         try:
-            result = await run_in_threadpool(_act, ctx, caller, remote, call, name, body)
+            result = await run_in_threadpool(perform, ctx, caller, remote, call, name, body)
         except (SetpointError, ValueError) as exc:
             return json_response({"error": safe_error(exc)}, 409)
         return json_response(result, 202 if call == "sync" else 200)
