@@ -133,7 +133,7 @@ class Context:
         from setpoint.state import StateStore
 
         try:
-            return StateStore(self.config().state_path)
+            return StateStore(self.config().state_location)
         except SetpointError as exc:
             _fail(_says(exc))
 
@@ -203,7 +203,7 @@ def run(config_path: str | None) -> None:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGHUP, reload)
     logging.getLogger("setpoint").info("setpoint %s running %d target(s) from %s, state %s", __version__,
-                                       len(engine.runners), engine.config.base_dir, engine.config.state_path)
+                                       len(engine.runners), engine.config.base_dir, engine.config.state_display)
     try:
         scheduler.run()
         shutdown.finished()
@@ -397,7 +397,7 @@ def status(config_path: str | None, output: str) -> None:
         table.add_row(_plain(r["target"]), r["kind"], _sync_style(r["sync"]), r["health"], (r["revision"] or "-")[:12],
                       _when(r["last_run"]) if r["last_run"] else "never", note)
     console.print(table)
-    console.print(f"state: {_plain(ctx.config().state_path)}")
+    console.print(f"state: {_plain(ctx.config().state_display)}")
 
 
 def _when(stamp: float | None) -> str:
@@ -747,6 +747,48 @@ def secrets_check(config_path: str | None, path: Path | None, output: str) -> No
         if not results:
             console.print("no encrypted files found")
     sys.exit(EXIT_FAILED if any(not r.ok for r in results) else EXIT_OK)
+
+
+@main.group()
+def state() -> None:
+    """The state database (status, inventory, held plans, audit log)."""
+
+
+@state.command("migrate")
+@click.option("--from", "source", required=True, metavar="URL", help="sqlite:///PATH or postgresql://USER@HOST/DB")
+@click.option("--to", "destination", required=True, metavar="URL", help="an empty database to copy into")
+def state_migrate(source: str, destination: str) -> None:
+    """Copy a whole state, audit log included, e.g. from SQLite to PostgreSQL.
+
+    Stop `setpoint run` first. The destination must be empty; the password of a PostgreSQL URL comes from
+    SETPOINT_STATE_PASSWORD_FILE or SETPOINT_STATE_PASSWORD (never the URL)."""
+    from setpoint.config import check_postgresql_url, is_postgresql_url
+    from setpoint.state.owner import StateOwner
+    from setpoint.state.transfer import copy_state, open_location
+
+    try:
+        for url in (source, destination):
+            if is_postgresql_url(url):
+                check_postgresql_url(url)
+        owner = None
+        if source.startswith("sqlite:///"):  # a running daemon would keep writing to what we copy
+            owner = StateOwner(Path(source.removeprefix("sqlite:///")).expanduser().resolve().parent)
+            owner.acquire()
+        try:
+            src = open_location(source, must_exist=True)
+            dst = open_location(destination, must_exist=False)
+            try:
+                copied = copy_state(src, dst)
+            finally:
+                src.close()
+                dst.close()
+        finally:
+            if owner is not None:
+                owner.release()
+    except SetpointError as exc:
+        _fail(_says(exc))
+    rows = ", ".join(f"{table} {count}" for table, count in copied.rows.items())
+    click.echo(f"copied the state to {destination}: {rows}")
 
 
 @main.group()

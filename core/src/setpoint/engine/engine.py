@@ -41,7 +41,7 @@ class Engine:
         self.config = config
         self.registry = registry or get_plugin_manager(needed_kinds={t.kind for t in config.targets})
         self.state_dir = config.state_dir
-        self.store = store or StateStore(config.state_path)
+        self.store = store or StateStore(config.state_location)
         self.sources = {name: GitSource(name, sc, self.state_dir / "cache", config.base_dir)
                         for name, sc in config.sources.items()}
         self.outputs: dict[str, dict[str, Any]] = {}
