@@ -169,6 +169,7 @@ def main(log_format: str | None, log_level: str | None, config_path: str | None)
 def run(config_path: str | None) -> None:
     """Reconcile continuously until SIGTERM/SIGINT (running applies finish within lifecycle.shutdown_grace;
     a second signal stops at once). SIGHUP polls and reconciles everything now."""
+    from setpoint.engine.cluster import join_cluster
     from setpoint.engine.scheduler import Scheduler
     from setpoint.lifecycle import Shutdown
     from setpoint.server.runtime import start_operations
@@ -183,6 +184,7 @@ def run(config_path: str | None) -> None:
     engine = ctx.engine()
     scheduler = Scheduler(engine)
     try:
+        replicas = join_cluster(scheduler)  # a postgresql:// state: targets divided by leases
         # metrics, notifications and the HTTP server (docs/operations.md)
         operations = start_operations(engine, scheduler)
     except SetpointError as exc:
@@ -209,6 +211,8 @@ def run(config_path: str | None) -> None:
         shutdown.finished()
     finally:
         operations.stop()
+        if replicas is not None:
+            replicas.stop()  # hand the leases over now rather than after the TTL
         engine.close()
         owner.release()
 

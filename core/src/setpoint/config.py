@@ -92,6 +92,14 @@ class DeletionBudget(Strict):
     hold: Literal["deletions", "plan"] = "deletions"
 
 
+class ReplicasConfig(Strict):
+    """Several ``setpoint run`` on one PostgreSQL state (docs/operations.md, "Several replicas")."""
+
+    #: How long a target's lease lasts without a heartbeat: a dead replica's targets move after at most this
+    #: (plus one heartbeat, ttl/3); a replica paused for longer applies nothing when it resumes.
+    lease_ttl: Duration = Field(15.0, ge=1.0, le=3600.0)
+
+
 class Defaults(Strict):
     interval: Duration = 60.0
     prune: bool = False
@@ -152,6 +160,7 @@ class Config(Strict):
     server: ServerConfig = ServerConfig()
     notifications: NotificationsConfig = NotificationsConfig()
     lifecycle: LifecycleConfig = LifecycleConfig()
+    replicas: ReplicasConfig = ReplicasConfig()
     #: Where the file was read from; relative paths in it resolve against its folder.
     base_dir: Path = Path(".")
     file: Path = Path("setpoint.yaml")

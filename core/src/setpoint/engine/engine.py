@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import ExitStack
-from typing import Any
+from typing import Any, Protocol
 
 from setpoint.api import HealthStatus, Outcome, SyncStatus, TargetInfo
 from setpoint.config import Config, validate_block
@@ -36,6 +36,11 @@ LOCK_TIMEOUT = 600.0
 PRUNE_BATCH = 50
 
 
+class TargetLeases(Protocol):
+    def owns(self, target: str) -> bool: ...
+    def owned(self) -> set[str]: ...
+
+
 class Engine:
     def __init__(self, config: Config, registry: Registry | None = None, store: StateStore | None = None) -> None:
         self.config = config
@@ -45,6 +50,8 @@ class Engine:
         self.sources = {name: GitSource(name, sc, self.state_dir / "cache", config.base_dir)
                         for name, sc in config.sources.items()}
         self.outputs: dict[str, dict[str, Any]] = {}
+        #: With several replicas (setpoint.state.replicas): which targets this process owns now.
+        self.leases: TargetLeases | None = None
         self._wake: Callable[[str, str], None] | None = None
         self.decryptors = self._create_decryptors()
         self.runners: dict[str, TargetRunner] = {}
@@ -183,6 +190,10 @@ class Engine:
         return keep
 
     # ------------------------------------------------------------------ reconcile
+
+    def may_run(self, name: str) -> bool:
+        """False for a target another replica owns (it reconciles it; this one leaves it alone)."""
+        return self.leases is None or self.leases.owns(name)
 
     def reconcile(self, name: str, trigger: str = "manual", dry_run: bool = False,
                   lock_timeout: float = LOCK_TIMEOUT, *, poll: bool = True) -> Outcome:

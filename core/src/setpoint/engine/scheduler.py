@@ -145,9 +145,15 @@ class Scheduler:
         return ready
 
     def _work(self, name: str, reason: str) -> None:
-        if self._stop.is_set():  # queued behind the pool's workers when a stop came: not started at all
+        if self._stop.is_set() or not self.engine.may_run(name):
+            # queued behind the pool's workers when a stop came, or owned by another replica: not started
+            # (a lease claimed later wakes it again)
             with self._cond:
                 self._running.discard(name)
+                self._again.pop(name, None)
+                self._first_pending.discard(name)
+                if not self._first_pending:
+                    self.first_pass_done.set()
             return
         result: RunResult | None = None
         try:
@@ -247,7 +253,8 @@ class Scheduler:
 
     def _take_wakeups(self) -> None:
         try:
-            for name, reason in self.engine.store.take_wakeups():
+            leases = self.engine.leases
+            for name, reason in self.engine.store.take_wakeups(leases.owned() if leases is not None else None):
                 if name in self.engine.runners:
                     self.wake(name, reason)
         except Exception:  # noqa: BLE001

@@ -90,6 +90,11 @@ SQLITE_MIGRATIONS: list[str] = [
     """
     ALTER TABLE inventory ADD COLUMN secret_paths TEXT NOT NULL DEFAULT '[]';
     """,
+    # 5: replicas and target leases (used on PostgreSQL only; kept here so both schemas number alike)
+    """
+    CREATE TABLE replicas (id TEXT PRIMARY KEY, host TEXT, pid INTEGER, started_at REAL, heartbeat_at REAL);
+    CREATE TABLE leases (target TEXT PRIMARY KEY, owner TEXT NOT NULL, token INTEGER NOT NULL, expires_at REAL NOT NULL);
+    """,
 ]
 
 
@@ -182,6 +187,14 @@ POSTGRES_MIGRATIONS: list[str] = [
     "",
     "",
     "",
+    """
+    CREATE TABLE replicas (
+        id TEXT PRIMARY KEY, host TEXT, pid INTEGER, started_at DOUBLE PRECISION, heartbeat_at DOUBLE PRECISION
+    );
+    CREATE TABLE leases (
+        target TEXT PRIMARY KEY, owner TEXT NOT NULL, token BIGINT NOT NULL, expires_at DOUBLE PRECISION NOT NULL
+    );
+    """,
 ]
 
 def postgresql_password() -> str | None:

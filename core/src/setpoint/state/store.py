@@ -17,7 +17,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +37,10 @@ from setpoint.state.status import AuditAction, TargetStatus
 
 #: SQLite's numbered migrations (kept under this name for callers that count them)
 MIGRATIONS = SQLITE_MIGRATIONS
+
+
+class LeaseLost(StateError):
+    """With several replicas: this one no longer holds the target's lease, so it must not apply."""
 
 
 @dataclass
@@ -118,6 +122,9 @@ class StateStore:
         self._lock = threading.RLock()
         self._depth = 0
         self.path: Path | None = None
+        #: Set by several replicas (setpoint.state.replicas): run inside the transaction of every apply
+        #: intent; raises when this process may no longer apply to the target, else says who writes.
+        self.fence: Callable[[Backend, str], dict[str, Any]] | None = None
         if isinstance(location, str) and is_postgresql_url(location):
             self.db: Backend = PostgresBackend(location)
         else:
@@ -431,11 +438,16 @@ class StateStore:
 
     # ------------------------------------------------------------------ apply intents (write-ahead audit)
 
-    def set_apply_intent(self, target: str, intent: dict[str, Any]) -> None:
-        """Record, durably and before anything is applied, what an apply is about to do."""
+    def set_apply_intent(self, target: str, intent: dict[str, Any]) -> dict[str, Any] | None:
+        """Record, durably and before anything is applied, what an apply is about to do. With replicas,
+        the lease is checked in the same transaction (the fence); returns the writer (replica, token)."""
         with self._tx() as db:
+            writer = self.fence(db, target) if self.fence is not None else None
+            if writer is not None:
+                intent = {**intent, "writer": writer}
             db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                        (f"apply-intent:{target}", json.dumps(to_jsonable(intent)).encode()))
+        return writer
 
     def clear_apply_intent(self, target: str) -> None:
         with self._tx() as db:
@@ -452,10 +464,16 @@ class StateStore:
         with self._tx() as db:
             db.execute("INSERT INTO wakeups (target, reason, time) VALUES (?, ?, ?)", (target, reason, time.time()))
 
-    def take_wakeups(self) -> list[tuple[str, str]]:
+    def take_wakeups(self, targets: set[str] | None = None) -> list[tuple[str, str]]:
+        """Wake-up requests, removed as they are taken; ``targets``: only those (a replica takes the
+        requests of the targets it owns and leaves the others' to their owners)."""
         with self._tx() as db:
             rows = db.execute("SELECT id, target, reason FROM wakeups ORDER BY id").fetchall()
-            if rows:
+            if targets is not None:
+                rows = [r for r in rows if r["target"] in targets]
+                for r in rows:
+                    db.execute("DELETE FROM wakeups WHERE id = ?", (r["id"],))
+            elif rows:
                 db.execute("DELETE FROM wakeups WHERE id <= ?", (rows[-1]["id"],))
         return [(r["target"], r["reason"]) for r in rows]
 
