@@ -107,3 +107,25 @@ def test_rendezvous_moves_little_when_one_replica_leaves() -> None:
     two = {g: rendezvous(g, ["a", "b"]) for g in groups}
     assert all(two[g] == three[g] for g in groups if three[g] != "c"), "only c's targets move"
     assert 250 < sum(1 for g in groups if three[g] == "c") < 420
+
+
+def test_a_one_shot_command_applies_only_under_a_free_lease(stores: Any) -> None:
+    from setpoint.state.replicas import Borrower, OwnedElsewhere
+
+    a = replica(stores, "a")
+    a.beat()  # a running replica owns every target
+    cli = Borrower(stores(), ttl=2.0)
+    with pytest.raises(OwnedElsewhere, match="owned by the running replica a"), cli.hold("t01", "sync"):
+        pass
+    assert a.store.take_wakeups() == [("t01", "sync")], "the owner was asked to reconcile instead"
+    with pytest.raises(LeaseLost):
+        cli.store.set_apply_intent("t01", {"plan_id": "p"})
+    a.stop()  # the replica is gone: the command takes the lease, with a higher token, and gives it back
+    with cli.hold("t01"):
+        writer = cli.store.set_apply_intent("t01", {"plan_id": "p"})
+        assert writer is not None and writer["replica"] == cli.id and writer["token"] >= 2
+    b = replica(stores, "b")
+    b.beat()
+    assert b.owns("t01"), "handed back at once, not after the TTL"
+    b.stop()
+    cli.stop()

@@ -27,6 +27,7 @@ from setpoint.secrets import safe_error, scrub
 from setpoint.source.git import GitSource, PollResult
 from setpoint.state import AuditAction, HeldPlan, Pause, StateStore, TargetStatus
 from setpoint.state.memory import StoredMemory
+from setpoint.state.replicas import Borrower
 
 log = logging.getLogger("setpoint.engine")
 
@@ -52,6 +53,7 @@ class Engine:
         self.outputs: dict[str, dict[str, Any]] = {}
         #: With several replicas (setpoint.state.replicas): which targets this process owns now.
         self.leases: TargetLeases | None = None
+        self._borrowed: Borrower | None = None
         self._wake: Callable[[str, str], None] | None = None
         self.decryptors = self._create_decryptors()
         self.runners: dict[str, TargetRunner] = {}
@@ -111,6 +113,8 @@ class Engine:
                     runner.memory.flush()  # what a driver remembered outside a reconcile
                 except Exception:  # noqa: BLE001
                     log.exception("closing target %s failed", runner.name)
+        if self._borrowed is not None:
+            self._borrowed.stop()
         self.store.close()
 
     # ------------------------------------------------------------------ sources
@@ -191,6 +195,11 @@ class Engine:
 
     # ------------------------------------------------------------------ reconcile
 
+    def _borrower(self) -> Borrower:
+        if self._borrowed is None:
+            self._borrowed = Borrower(self.store, self.config.replicas.lease_ttl)
+        return self._borrowed
+
     def may_run(self, name: str) -> bool:
         """False for a target another replica owns (it reconciles it; this one leaves it alone)."""
         return self.leases is None or self.leases.owns(name)
@@ -205,7 +214,10 @@ class Engine:
         """Reconcile one target once, under its run lock. ``poll``: ask Git for the head first
         (one-shot commands); the daemon passes False because its pollers keep the head fresh."""
         runner = self.runner(name)
-        with runner.exclusive(self.state_dir / "locks", lock_timeout):
+        with ExitStack() as held:
+            if not dry_run and self.leases is None and self.store.backend == "postgresql":
+                held.enter_context(self._borrower().hold(name, trigger))  # one-shot: apply under a lease too
+            held.enter_context(runner.exclusive(self.state_dir / "locks", lock_timeout))
             result = Reconciler(self, runner).run(trigger, dry_run, poll=poll)
         runner.last_result = result
         if not dry_run:

@@ -28,13 +28,14 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from setpoint.errors import StateError
 from setpoint.state.store import LeaseLost, StateStore
 
-__all__ = ["LeaseLost", "Replicas", "dependency_groups", "rendezvous"]
+__all__ = ["Borrower", "LeaseLost", "OwnedElsewhere", "Replicas", "dependency_groups", "rendezvous"]
 
 log = logging.getLogger("setpoint.replicas")
 
@@ -208,3 +209,58 @@ class Replicas:
         for target in claimed:
             log.info("target %s: lease claimed (token %d)", target, self._owned.get(target, 0))
             self._on_claimed(target)
+
+
+class OwnedElsewhere(StateError):
+    """A one-shot command found the target's lease held by a running replica."""
+
+
+class Borrower(Replicas):
+    """One-shot commands (``setpoint sync``, ``approve --now``) on a PostgreSQL state apply under a lease
+    too: they take a target's lease for one reconcile when no replica holds it (raising its token, so the
+    fence works for them as for a replica), renew it while the reconcile runs, and hand it back at the
+    end. They are never counted as a replica. A target a running replica owns is left to it: the command
+    asks it to reconcile (a wake-up) and says so."""
+
+    def __init__(self, store: StateStore, ttl: float = 15.0) -> None:
+        super().__init__(store, {}, ttl=ttl, replica_id=f"cli:{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:6]}")
+        self.store.fence = self.check_fence
+
+    @contextmanager
+    def hold(self, target: str, reason: str = "sync") -> Iterator[None]:
+        row = self._tx(lambda db: db.execute(
+            _t("INSERT INTO leases (target, owner, token, expires_at) VALUES (?, ?, 1, NOW + ?) "
+               "ON CONFLICT (target) DO UPDATE SET owner = excluded.owner, token = leases.token + 1, "
+               "expires_at = excluded.expires_at WHERE leases.expires_at <= NOW RETURNING token"),
+            (target, self.id, self.ttl)).fetchone())
+        if row is None:
+            owner = self._tx(lambda db: db.execute("SELECT owner FROM leases WHERE target = ?", (target,)).fetchone())
+            self.store.request_wakeup(target, reason)
+            raise OwnedElsewhere(f"target {target} is owned by the running replica {owner[0] if owner else '?'}; "
+                                 "it was asked to reconcile it now (see `setpoint status`, or `setpoint wait`)")
+        with self._lock:
+            self._owned[target] = int(row[0])
+            self._renewed = time.monotonic()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="setpoint-lease-renewal", daemon=True)
+            self._thread.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._owned.pop(target, None)
+            self._tx(lambda db: db.execute("UPDATE leases SET expires_at = 0 WHERE target = ? AND owner = ?",
+                                           (target, self.id)))
+
+    def beat(self) -> None:
+        started = time.monotonic()
+        with self._lock:
+            targets = list(self._owned)
+        if not targets:
+            return
+        renewed = {r[0] for r in self._tx(lambda db: db.execute(
+            _t("UPDATE leases SET expires_at = NOW + ? WHERE owner = ? AND expires_at > NOW RETURNING target"),
+            (self.ttl, self.id)).fetchall())}
+        with self._lock:
+            self._owned = {t: token for t, token in self._owned.items() if t in renewed}
+            self._renewed = started
