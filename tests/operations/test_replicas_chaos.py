@@ -187,3 +187,41 @@ def test_a_killed_replicas_targets_move_within_the_ttl(tmp_path: Path, git_repo:
     finally:
         a.finish()
         b.finish()
+
+
+def test_a_sync_from_any_machine_reaches_the_owner_within_a_second(tmp_path: Path, git_repo: GitRepo,
+                                                                    pg_state_url: str) -> None:
+    """Wake-ups across replicas (LISTEN/NOTIFY): `setpoint sync T` run elsewhere while a replica owns T asks
+    the replicas to poll Git and the owner to reconcile T. They poll Git only hourly on their own and the
+    interval is long, so only the notification explains the new commit reaching T within a second."""
+    names = [f"t{i:03d}" for i in range(6)]
+    live = tmp_path / "live"
+    git_repo.commit({f"t/{n}/value.txt": f"{n} v0\n" for n in names})
+    config = replica_config(git_repo, names, live, pg_state_url)
+    config["sources"]["repo"]["poll_interval"] = "1h"
+    a, b = Replica(tmp_path / "a", config), Replica(tmp_path / "b", config)
+    try:
+        a.start()
+        b.start()
+        wait_until(lambda: at_version(live, names, 0), 60, "the first pass")
+        store = StateStore(pg_state_url)
+        try:
+            wait_until(lambda: len({r["owner"] for r in store._query("SELECT owner FROM leases WHERE expires_at > 0")})
+                       == 2, 30, "both replicas holding leases")
+        finally:
+            store.close()
+        elsewhere = tmp_path / "laptop"
+        elsewhere.mkdir()
+        (elsewhere / "setpoint.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        latencies = []
+        for version, name in enumerate(names[:3], start=1):
+            git_repo.commit({f"t/{name}/value.txt": f"{name} v{version}\n"})
+            asked = subprocess.run([sys.executable, "-m", "setpoint.cli", "-c", str(elsewhere / "setpoint.yaml"),
+                                    "sync", name], capture_output=True, text=True, timeout=60)
+            assert "owned by the running replica" in asked.stderr, asked.stderr
+            latencies.append(wait_until(lambda n=name, v=version: (live / n / "value.txt").read_text() == f"{n} v{v}\n",
+                                        10, f"{name} reconciled by its owner"))
+        assert max(latencies) < 1.0, f"wake-up latencies {latencies}"
+    finally:
+        a.finish()
+        b.finish()

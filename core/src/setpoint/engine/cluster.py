@@ -15,8 +15,17 @@ def join_cluster(scheduler: Scheduler) -> Replicas | None:
     replicas = Replicas(engine.store, {t.name: list(t.depends_on) for t in engine.config.targets
                                        if t.name in engine.runners},
                         ttl=engine.config.replicas.lease_ttl,
-                        on_claimed=lambda name: scheduler.wake(name, "lease claimed"),
-                        busy=lambda name: name in scheduler.in_flight())
+                        on_claimed=lambda name: scheduler.wake_here(name, "lease claimed"),
+                        busy=lambda name: name in scheduler.in_flight(),
+                        on_notify=lambda kind, name: _notified(scheduler, kind, name))
     engine.leases = replicas
     replicas.start()
     return replicas
+
+
+def _notified(scheduler: Scheduler, kind: str, name: str) -> None:
+    if kind == "target":  # a wake-up request was committed (CLI sync/approve/resume, another replica's API)
+        if scheduler.engine.may_run(name):
+            scheduler.take_wakeups()
+    else:  # a webhook reached another replica: poll the source here too
+        scheduler.wake_source_here(name, "webhook")

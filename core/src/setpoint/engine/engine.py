@@ -27,7 +27,7 @@ from setpoint.secrets import safe_error, scrub
 from setpoint.source.git import GitSource, PollResult
 from setpoint.state import AuditAction, HeldPlan, Pause, StateStore, TargetStatus
 from setpoint.state.memory import StoredMemory
-from setpoint.state.replicas import Borrower
+from setpoint.state.replicas import Borrower, OwnedElsewhere
 
 log = logging.getLogger("setpoint.engine")
 
@@ -216,7 +216,11 @@ class Engine:
         runner = self.runner(name)
         with ExitStack() as held:
             if not dry_run and self.leases is None and self.store.backend == "postgresql":
-                held.enter_context(self._borrower().hold(name, trigger))  # one-shot: apply under a lease too
+                try:
+                    held.enter_context(self._borrower().hold(name, trigger))  # one-shot: apply under a lease too
+                except OwnedElsewhere:  # its owner reconciles it, after polling Git like this command would
+                    self.store.notify_source(runner.target.source, trigger)
+                    raise
             held.enter_context(runner.exclusive(self.state_dir / "locks", lock_timeout))
             result = Reconciler(self, runner).run(trigger, dry_run, poll=poll)
         runner.last_result = result

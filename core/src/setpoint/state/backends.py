@@ -8,8 +8,11 @@ psycopg is imported only when a ``postgresql://`` state is opened (the ``setpoin
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -36,6 +39,7 @@ class Backend(Protocol):
     def is_error(self, exc: BaseException) -> bool: ...
     def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None: ...
     def reset_identity(self, table: str) -> None: ...
+    def notify(self, payload: str) -> None: ...
     def close(self) -> None: ...
 
 
@@ -142,6 +146,9 @@ class SqliteBackend:
     def reset_identity(self, table: str) -> None:
         """AUTOINCREMENT follows explicitly inserted ids by itself."""
 
+    def notify(self, payload: str) -> None:
+        """One process per SQLite state: it polls the wake-up table itself."""
+
     def close(self) -> None:
         self.conn.close()
 
@@ -238,6 +245,7 @@ class PostgresBackend:
         self.location = url
         self.url = url
         self._application = application
+        self._channel: str | None = None
         self.conn = self._connect()
 
     def connect_args(self) -> dict[str, Any]:
@@ -295,6 +303,32 @@ class PostgresBackend:
 
     def is_error(self, exc: BaseException) -> bool:
         return isinstance(exc, self._psycopg.Error)
+
+    @property
+    def channel(self) -> str:
+        """The LISTEN/NOTIFY channel of this state (one per database schema, so states never cross-talk)."""
+        if self._channel is None:
+            schema = self._alive().execute("SELECT current_schema()").fetchone()[0] or "public"
+            self._channel = "setpoint_" + hashlib.blake2b(schema.encode(), digest_size=8).hexdigest()
+        return self._channel
+
+    def notify(self, payload: str) -> None:
+        """Delivered when the current transaction commits (not at all if it rolls back)."""
+        self.conn.execute("SELECT pg_notify(%s, %s)", (self.channel, payload[:7000]))
+
+    def listen(self, on_payload: Callable[[str], None], stop: Callable[[], bool]) -> None:
+        """Call ``on_payload`` for every notification until ``stop()``; its own connection, reconnecting."""
+        channel = self.channel
+        while not stop():
+            try:
+                with self._psycopg.connect(self.url, autocommit=True, **self.connect_args()) as conn:
+                    conn.execute(f'LISTEN "{channel}"')
+                    while not stop():
+                        for note in conn.notifies(timeout=0.5):
+                            on_payload(note.payload)
+            except self._psycopg.Error:
+                if not stop():
+                    time.sleep(1.0)  # the database is away: the wake-up table is still polled
 
     def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         with self.conn.cursor() as cur:

@@ -80,7 +80,7 @@ class Replicas:
 
     def __init__(self, store: StateStore, depends_on: dict[str, list[str]], ttl: float = 15.0,
                  on_claimed: Callable[[str], None] | None = None, busy: Callable[[str], bool] | None = None,
-                 replica_id: str | None = None) -> None:
+                 replica_id: str | None = None, on_notify: Callable[[str, str], None] | None = None) -> None:
         if store.backend != "postgresql":
             raise StateError("several replicas need a postgresql:// state")
         from setpoint.state.backends import PostgresBackend
@@ -91,6 +91,8 @@ class Replicas:
         self.groups = dependency_groups(depends_on)
         self._on_claimed = on_claimed or (lambda name: None)
         self._busy = busy or (lambda name: False)
+        #: ("target", name) when a wake-up was requested, ("source", name) when a webhook reached a replica
+        self._on_notify = on_notify
         # its own connection: heartbeats never wait behind the store's writes
         assert isinstance(store.db, PostgresBackend)
         self._db = PostgresBackend(store.db.url, application=f"setpoint replica {self.id}")
@@ -135,6 +137,17 @@ class Replicas:
         self.store.fence = self.check_fence
         self._thread = threading.Thread(target=self._loop, name="setpoint-replicas", daemon=True)
         self._thread.start()
+        if self._on_notify is not None:
+            threading.Thread(target=self._db.listen, args=(self._dispatch, self._stop.is_set),
+                             name="setpoint-listen", daemon=True).start()
+
+    def _dispatch(self, payload: str) -> None:
+        kind, _, name = payload.partition(":")
+        if self._on_notify is not None and kind in ("target", "source"):
+            try:
+                self._on_notify(kind, name)
+            except Exception:  # noqa: BLE001 - a wake-up never stops the listener
+                log.exception("handling the notification %r failed", payload)
 
     def stop(self) -> None:
         """Hand every lease over at once (expire it) and leave the cluster."""

@@ -463,6 +463,12 @@ class StateStore:
     def request_wakeup(self, target: str, reason: str) -> None:
         with self._tx() as db:
             db.execute("INSERT INTO wakeups (target, reason, time) VALUES (?, ?, ?)", (target, reason, time.time()))
+            db.notify(f"target:{target}")  # PostgreSQL: replicas listening hear it at the commit
+
+    def notify_source(self, source: str, reason: str) -> None:
+        """Ask every replica to poll ``source`` now (a webhook reached this one); SQLite: nothing to tell."""
+        with self._tx() as db:
+            db.notify(f"source:{source}")
 
     def take_wakeups(self, targets: set[str] | None = None) -> list[tuple[str, str]]:
         """Wake-up requests, removed as they are taken; ``targets``: only those (a replica takes the
