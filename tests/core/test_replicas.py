@@ -129,3 +129,28 @@ def test_a_one_shot_command_applies_only_under_a_free_lease(stores: Any) -> None
     assert b.owns("t01"), "handed back at once, not after the TTL"
     b.stop()
     cli.stop()
+
+
+def test_a_wake_for_a_target_another_replica_owns_is_passed_to_it(tmp_path: Any, git_repo: Any) -> None:
+    """The status API's "sync now" or a dependency wake on a replica that does not own the target: the
+    request goes to the wake-up table (and its NOTIFY), never dropped, never run here."""
+    from setpoint.engine.scheduler import Scheduler
+    from setpoint.testing import make_engine, write_config
+
+    git_repo.commit({"etc/a.conf": "a\n"})
+    config = write_config(tmp_path, git_repo.path, [
+        {"name": "edge", "kind": "files", "path": "etc", "files": {"destination": str(tmp_path / "live")}}])
+    engine = make_engine(config)
+
+    class NoneOwned:
+        def owns(self, target: str) -> bool:
+            return False
+
+        def owned(self) -> set[str]:
+            return set()
+    engine.leases = NoneOwned()
+    scheduler = Scheduler(engine)
+    scheduler.wake("edge", "ops")
+    assert scheduler._due == {}, "not queued here"
+    assert engine.store.take_wakeups() == [("edge", "ops")], "passed on to the owner"
+    engine.close()

@@ -194,3 +194,28 @@ def test_an_unreadable_password_file_is_a_config_error(monkeypatch: pytest.Monke
     monkeypatch.setenv("SETPOINT_STATE_PASSWORD_FILE", str(tmp_path / "missing"))
     with pytest.raises(ConfigError, match="cannot read the PostgreSQL password file"):
         StateStore("postgresql://setpoint@127.0.0.1:1/setpoint")
+
+
+@pytest.mark.postgresql
+def test_replicas_opening_a_new_database_at_once_agree_on_one_salt(pg_state_url: str) -> None:
+    import threading
+
+    barrier = threading.Barrier(4)
+    opened: list[StateStore] = []
+    errors: list[BaseException] = []
+
+    def open_one() -> None:
+        barrier.wait()
+        try:
+            opened.append(StateStore(pg_state_url))
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len({s.get_meta("fingerprint_salt") for s in opened}) == 1
+    for s in opened:
+        s.close()

@@ -225,3 +225,64 @@ def test_a_sync_from_any_machine_reaches_the_owner_within_a_second(tmp_path: Pat
     finally:
         a.finish()
         b.finish()
+
+
+def serving_port(replica: Replica) -> int:
+    import re
+
+    def found() -> int | None:
+        text = (replica.dir / f"run-{replica.starts}.log").read_text(errors="replace")
+        match = re.search(r"serving http://127\.0\.0\.1:(\d+)", text)
+        return int(match.group(1)) if match else None
+    wait_until(found, 30, "the HTTP server's port in the log")
+    port = found()
+    assert port is not None
+    return port
+
+
+def test_the_api_of_any_replica_shows_every_target_and_passes_a_sync_to_the_owner(
+        tmp_path: Path, git_repo: GitRepo, pg_state_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+
+    names = [f"t{i:03d}" for i in range(8)]
+    live = tmp_path / "live"
+    head = git_repo.commit({f"t/{n}/value.txt": f"{n} v0\n" for n in names})
+    config = replica_config(git_repo, names, live, pg_state_url)
+    config["sources"]["repo"]["poll_interval"] = "1h"
+    config["server"]["admin_tokens"] = [{"name": "ops", "env": "SETPOINT_TEST_ADMIN_TOKEN"}]
+    monkeypatch.setenv("SETPOINT_TEST_ADMIN_TOKEN", "chaos-admin-token")
+    a, b = Replica(tmp_path / "a", config), Replica(tmp_path / "b", config)
+    try:
+        a.start()
+        b.start()
+        wait_until(lambda: at_version(live, names, 0), 60, "the first pass")
+        store = StateStore(pg_state_url)
+        try:
+            wait_until(lambda: len({r["owner"] for r in store._query("SELECT owner FROM leases WHERE expires_at > 0")})
+                       == 2, 30, "both replicas holding leases")
+            owners = {r["target"]: r["owner"] for r in store._query("SELECT target, owner FROM leases")}
+        finally:
+            store.close()
+        headers = {"Authorization": "Bearer chaos-admin-token"}
+        for replica in (a, b):
+            rows = httpx.get(f"http://127.0.0.1:{serving_port(replica)}/api/v1/targets", headers=headers,
+                             timeout=10).json()
+            assert [r["target"] for r in rows] == names
+            assert all(r["applied_revision"] == head for r in rows), "every replica shows every target's state"
+        # a sync asked of b for a target a owns
+        a_pid = str(a.proc.pid) if a.proc else ""
+        theirs = next(n for n, owner in owners.items() if f"/{a_pid}/" in owner)
+        answer = httpx.post(f"http://127.0.0.1:{serving_port(b)}/api/v1/targets/{theirs}/sync", headers=headers,
+                            json={}, timeout=10)
+        assert answer.status_code == 202, answer.text
+        # b does not own it: the request goes to the wake-up table and a takes it (NOTIFY) within a second
+        store = StateStore(pg_state_url)
+        try:
+            took = wait_until(lambda: not store._query("SELECT 1 FROM wakeups WHERE target = ?", (theirs,)), 5,
+                              "the owner taking b's request")
+            assert took < 1.0, f"the owner took the request after {took:.2f}s"
+        finally:
+            store.close()
+    finally:
+        a.finish()
+        b.finish()

@@ -222,9 +222,10 @@ class StateStore:
             row = db.execute("SELECT value FROM meta WHERE key = 'fingerprint_salt'").fetchone()
             if row:
                 return bytes(row[0])
-            salt = os.urandom(32)
-            db.execute("INSERT INTO meta (key, value) VALUES ('fingerprint_salt', ?)", (salt,))
-            return salt
+            # two replicas starting at once on a new database: the first salt wins, both use it
+            db.execute("INSERT INTO meta (key, value) VALUES ('fingerprint_salt', ?) ON CONFLICT (key) DO NOTHING",
+                       (os.urandom(32),))
+            return bytes(db.execute("SELECT value FROM meta WHERE key = 'fingerprint_salt'").fetchone()[0])
 
     def get_meta(self, key: str) -> bytes | None:
         """A value stored by :meth:`set_meta` (small operational memory, such as which
