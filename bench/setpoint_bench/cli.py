@@ -26,6 +26,7 @@ CASES: dict[str, tuple[str, str | None, str]] = {
     "7": ("case_scale", None, "Scale"),
     "8": ("case_git_poll", None, "Git polling cost"),
     "9": ("case_startup", None, "CLI start-up"),
+    "10": ("case_replicas", "postgresql", "Replicas on PostgreSQL"),
 }
 
 

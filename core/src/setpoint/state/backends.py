@@ -31,6 +31,7 @@ class Backend(Protocol):
     location: str
 
     def execute(self, sql: str, args: tuple[Any, ...] = ()) -> Any: ...
+    def read(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]: ...
     def begin(self) -> None: ...
     def commit(self) -> None: ...
     def rollback(self) -> None: ...
@@ -116,6 +117,9 @@ class SqliteBackend:
 
     def execute(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, args)
+
+    def read(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        return self.conn.execute(sql, args).fetchall()
 
     def begin(self) -> None:
         self.conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no upgrade deadlock later
@@ -263,6 +267,9 @@ class PostgresBackend:
             raise StateError(f"cannot connect to the PostgreSQL state {self.location}: "
                              f"{str(exc).strip().splitlines()[0]}") from None
 
+    def reconnect_if_broken(self) -> None:
+        self._alive()
+
     def _alive(self) -> Any:
         if self.conn.closed or self.conn.broken:  # the server restarted or the network dropped: reconnect
             self.conn = self._connect()
@@ -272,6 +279,11 @@ class PostgresBackend:
         if args:
             sql = sql.replace("%", "%%").replace("?", "%s")
         return self.conn.execute(sql, args or None)
+
+    def read(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        """One statement outside a transaction: autocommit makes it its own (one round trip, not three)."""
+        self._alive()
+        return list(self.execute(sql, args).fetchall())
 
     def begin(self) -> None:
         self._alive().execute("BEGIN")

@@ -97,6 +97,7 @@ class Replicas:
         assert isinstance(store.db, PostgresBackend)
         self._db = PostgresBackend(store.db.url, application=f"setpoint replica {self.id}")
         self._lock = threading.Lock()
+        self._lock_db = threading.RLock()
         #: target -> fencing token, for the leases this replica holds
         self._owned: dict[str, int] = {}
         #: monotonic time of the last renewal that succeeded: past it + ttl every lease is presumed lost
@@ -173,14 +174,21 @@ class Replicas:
                             str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, self.ttl)
 
     def _tx(self, work: Callable[[Any], Any]) -> Any:
-        self._db.begin()
-        try:
-            result = work(self._db)
-        except BaseException:
-            self._db.rollback()
-            raise
-        self._db.commit()
-        return result
+        with self._lock_db:  # the heartbeat thread and a one-shot command's thread share the connection
+            self._db.begin()
+            try:
+                result = work(self._db)
+            except BaseException:
+                self._db.rollback()
+                raise
+            self._db.commit()
+            return result
+
+    def _one(self, statement: Callable[[Any], Any]) -> Any:
+        """A single statement: autocommit is its transaction (one round trip)."""
+        with self._lock_db:
+            self._db.reconnect_if_broken()
+            return statement(self._db)
 
     def beat(self) -> None:
         """One heartbeat: renew, release what moved away, claim what moved here."""
@@ -241,13 +249,13 @@ class Borrower(Replicas):
 
     @contextmanager
     def hold(self, target: str, reason: str = "sync") -> Iterator[None]:
-        row = self._tx(lambda db: db.execute(
+        row = self._one(lambda db: db.execute(
             _t("INSERT INTO leases (target, owner, token, expires_at) VALUES (?, ?, 1, NOW + ?) "
                "ON CONFLICT (target) DO UPDATE SET owner = excluded.owner, token = leases.token + 1, "
                "expires_at = excluded.expires_at WHERE leases.expires_at <= NOW RETURNING token"),
             (target, self.id, self.ttl)).fetchone())
         if row is None:
-            owner = self._tx(lambda db: db.execute("SELECT owner FROM leases WHERE target = ?", (target,)).fetchone())
+            owner = self._one(lambda db: db.execute("SELECT owner FROM leases WHERE target = ?", (target,)).fetchone())
             self.store.request_wakeup(target, reason)
             raise OwnedElsewhere(f"target {target} is owned by the running replica {owner[0] if owner else '?'}; "
                                  "it was asked to reconcile it now (see `setpoint status`, or `setpoint wait`)")
@@ -262,8 +270,8 @@ class Borrower(Replicas):
         finally:
             with self._lock:
                 self._owned.pop(target, None)
-            self._tx(lambda db: db.execute("UPDATE leases SET expires_at = 0 WHERE target = ? AND owner = ?",
-                                           (target, self.id)))
+            self._one(lambda db: db.execute("UPDATE leases SET expires_at = 0 WHERE target = ? AND owner = ?",
+                                            (target, self.id)))
 
     def beat(self) -> None:
         started = time.monotonic()

@@ -209,8 +209,7 @@ class StateStore:
         with self._lock:
             if self._depth:
                 return list(self.db.execute(sql, args).fetchall())
-            with self._tx() as db:  # PostgreSQL: a short read transaction (reconnects when needed)
-                return list(db.execute(sql, args).fetchall())
+            return self.db.read(sql, args)
 
     @property
     def schema_version(self) -> int:
