@@ -18,6 +18,7 @@ ansible        ansible_hosts                                               dev/s
 tofu           tofu_bin (OpenTofu, for the terraform plugin suite)         dev/services up tofu
 docker_hosts   ssh_docker_host, tls_docker_host                            dev/services up docker-hosts
 browser        chromium (a headless Chromium driven by Selenium)           dev/services up browser
+postgresql     postgresql_url, pg_state_url (a fresh schema per test)      dev/services up postgresql
 =============  ==========================================================  ===============================
 
 A test that uses one of these fixtures gets the service's marker automatically, and a test that carries a
@@ -43,7 +44,8 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVICES_SCRIPT = REPO_ROOT / "dev" / "services"
 
-SERVICES = ("docker", "kubernetes", "terraform", "sops", "helm", "ansible", "tofu", "docker_hosts", "browser")
+SERVICES = ("docker", "kubernetes", "terraform", "sops", "helm", "ansible", "tofu", "docker_hosts", "browser",
+            "postgresql")
 
 # fixture name -> the service it needs (used to add the marker automatically)
 FIXTURE_SERVICE = {
@@ -69,6 +71,8 @@ FIXTURE_SERVICE = {
     "ssh_docker_host": "docker_hosts",
     "tls_docker_host": "docker_hosts",
     "chromium": "browser",
+    "postgresql_url": "postgresql",
+    "pg_state_url": "postgresql",
 }
 
 
@@ -281,7 +285,33 @@ def _check_browser() -> str | None:
     return None
 
 
+def postgresql_settings() -> tuple[str, str]:
+    """The test server's URL (no password) and its password file (dev/services env, or its defaults)."""
+    run = _env("SETPOINT_RUN") or "/tmp/setpoint-services"  # noqa: S108 - dev/services' runtime folder
+    return (_env("SETPOINT_PG_URL") or "postgresql://setpoint@127.0.0.1:25432/setpoint",
+            _env("SETPOINT_PG_PASSWORD_FILE") or f"{run}/postgresql/password")
+
+
+def _check_postgresql() -> str | None:
+    try:
+        import psycopg
+    except ImportError:
+        return "the Python package 'psycopg' is not installed (uv sync --all-packages --group dev)"
+    url, password_file = postgresql_settings()
+    try:
+        password = Path(password_file).read_text().strip()
+    except OSError as e:
+        return f"no password file {password_file} ({e.strerror})"
+    try:
+        with psycopg.connect(url, password=password, connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+    except Exception as e:  # noqa: BLE001
+        return f"PostgreSQL at {url} does not answer ({type(e).__name__}: {str(e).strip().splitlines()[0]})"
+    return None
+
+
 _CHECKERS = {
+    "postgresql": _check_postgresql,
     "docker_hosts": _check_docker_hosts,
     "docker": _check_docker,
     "kubernetes": _check_kubernetes,
@@ -718,3 +748,31 @@ def helm_bin() -> str:
     """The helm CLI built from the Go module proxy by ``dev/services up helm``."""
     require_service("helm")
     return str(_env("SETPOINT_HELM_BIN"))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# postgresql
+
+
+@pytest.fixture(scope="session")
+def postgresql_url() -> str:
+    """The test server's database URL; its password reaches setpoint the documented way
+    (SETPOINT_STATE_PASSWORD_FILE), never in the URL."""
+    require_service("postgresql")
+    url, password_file = postgresql_settings()
+    os.environ["SETPOINT_STATE_PASSWORD_FILE"] = password_file
+    return url
+
+
+@pytest.fixture
+def pg_state_url(postgresql_url: str) -> Any:
+    """A ``postgresql://`` state of its own: a fresh schema, dropped afterwards."""
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    password = Path(os.environ["SETPOINT_STATE_PASSWORD_FILE"]).read_text().strip()
+    with psycopg.connect(postgresql_url, password=password, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    yield f"{postgresql_url}?options=-csearch_path%3D{schema}"
+    with psycopg.connect(postgresql_url, password=password, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -32,6 +32,7 @@ CASES: dict[str, tuple[str, str | None, str]] = {
     "10": ("case_long", None, "Memory over time"),
     "preview": ("case_preview", None, "Preview overhead"),
     "dashboard": ("case_dashboard", None, "Dashboard overview"),
+    "replicas": ("case_replicas", "postgresql", "Replicas on PostgreSQL"),
 }
 
 

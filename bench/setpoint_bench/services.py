@@ -112,8 +112,23 @@ def _ansible_hosts() -> str | None:
     return None
 
 
+@cache
+def _postgresql() -> str | None:
+    url, password_file = os.environ.get("SETPOINT_PG_URL"), os.environ.get("SETPOINT_PG_PASSWORD_FILE")
+    if not url or not password_file:
+        return "SETPOINT_PG_URL is not set (eval \"$(dev/services env)\")"
+    try:
+        import psycopg
+
+        with psycopg.connect(url, password=Path(password_file).read_text().strip(), connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+    except Exception as exc:  # noqa: BLE001 - any failure means "not available"
+        return f"PostgreSQL does not answer ({type(exc).__name__})"
+    return None
+
+
 CHECKS = {"docker": _docker, "docker-hosts": _docker_hosts, "kubernetes": _kubernetes, "terraform": _terraform,
-          "sops": _sops, "ansible-hosts": _ansible_hosts}
+          "sops": _sops, "ansible-hosts": _ansible_hosts, "postgresql": _postgresql}
 
 
 def require(service: str) -> None:

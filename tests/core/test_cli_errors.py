@@ -47,9 +47,13 @@ def test_errors_name_no_python_class(config: Path, tmp_path: Path) -> None:
     assert (bad_duration.returncode, bad_duration.stderr) == (
         2, "error: --for: '3x' is not a duration; write e.g. 30s, 5m, 1h30m, 2d\n")
     bad_state = tmp_path / "bad-state.yaml"
+    bad_state.write_text(config.read_text().replace("state: sqlite:///", "state: mysql://"))
+    run = cli(bad_state, "status")
+    assert run.returncode == 2 and "state: use sqlite:///PATH or postgresql://" in run.stderr, run.stderr
+    assert "bad-state.yaml:" in run.stderr, "a configuration problem with its line"
     bad_state.write_text(config.read_text().replace("state: sqlite:///", "state: postgres://"))
     run = cli(bad_state, "status")
-    assert run.returncode == 2 and run.stderr.startswith("error: state: only sqlite:///PATH is supported"), run.stderr
+    assert run.returncode == 2 and "the PostgreSQL URL names no host" in run.stderr, run.stderr
     for text in (bad_duration.stderr, run.stderr):
         assert "Error" not in text, text
 

@@ -145,7 +145,7 @@ class Context:
         from setpoint.state import StateStore
 
         try:
-            return StateStore(self.config().state_path)
+            return StateStore(self.config().state_location)
         except SetpointError as exc:
             _fail(_says(exc))
 
@@ -226,7 +226,7 @@ def run(config_path: str | None) -> None:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGHUP, reload)
     log.info("setpoint %s running %d target(s) from %s, state %s", __version__,
-             len(engine.runners), engine.config.base_dir, engine.config.state_path)
+             len(engine.runners), engine.config.base_dir, engine.config.state_display)
     try:
         while not shutdown.requested:
             scheduler.run()
@@ -265,17 +265,24 @@ def _start_daemon(config: Any, reloads: Any) -> tuple[Any, Any, Any]:
     """An engine for ``config``, its scheduler, and metrics, notifications and the HTTP server
     (docs/operations.md). Raises SetpointError with nothing left running."""
     from setpoint.engine import Engine
+    from setpoint.engine.cluster import join_cluster
     from setpoint.engine.scheduler import Scheduler
     from setpoint.server.runtime import start_operations
 
     engine = Engine(config)
     engine.reloads = reloads
     scheduler = Scheduler(engine)
+    replicas = None
     try:
+        replicas = join_cluster(scheduler)  # a postgresql:// state: targets divided by leases
         operations = start_operations(engine, scheduler)
     except BaseException:
+        if replicas is not None:
+            replicas.stop()
         engine.close()
         raise
+    if replicas is not None:
+        operations.also_stop(replicas.stop)  # hand the leases over now rather than after the TTL
     return engine, scheduler, operations
 
 
@@ -486,7 +493,7 @@ def status(config_path: str | None, output: str) -> None:
     if output == "json":
         _emit_json(rows)
         return
-    print_status(Output(), rows, ctx.config().state_path, read_last(store))
+    print_status(Output(), rows, ctx.config().state_display, read_last(store))
 
 
 def _parse_time(text: str) -> float:
@@ -766,6 +773,48 @@ def secrets_check(config_path: str | None, path: Path | None, output: str) -> No
         if not results:
             console.print("no encrypted files found")
     sys.exit(EXIT_FAILED if any(not r.ok for r in results) else EXIT_OK)
+
+
+@main.group()
+def state() -> None:
+    """The state database (status, inventory, held plans, audit log)."""
+
+
+@state.command("migrate")
+@click.option("--from", "source", required=True, metavar="URL", help="sqlite:///PATH or postgresql://USER@HOST/DB")
+@click.option("--to", "destination", required=True, metavar="URL", help="an empty database to copy into")
+def state_migrate(source: str, destination: str) -> None:
+    """Copy a whole state, audit log included, e.g. from SQLite to PostgreSQL.
+
+    Stop `setpoint run` first. The destination must be empty; the password of a PostgreSQL URL comes from
+    SETPOINT_STATE_PASSWORD_FILE or SETPOINT_STATE_PASSWORD (never the URL)."""
+    from setpoint.config import check_postgresql_url, is_postgresql_url
+    from setpoint.state.owner import StateOwner
+    from setpoint.state.transfer import copy_state, open_location
+
+    try:
+        for url in (source, destination):
+            if is_postgresql_url(url):
+                check_postgresql_url(url)
+        owner = None
+        if source.startswith("sqlite:///"):  # a running daemon would keep writing to what we copy
+            owner = StateOwner(Path(source.removeprefix("sqlite:///")).expanduser().resolve().parent)
+            owner.acquire()
+        try:
+            src = open_location(source, must_exist=True)
+            dst = open_location(destination, must_exist=False)
+            try:
+                copied = copy_state(src, dst)
+            finally:
+                src.close()
+                dst.close()
+        finally:
+            if owner is not None:
+                owner.release()
+    except SetpointError as exc:
+        _fail(_says(exc))
+    rows = ", ".join(f"{table} {count}" for table, count in copied.rows.items())
+    click.echo(f"copied the state to {destination}: {rows}")
 
 
 @main.group()

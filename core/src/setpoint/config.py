@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -118,6 +119,14 @@ class DeletionBudget(Strict):
     hold: Literal["deletions", "plan"] = "deletions"
 
 
+class ReplicasConfig(Strict):
+    """Several ``setpoint run`` on one PostgreSQL state (docs/operations.md, "Several replicas")."""
+
+    #: How long a target's lease lasts without a heartbeat: a dead replica's targets move after at most this
+    #: (plus one heartbeat, ttl/3); a replica paused for longer applies nothing when it resumes.
+    lease_ttl: Duration = Field(15.0, ge=1.0, le=3600.0)
+
+
 class Defaults(Strict):
     interval: Duration = 60.0
     prune: bool = False
@@ -178,6 +187,7 @@ class Config(Strict):
     server: ServerConfig = ServerConfig()
     notifications: NotificationsConfig = NotificationsConfig()
     lifecycle: LifecycleConfig = LifecycleConfig()
+    replicas: ReplicasConfig = ReplicasConfig()
     #: Where the file was read from; relative paths in it resolve against its folder.
     base_dir: Path = Path(".")
     file: Path = Path("setpoint.yaml")
@@ -189,6 +199,19 @@ class Config(Strict):
         for name in value:
             if not re.match(NAME_PATTERN, name):
                 raise ValueError(f"source name {name!r} must be lowercase letters, digits, '.', '_' or '-'")
+        return value
+
+    @field_validator("state")
+    @classmethod
+    def _state_url(cls, value: str) -> str:
+        if is_postgresql_url(value):
+            try:
+                check_postgresql_url(value)
+            except ConfigError as exc:
+                raise ValueError(str(exc).removeprefix("state: ")) from None
+        elif not value.startswith("sqlite:///"):
+            raise ValueError("use sqlite:///PATH or postgresql://USER@HOST:PORT/DATABASE "
+                             "(the password comes from SETPOINT_STATE_PASSWORD_FILE or SETPOINT_STATE_PASSWORD)")
         return value
 
     @model_validator(mode="after")
@@ -233,19 +256,64 @@ class Config(Strict):
         return path if path.is_absolute() else (self.base_dir / path).resolve()
 
     @property
+    def state_is_postgresql(self) -> bool:
+        return self.state.startswith(("postgresql://", "postgres://"))
+
+    @property
     def state_path(self) -> Path:
+        """The SQLite file (a ConfigError for a PostgreSQL state: use :attr:`state_location`)."""
+        if self.state_is_postgresql:
+            raise ConfigError("state: this command needs a sqlite:///PATH state (the state is on PostgreSQL)")
         if not self.state.startswith("sqlite:///"):
-            raise ConfigError(f"state: only sqlite:///PATH is supported in this version (got {self.state!r})")
+            raise ConfigError(f"state: use sqlite:///PATH or postgresql://USER@HOST:PORT/DATABASE (got {self.state!r})")
         return self.resolve(self.state.removeprefix("sqlite:///"))
 
     @property
+    def state_location(self) -> Path | str:
+        """What :class:`setpoint.state.StateStore` opens: the SQLite path, or the PostgreSQL URL."""
+        if self.state_is_postgresql:
+            check_postgresql_url(self.state)
+            return self.state
+        return self.state_path
+
+    @property
+    def state_display(self) -> str:
+        return self.state if self.state_is_postgresql else str(self.state_path)
+
+    @property
     def state_dir(self) -> Path:
+        """This machine's state folder: Git cache, locks, drivers' work folders (and the SQLite file).
+        With a PostgreSQL state it is ``.setpoint`` next to setpoint.yaml."""
+        if self.state_is_postgresql:
+            return self.resolve(".setpoint")
         return self.state_path.parent
 
     # Effective per-target settings: the target's own value, else the defaults block.
     def effective(self, target: TargetConfig, field_name: str) -> Any:
         value = getattr(target, field_name)
         return getattr(self.defaults, field_name) if value is None else value
+
+
+#: Environment variables with the PostgreSQL state's password (the URL must not carry one).
+PASSWORD_FILE_ENV = "SETPOINT_STATE_PASSWORD_FILE"  # noqa: S105 - a variable name
+PASSWORD_ENV = "SETPOINT_STATE_PASSWORD"  # noqa: S105 - a variable name
+
+
+def is_postgresql_url(value: str) -> bool:
+    return value.startswith(("postgresql://", "postgres://"))
+
+
+def check_postgresql_url(url: str) -> None:
+    """A ConfigError for a URL that cannot be used (a password in it, above all)."""
+    parts = urlsplit(url)
+    if parts.password is not None or "password=" in parts.query:
+        raise ConfigError(
+            "state: the PostgreSQL URL carries a password; setpoint.yaml must not hold credentials. Remove it "
+            f"and give it in {PASSWORD_FILE_ENV} (a file holding the password), {PASSWORD_ENV}, or libpq's "
+            "PGPASSFILE/passfile= (docs/operations.md)")
+    if not parts.hostname and "host=" not in parts.query:
+        raise ConfigError("state: the PostgreSQL URL names no host; e.g. "
+                          "postgresql://setpoint@db.example.com:5432/setpoint")
 
 
 def find_cycle(graph: dict[str, list[str]]) -> list[str] | None:

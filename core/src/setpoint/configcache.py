@@ -106,6 +106,8 @@ def lookup(config_file: Path) -> CachedConfig | None:
 
 def store(config: Any, content: bytes) -> None:
     """Remember a valid configuration (``content``: the bytes it was loaded from). Best effort."""
+    if getattr(config, "state_is_postgresql", False):
+        return  # the quick path reads SQLite only; a PostgreSQL state goes through the full CLI
     config_file = Path(config.file).resolve()
     data = {"key": _key(config_file, content), "state_path": str(config.state_path),
             "targets": [{"name": t.name, "kind": t.kind, "source": t.source, "path": t.path} for t in config.targets]}

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import ExitStack
-from typing import Any
+from typing import Any, Protocol
 
 from setpoint.api import HealthStatus, Outcome, SyncStatus, TargetInfo
 from setpoint.config import Config, validate_block
@@ -27,6 +27,7 @@ from setpoint.secrets import safe_error, scrub
 from setpoint.source.git import GitSource, PollResult
 from setpoint.state import AuditAction, HeldPlan, Pause, StateStore, TargetStatus
 from setpoint.state.memory import StoredMemory
+from setpoint.state.replicas import Borrower, OwnedElsewhere
 
 log = logging.getLogger("setpoint.engine")
 
@@ -36,15 +37,23 @@ LOCK_TIMEOUT = 600.0
 PRUNE_BATCH = 50
 
 
+class TargetLeases(Protocol):
+    def owns(self, target: str) -> bool: ...
+    def owned(self) -> set[str]: ...
+
+
 class Engine:
     def __init__(self, config: Config, registry: Registry | None = None, store: StateStore | None = None) -> None:
         self.config = config
         self.registry = registry or get_plugin_manager(needed_kinds={t.kind for t in config.targets})
         self.state_dir = config.state_dir
-        self.store = store or StateStore(config.state_path)
+        self.store = store or StateStore(config.state_location)
         self.sources = {name: GitSource(name, sc, self.state_dir / "cache", config.base_dir)
                         for name, sc in config.sources.items()}
         self.outputs: dict[str, dict[str, Any]] = {}
+        #: With several replicas (setpoint.state.replicas): which targets this process owns now.
+        self.leases: TargetLeases | None = None
+        self._borrowed: Borrower | None = None
         self._wake: Callable[[str, str], None] | None = None
         #: ``setpoint run``'s SIGHUP reload outcomes, shared by each engine it starts (read by the metrics)
         self.reloads: Any = None
@@ -110,6 +119,8 @@ class Engine:
                     runner.memory.flush()  # what a driver remembered outside a reconcile
                 except Exception:  # noqa: BLE001
                     log.exception("closing target %s failed", runner.name)
+        if self._borrowed is not None:
+            self._borrowed.stop()
         self.store.close()
 
     # ------------------------------------------------------------------ sources
@@ -190,6 +201,15 @@ class Engine:
 
     # ------------------------------------------------------------------ reconcile
 
+    def _borrower(self) -> Borrower:
+        if self._borrowed is None:
+            self._borrowed = Borrower(self.store, self.config.replicas.lease_ttl)
+        return self._borrowed
+
+    def may_run(self, name: str) -> bool:
+        """False for a target another replica owns (it reconciles it; this one leaves it alone)."""
+        return self.leases is None or self.leases.owns(name)
+
     def reconcile(self, name: str, trigger: str = "manual", dry_run: bool = False,
                   lock_timeout: float = LOCK_TIMEOUT, *, poll: bool = True) -> Outcome:
         """Reconcile one target once; see :meth:`run_target` for the whole decision."""
@@ -201,7 +221,14 @@ class Engine:
         (one-shot commands); the daemon passes False because its pollers keep the head fresh.
         ``pinned``: a dry run at that commit instead of the head (``setpoint preview``)."""
         runner = self.runner(name)
-        with runner.exclusive(self.state_dir / "locks", lock_timeout):
+        with ExitStack() as held:
+            if not dry_run and self.leases is None and self.store.backend == "postgresql":
+                try:
+                    held.enter_context(self._borrower().hold(name, trigger))  # one-shot: apply under a lease too
+                except OwnedElsewhere:  # its owner reconciles it, after polling Git like this command would
+                    self.store.notify_source(runner.target.source, trigger)
+                    raise
+            held.enter_context(runner.exclusive(self.state_dir / "locks", lock_timeout))
             result = Reconciler(self, runner).run(trigger, dry_run, poll=poll, pinned=pinned)
         if pinned is None:  # a preview is not this target's last run
             runner.last_result = result

@@ -44,6 +44,7 @@ from setpoint.engine.runner import RenderCache, TargetRunner
 from setpoint.errors import RenderError, SetpointError, SourceError, TemporaryError
 from setpoint.secrets import safe_error
 from setpoint.state import AuditAction, InventoryItem, Pause, TargetStatus
+from setpoint.state.store import LeaseLost
 
 
 def refuse_undecodable_names(root: Path) -> None:
@@ -105,6 +106,8 @@ class Reconciler:
             try:
                 self._stages(run, previous, poll)
             except StageError as exc:
+                if isinstance(exc.error, LeaseLost):  # another replica owns the target now: record nothing
+                    raise exc.error from None
                 return RunResult.of(run, self.record.failed(run, previous, exc.stage, exc.error), exc.error)
             return RunResult.of(run, self.record.finished(run, previous))
         except BaseException:

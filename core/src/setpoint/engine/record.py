@@ -114,7 +114,7 @@ class Recorder:
     def apply_intent(self, run: Run, plan: Plan) -> None:
         """Write-ahead: what is about to be applied, committed before the driver touches anything.
         If the process dies before :meth:`apply_result`, the next run finds it (:meth:`interrupted`)."""
-        self.store.set_apply_intent(self.name, {
+        run.writer = self.store.set_apply_intent(self.name, {
             "revision": run.revision.sha if run.revision else None, "trigger": run.trigger, "plan_id": plan.id,
             "started": time.time(), "changes": [c.to_record() for c in plan.changes]})
 
@@ -174,12 +174,13 @@ class Recorder:
         result = "failed" if failed else "ok"
         common: dict[str, Any] = {"target": self.name, "kind": self.kind, "revision": run.revision,
                                   "trigger": run.trigger, "duration": duration, "result": result}
+        writer = {"writer": run.writer} if run.writer else {}  # with replicas: which one applied, its token
         fields, log = run.log_fields(), self.runner.logger
         done = set(applied) - set(failed)
         signed: dict[str, Any] = {"signer": run.signer.to_record()} if run.signer is not None else {}
         if deploy:
             self.store.audit(AuditAction.APPLY, details={"changes": deploy, "failed": failed, "plan_id": plan.id,
-                                                         **signed}, **common)
+                                                         **signed, **writer}, **common)
             run.actions.append({"action": AuditAction.APPLY.value, "count": len(deploy), "result": result})
             ok = sum(1 for c in deploy if c["key"] in done)
             if ok:  # only what really was applied: failures are logged with their errors ("reconcile failed")
@@ -188,7 +189,7 @@ class Recorder:
                          extra=fields)
         if reverts:
             self.store.audit(AuditAction.REVERT_DRIFT, details={"changes": reverts, "failed": failed,
-                                                                "plan_id": plan.id, **signed}, **common)
+                                                                "plan_id": plan.id, **signed, **writer}, **common)
             run.actions.append({"action": AuditAction.REVERT_DRIFT.value, "count": len(reverts), "result": result})
             reverted = [c["key"] for c in reverts if c["key"] in done]
             if reverted:

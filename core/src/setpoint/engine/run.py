@@ -64,6 +64,8 @@ class Run:
     #: A time (epoch) by which the target must run again regardless of its interval
     #: (a grace period or a pause expiring, a rollout to re-check); the earliest request wins.
     wake_at: float | None = None
+    #: With several replicas: the replica and fencing token the apply intent was written under.
+    writer: dict[str, Any] | None = None
 
     def wake_by(self, at: float) -> None:
         self.wake_at = min(self.wake_at or at, at)

@@ -53,6 +53,16 @@ class Scheduler:
     # ------------------------------------------------------------------ public
 
     def wake(self, name: str, reason: str) -> None:
+        """Reconcile ``name`` now; with replicas, a target another replica owns is passed to it."""
+        if name not in self.engine.runners:
+            return
+        if not self.engine.may_run(name):
+            self.engine.store.request_wakeup(name, reason)  # its owner takes it (LISTEN/NOTIFY, or the next poll)
+            return
+        self.wake_here(name, reason)
+
+    def wake_here(self, name: str, reason: str) -> None:
+        """Reconcile ``name`` now in this process (git, wake-up requests, a lease that moved here)."""
         if name not in self.engine.runners:
             return
         with self._cond:
@@ -63,7 +73,12 @@ class Scheduler:
             self._cond.notify_all()
 
     def wake_source(self, source: str, reason: str = "webhook") -> None:
-        """Poll ``source`` now (a webhook said it moved)."""
+        """Poll ``source`` now (a webhook said it moved); with replicas, every replica polls it."""
+        self.wake_source_here(source, reason)
+        if self.engine.leases is not None:
+            self.engine.store.notify_source(source, reason)
+
+    def wake_source_here(self, source: str, reason: str) -> None:
         if source in self._source_wake:
             self._source_reason[source] = reason
             self._source_wake[source].set()
@@ -74,11 +89,12 @@ class Scheduler:
             return sorted(self._running)
 
     def wake_all(self, reason: str) -> None:
-        """Poll every source and reconcile every target now (SIGHUP)."""
+        """Poll every source and reconcile every target now (SIGHUP): this process's targets."""
         for source in self._source_wake:
-            self.wake_source(source, reason)
+            self.wake_source_here(source, reason)
         for name in self.engine.runners:
-            self.wake(name, reason)
+            if self.engine.may_run(name):
+                self.wake_here(name, reason)
 
     @property
     def running(self) -> bool:
@@ -111,7 +127,7 @@ class Scheduler:
             next_wakeup_check = 0.0
             while not self._stop.is_set():
                 if time.monotonic() >= next_wakeup_check:
-                    self._take_wakeups()
+                    self.take_wakeups()
                     next_wakeup_check = time.monotonic() + WAKEUP_POLL
                 with self._cond:
                     ready = self._pop_ready()
@@ -151,9 +167,15 @@ class Scheduler:
         return ready
 
     def _work(self, name: str, reason: str) -> None:
-        if self._stop.is_set():  # queued behind the pool's workers when a stop came: not started at all
+        if self._stop.is_set() or not self.engine.may_run(name):
+            # queued behind the pool's workers when a stop came, or owned by another replica: not started
+            # (a lease claimed later wakes it again)
             with self._cond:
                 self._running.discard(name)
+                self._again.pop(name, None)
+                self._first_pending.discard(name)
+                if not self._first_pending:
+                    self.first_pass_done.set()
             return
         result: RunResult | None = None
         try:
@@ -229,7 +251,8 @@ class Scheduler:
                     names = [n for n, r in self.engine.runners.items() if r.target.source == source]
                     self.engine.prime_revisions(names)
                     for name in names:
-                        self.wake(name, reason)
+                        if self.engine.may_run(name):  # every replica polls; each wakes its own
+                            self.wake_here(name, reason)
             except SourceError as exc:
                 log.warning("%s", safe_error(exc))
             except Exception:  # noqa: BLE001
@@ -251,10 +274,12 @@ class Scheduler:
             log.debug("source %s: removed %d exported tree(s)", source, removed)
         return removed is not None and removed < PRUNE_BATCH
 
-    def _take_wakeups(self) -> None:
+    def take_wakeups(self) -> None:
+        """Wake-up requests from other processes (CLI, other replicas), for the targets this one owns."""
         try:
-            for name, reason in self.engine.store.take_wakeups():
+            leases = self.engine.leases
+            for name, reason in self.engine.store.take_wakeups(leases.owned() if leases is not None else None):
                 if name in self.engine.runners:
-                    self.wake(name, reason)
+                    self.wake_here(name, reason)
         except Exception:  # noqa: BLE001
             log.exception("reading wake-up requests failed")

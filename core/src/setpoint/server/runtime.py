@@ -11,6 +11,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -82,6 +83,11 @@ class Operations:
         self.loops = loops
         self.http: HttpServer | None = None
         self._notify: object | None = None
+        self._then: list[Callable[[], None]] = []
+
+    def also_stop(self, stop: Callable[[], None]) -> None:
+        """Run ``stop`` after the server and notifications stop (e.g. hand this replica's leases over)."""
+        self._then.append(stop)
 
     @property
     def address(self) -> tuple[str, int] | None:
@@ -138,6 +144,9 @@ class Operations:
         self._notify = None
         if notify is not None:
             notify.stop()  # type: ignore[attr-defined]
+        then, self._then = self._then, []
+        for stop in then:
+            stop()
 
 
 def start_operations(engine: Engine, loops: Loops | None) -> Operations:

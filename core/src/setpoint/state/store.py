@@ -1,12 +1,13 @@
-"""The state store and audit log, in SQLite (WAL, synchronous=FULL, numbered migrations).
+"""The state store and audit log, in SQLite (WAL, synchronous=FULL) or PostgreSQL, with numbered migrations.
 
 Everything that must survive a restart lives here: per-target status, pauses, the inventory of
 what setpoint applied (for safe prune and drift attribution), open drift, held plans, drivers'
 memory (``context.memory``) and the append-only audit log. No secret value is ever written: records are built with
 :func:`setpoint.secrets.to_jsonable`, which turns secrets into salted fingerprints.
 
-The :class:`StateStore` interface is what the engine and CLI use; a PostgreSQL store can implement
-the same methods later.
+The :class:`StateStore` interface is what the engine and CLI use, on either database: its SQL is the
+common subset of both, and :mod:`setpoint.state.backends` runs it (``StateStore(path)`` opens SQLite,
+``StateStore("postgresql://...")`` PostgreSQL).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,58 +26,21 @@ from typing import Any
 from setpoint.apicore import Revision
 from setpoint.errors import StateError
 from setpoint.secrets import set_fingerprint_salt, to_jsonable
+from setpoint.state.backends import (
+    SQLITE_MIGRATIONS,
+    Backend,
+    PostgresBackend,
+    SqliteBackend,
+    is_postgresql_url,
+)
 from setpoint.state.status import AuditAction, TargetStatus
 
-MIGRATIONS: list[str] = [
-    # 1: initial schema
-    """
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB);
-    CREATE TABLE revisions (
-        sha TEXT PRIMARY KEY, source TEXT, author TEXT, author_email TEXT, committer TEXT,
-        time REAL, message TEXT
-    );
-    CREATE TABLE target_state (
-        target TEXT PRIMARY KEY, kind TEXT, data TEXT NOT NULL, updated_at REAL
-    );
-    CREATE TABLE pauses (
-        target TEXT PRIMARY KEY, reason TEXT NOT NULL, paused_by TEXT, paused_at REAL, until REAL
-    );
-    CREATE TABLE inventory (
-        target TEXT, key TEXT, kind TEXT, name TEXT, namespace TEXT, digest TEXT, revision TEXT,
-        applied_at REAL, PRIMARY KEY (target, key)
-    );
-    CREATE TABLE drift (
-        target TEXT, key TEXT, first_seen REAL, live_digest TEXT, details TEXT,
-        PRIMARY KEY (target, key)
-    );
-    CREATE TABLE held_plans (
-        id INTEGER PRIMARY KEY AUTOINCREMENT, target TEXT, plan_id TEXT, revision TEXT,
-        created_at REAL, reason TEXT, changes TEXT, status TEXT, decided_by TEXT, decided_at REAL
-    );
-    CREATE INDEX held_plans_target ON held_plans (target, status);
-    CREATE TABLE audit (
-        id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, target TEXT, kind TEXT,
-        revision TEXT, author TEXT, subject TEXT, trigger TEXT, action TEXT NOT NULL,
-        result TEXT, duration REAL, actor TEXT, details TEXT
-    );
-    CREATE INDEX audit_time ON audit (time);
-    CREATE INDEX audit_target_time ON audit (target, time);
-    CREATE TABLE wakeups (id INTEGER PRIMARY KEY AUTOINCREMENT, target TEXT, reason TEXT, time REAL);
-    CREATE TABLE outputs (target TEXT PRIMARY KEY, data TEXT, updated_at REAL);
-    """,
-    # 2: drivers' durable memory (context.memory), one JSON value per target and key
-    """
-    CREATE TABLE target_memory (target TEXT, key TEXT, value TEXT NOT NULL, PRIMARY KEY (target, key));
-    """,
-    # 3: the revisions table was written at every poll and never read: commit metadata comes from Git
-    """
-    DROP TABLE IF EXISTS revisions;
-    """,
-    # 4: secrecy is sticky: the field paths of each applied object that held a secret (JSON list)
-    """
-    ALTER TABLE inventory ADD COLUMN secret_paths TEXT NOT NULL DEFAULT '[]';
-    """,
-]
+#: SQLite's numbered migrations (kept under this name for callers that count them)
+MIGRATIONS = SQLITE_MIGRATIONS
+
+
+class LeaseLost(StateError):
+    """With several replicas: this one no longer holds the target's lease, so it must not apply."""
 
 
 @dataclass
@@ -151,27 +115,23 @@ _REMEDY = ("Restore it from a backup (or try `sqlite3 FILE .recover`), or move i
 
 
 class StateStore:
-    """SQLite-backed state. One connection guarded by a lock; safe across threads and processes."""
+    """The state, on SQLite (a path) or PostgreSQL (a ``postgresql://`` URL). One connection guarded by a
+    lock; safe across threads, and across processes (SQLite) or replicas (PostgreSQL)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.path.parent, 0o700)
+    def __init__(self, location: Path | str) -> None:
         self._lock = threading.RLock()
         self._depth = 0
-        if self.path.exists() and self.path.stat().st_size == 0:
-            # SQLite would treat it as a new, empty database: the audit history would silently restart.
-            raise StateError(f"the state database {self.path} is empty (0 bytes): it existed, so its audit "
-                             f"history and inventory are lost or the file was truncated. {_REMEDY}")
+        self.path: Path | None = None
+        #: Set by several replicas (setpoint.state.replicas): run inside the transaction of every apply
+        #: intent; raises when this process may no longer apply to the target, else says who writes.
+        self.fence: Callable[[Backend, str], dict[str, Any]] | None = None
+        if isinstance(location, str) and is_postgresql_url(location):
+            self.db: Backend = PostgresBackend(location)
+        else:
+            self.db = self._open_sqlite(Path(location))
         try:
-            self._conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
-            self._conn.row_factory = sqlite3.Row
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.execute("PRAGMA busy_timeout=30000")
-            os.chmod(self.path, 0o600)
-            self._migrate()
+            with self._tx():
+                self.db.migrate()
             set_fingerprint_salt(self._salt())
         except sqlite3.OperationalError:
             raise  # busy, locked, read-only: not corruption, and the message says so
@@ -179,23 +139,50 @@ class StateStore:
             raise StateError(f"the state database {self.path} cannot be read ({exc}): it is corrupt or not a "
                              f"setpoint state database. {_REMEDY}") from None
 
+    def _open_sqlite(self, path: Path) -> Backend:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(path.parent, 0o700)
+        if path.exists() and path.stat().st_size == 0:
+            # SQLite would treat it as a new, empty database: the audit history would silently restart.
+            raise StateError(f"the state database {path} is empty (0 bytes): it existed, so its audit "
+                             f"history and inventory are lost or the file was truncated. {_REMEDY}")
+        try:
+            backend = SqliteBackend(path)
+            os.chmod(path, 0o600)
+        except sqlite3.OperationalError:
+            raise
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"the state database {path} cannot be read ({exc}): it is corrupt or not a "
+                             f"setpoint state database. {_REMEDY}") from None
+        return backend
+
+    @property
+    def backend(self) -> str:
+        """"sqlite" or "postgresql"."""
+        return self.db.name
+
+    @property
+    def location(self) -> str:
+        return self.db.location
+
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            self.db.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self) -> Iterator[Backend]:
         with self._lock:
             if self._depth:  # inside batch(): one commit at the end
-                yield self._conn
+                yield self.db
                 return
-            self._conn.execute("BEGIN IMMEDIATE")
+            self.db.begin()
             try:
-                yield self._conn
+                yield self.db
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                self.db.rollback()
                 raise
-            self._conn.execute("COMMIT")
+            self.db.commit()
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -205,44 +192,39 @@ class StateStore:
         with self._lock:
             outer = self._depth == 0
             if outer:
-                self._conn.execute("BEGIN IMMEDIATE")
+                self.db.begin()
             self._depth += 1
             try:
                 yield
             except BaseException:
                 self._depth -= 1
                 if outer:
-                    self._conn.execute("ROLLBACK")
+                    self.db.rollback()
                 raise
             self._depth -= 1
             if outer:
-                self._conn.execute("COMMIT")
+                self.db.commit()
 
-    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
         with self._lock:
-            return self._conn.execute(sql, args).fetchall()
-
-    def _migrate(self) -> None:
-        with self._tx() as db:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in script.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute(f"PRAGMA user_version = {number}")
+            if self._depth:
+                return list(self.db.execute(sql, args).fetchall())
+            return self.db.read(sql, args)
 
     @property
     def schema_version(self) -> int:
-        return int(self._query("PRAGMA user_version")[0][0])
+        with self._lock:
+            return self.db.schema_version()
 
     def _salt(self) -> bytes:
         with self._tx() as db:
             row = db.execute("SELECT value FROM meta WHERE key = 'fingerprint_salt'").fetchone()
             if row:
                 return bytes(row[0])
-            salt = os.urandom(32)
-            db.execute("INSERT INTO meta (key, value) VALUES ('fingerprint_salt', ?)", (salt,))
-            return salt
+            # two replicas starting at once on a new database: the first salt wins, both use it
+            db.execute("INSERT INTO meta (key, value) VALUES ('fingerprint_salt', ?) ON CONFLICT (key) DO NOTHING",
+                       (os.urandom(32),))
+            return bytes(db.execute("SELECT value FROM meta WHERE key = 'fingerprint_salt'").fetchone()[0])
 
     def get_meta(self, key: str) -> bytes | None:
         """A value stored by :meth:`set_meta` (small operational memory, such as which
@@ -252,15 +234,17 @@ class StateStore:
 
     def set_meta(self, key: str, value: bytes) -> None:
         with self._tx() as db:
-            db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                        (key, value))
 
     def ping(self) -> bool:
         try:
             self._query("SELECT 1")
             return True
-        except sqlite3.Error:
-            return False
+        except Exception as exc:
+            if self.db.is_error(exc):
+                return False
+            raise
 
     # ------------------------------------------------------------------ target status
 
@@ -295,14 +279,17 @@ class StateStore:
                 if value is None:
                     db.execute("DELETE FROM target_memory WHERE target = ? AND key = ?", (target, key))
                 else:
-                    db.execute("INSERT OR REPLACE INTO target_memory VALUES (?, ?, ?)", (target, key, value))
+                    db.execute("INSERT INTO target_memory (target, key, value) VALUES (?, ?, ?) "
+                               "ON CONFLICT (target, key) DO UPDATE SET value = excluded.value", (target, key, value))
 
     # ------------------------------------------------------------------ pauses
 
     def pause(self, target: str, reason: str, by: str, until: float | None) -> Pause:
         now = time.time()
         with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO pauses VALUES (?, ?, ?, ?, ?)", (target, reason, by, now, until))
+            db.execute("INSERT INTO pauses (target, reason, paused_by, paused_at, until) VALUES (?, ?, ?, ?, ?) "
+                       "ON CONFLICT (target) DO UPDATE SET reason = excluded.reason, paused_by = excluded.paused_by, "
+                       "paused_at = excluded.paused_at, until = excluded.until", (target, reason, by, now, until))
         return Pause(target, reason, by, now, until)
 
     def get_pause(self, target: str) -> Pause | None:
@@ -330,8 +317,11 @@ class StateStore:
         with self._tx() as db:
             for item in upserts:
                 db.execute(
-                    "INSERT OR REPLACE INTO inventory (target, key, kind, name, namespace, digest, revision, "
-                    "applied_at, secret_paths) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO inventory (target, key, kind, name, namespace, digest, revision, "
+                    "applied_at, secret_paths) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (target, key) DO UPDATE "
+                    "SET kind = excluded.kind, name = excluded.name, namespace = excluded.namespace, "
+                    "digest = excluded.digest, revision = excluded.revision, applied_at = excluded.applied_at, "
+                    "secret_paths = excluded.secret_paths",
                     (target, item.key, item.kind, item.name, item.namespace, item.digest, item.revision, item.applied_at,
                      json.dumps(sorted(item.secret_paths))),
                 )
@@ -347,7 +337,9 @@ class StateStore:
     def set_drift(self, target: str, records: list[DriftRecord], cleared: list[str]) -> None:
         with self._tx() as db:
             for rec in records:
-                db.execute("INSERT OR REPLACE INTO drift VALUES (?, ?, ?, ?, ?)",
+                db.execute("INSERT INTO drift (target, key, first_seen, live_digest, details) VALUES (?, ?, ?, ?, ?) "
+                           "ON CONFLICT (target, key) DO UPDATE SET first_seen = excluded.first_seen, "
+                           "live_digest = excluded.live_digest, details = excluded.details",
                            (target, rec.key, rec.first_seen, rec.live_digest, json.dumps(to_jsonable(rec.details))))
             for key in cleared:
                 db.execute("DELETE FROM drift WHERE target = ? AND key = ?", (target, key))
@@ -368,11 +360,10 @@ class StateStore:
                 return _held(row)
             db.execute("UPDATE held_plans SET status = 'superseded', decided_at = ? WHERE target = ? AND status = 'pending'",
                        (now, target))
-            cur = db.execute(
+            row = db.execute(
                 "INSERT INTO held_plans (target, plan_id, revision, created_at, reason, changes, status) "
-                "VALUES (?, ?, ?, ?, ?, ?, 'pending')",
-                (target, plan_id, revision, now, reason, json.dumps(to_jsonable(changes))))
-            row = db.execute("SELECT * FROM held_plans WHERE id = ?", (cur.lastrowid,)).fetchone()
+                "VALUES (?, ?, ?, ?, ?, ?, 'pending') RETURNING *",
+                (target, plan_id, revision, now, reason, json.dumps(to_jsonable(changes)))).fetchone()
             return _held(row)
 
     def held_plans(self, target: str | None = None, statuses: tuple[str, ...] = ("pending", "approved")) -> list[HeldPlan]:
@@ -400,9 +391,13 @@ class StateStore:
                        (status, target, plan_id))
 
     def supersede_plans(self, target: str, keep: str | None = None) -> None:
+        sql = ("UPDATE held_plans SET status = 'superseded', decided_at = ? WHERE target = ? "
+               "AND status IN ('pending', 'approved') AND ")
         with self._tx() as db:
-            db.execute("UPDATE held_plans SET status = 'superseded', decided_at = ? WHERE target = ? "
-                       "AND status IN ('pending', 'approved') AND plan_id IS NOT ?", (time.time(), target, keep))
+            if keep is None:
+                db.execute(sql + "plan_id IS NOT NULL", (time.time(), target))
+            else:
+                db.execute(sql + "(plan_id IS NULL OR plan_id <> ?)", (time.time(), target, keep))
 
     # ------------------------------------------------------------------ audit
 
@@ -410,14 +405,14 @@ class StateStore:
               trigger: str | None = None, result: str | None = None, duration: float | None = None,
               actor: str | None = None, details: dict[str, Any] | None = None, at: float | None = None) -> int:
         with self._tx() as db:
-            cur = db.execute(
+            row = db.execute(
                 "INSERT INTO audit (time, target, kind, revision, author, subject, trigger, action, result, duration, actor, details) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (at or time.time(), target, kind, revision.sha if revision else None,
                  f"{revision.author} <{revision.author_email}>" if revision else None,
                  revision.subject if revision else None, trigger, str(action), result, duration, actor,
-                 json.dumps(to_jsonable(details or {}))))
-            return int(cur.lastrowid or 0)
+                 json.dumps(to_jsonable(details or {})))).fetchone()
+            return int(row[0])
 
     def audit_entries(self, since: float | None = None, until: float | None = None, target: str | None = None,
                       actions: tuple[str, ...] | None = None, limit: int | None = None) -> list[AuditEntry]:
@@ -437,17 +432,22 @@ class StateStore:
         sql += " ORDER BY time, id"
         if limit:
             newest_first = sql.replace("ORDER BY time, id", "ORDER BY time DESC, id DESC")
-            sql = f"SELECT * FROM ({newest_first} LIMIT {int(limit)}) ORDER BY time, id"  # noqa: S608 - only int and constants
+            sql = f"SELECT * FROM ({newest_first} LIMIT {int(limit)}) AS newest ORDER BY time, id"  # noqa: S608 - only int and constants
         rows = self._query(sql, tuple(args))
         return [AuditEntry(**{**dict(r), "details": json.loads(r["details"] or "{}")}) for r in rows]
 
     # ------------------------------------------------------------------ apply intents (write-ahead audit)
 
-    def set_apply_intent(self, target: str, intent: dict[str, Any]) -> None:
-        """Record, durably and before anything is applied, what an apply is about to do."""
+    def set_apply_intent(self, target: str, intent: dict[str, Any]) -> dict[str, Any] | None:
+        """Record, durably and before anything is applied, what an apply is about to do. With replicas,
+        the lease is checked in the same transaction (the fence); returns the writer (replica, token)."""
         with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                       (f"apply-intent:{target}", json.dumps(to_jsonable(intent))))
+            writer = self.fence(db, target) if self.fence is not None else None
+            if writer is not None:
+                intent = {**intent, "writer": writer}
+            db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                       (f"apply-intent:{target}", json.dumps(to_jsonable(intent)).encode()))
+        return writer
 
     def clear_apply_intent(self, target: str) -> None:
         with self._tx() as db:
@@ -456,18 +456,30 @@ class StateStore:
     def apply_intent(self, target: str) -> dict[str, Any] | None:
         """An intent without its result: the apply that wrote it never finished (the process died)."""
         rows = self._query("SELECT value FROM meta WHERE key = ?", (f"apply-intent:{target}",))
-        return json.loads(rows[0][0]) if rows else None
+        return json.loads(bytes(rows[0][0]) if isinstance(rows[0][0], memoryview) else rows[0][0]) if rows else None
 
     # ------------------------------------------------------------------ wakeups (CLI -> running daemon)
 
     def request_wakeup(self, target: str, reason: str) -> None:
         with self._tx() as db:
             db.execute("INSERT INTO wakeups (target, reason, time) VALUES (?, ?, ?)", (target, reason, time.time()))
+            db.notify(f"target:{target}")  # PostgreSQL: replicas listening hear it at the commit
 
-    def take_wakeups(self) -> list[tuple[str, str]]:
+    def notify_source(self, source: str, reason: str) -> None:
+        """Ask every replica to poll ``source`` now (a webhook reached this one); SQLite: nothing to tell."""
+        with self._tx() as db:
+            db.notify(f"source:{source}")
+
+    def take_wakeups(self, targets: set[str] | None = None) -> list[tuple[str, str]]:
+        """Wake-up requests, removed as they are taken; ``targets``: only those (a replica takes the
+        requests of the targets it owns and leaves the others' to their owners)."""
         with self._tx() as db:
             rows = db.execute("SELECT id, target, reason FROM wakeups ORDER BY id").fetchall()
-            if rows:
+            if targets is not None:
+                rows = [r for r in rows if r["target"] in targets]
+                for r in rows:
+                    db.execute("DELETE FROM wakeups WHERE id = ?", (r["id"],))
+            elif rows:
                 db.execute("DELETE FROM wakeups WHERE id <= ?", (rows[-1]["id"],))
         return [(r["target"], r["reason"]) for r in rows]
 
@@ -479,10 +491,12 @@ class StateStore:
 
     def save_outputs(self, target: str, outputs: dict[str, Any]) -> None:
         with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO outputs VALUES (?, ?, ?)", (target, json.dumps(to_jsonable(outputs)), time.time()))
+            db.execute("INSERT INTO outputs (target, data, updated_at) VALUES (?, ?, ?) ON CONFLICT (target) DO UPDATE "
+                       "SET data = excluded.data, updated_at = excluded.updated_at",
+                       (target, json.dumps(to_jsonable(outputs)), time.time()))
 
 
-def _held(row: sqlite3.Row) -> HeldPlan:
+def _held(row: Any) -> HeldPlan:
     data = dict(row)
     data["changes"] = json.loads(data["changes"] or "[]")
     return HeldPlan(**data)

@@ -1,0 +1,287 @@
+"""Several ``setpoint run`` replicas on one PostgreSQL state: who owns which target, and the fence that
+stops a replica which lost a target from applying to it.
+
+* Every replica writes a heartbeat row (``replicas``) every ``ttl / 3``. The live replicas are those whose
+  heartbeat is younger than ``ttl``, by the database's clock (machines' clocks may differ).
+* Targets are spread by rendezvous hashing over the live replicas: each target goes to the replica with
+  the highest hash of (replica, group). A target and everything it depends on (or that depends on it)
+  form one group, so a dependency chain stays on one replica and its ordering holds as it does alone.
+  When a replica joins or leaves, only the targets whose top score changes move.
+* Ownership is a lease row per target (``leases``: owner, fencing token, expiry). A replica claims a
+  target it should own once the lease is free or expired, which raises the token; it renews its leases
+  with its heartbeat, and releases (expires) those it should no longer own as soon as they are idle.
+* The fence: :meth:`Replicas.check_fence` runs inside the transaction that writes an apply's intent
+  (``StateStore.set_apply_intent``) and fails unless this replica still holds the lease with the token it
+  was granted, unexpired. A replica that was paused (SIGSTOP) past its TTL and resumes finds its
+  token stale and applies nothing; the intent is never written, so the driver is never called.
+
+With a SQLite state there is one process (the ``owner.lock`` flock of :mod:`setpoint.state.owner`): it
+owns every target and no fence is needed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from setpoint.errors import StateError
+from setpoint.state.store import LeaseLost, StateStore
+
+__all__ = ["Borrower", "LeaseLost", "OwnedElsewhere", "Replicas", "dependency_groups", "rendezvous"]
+
+log = logging.getLogger("setpoint.replicas")
+
+#: the database's clock, in epoch seconds (one clock for every replica): ``NOW`` in the SQL below
+_NOW = "extract(epoch from clock_timestamp())"
+
+
+def _t(sql: str) -> str:
+    return sql.replace("NOW", _NOW)
+
+
+def rendezvous(group: str, replicas: Iterable[str]) -> str | None:
+    best: tuple[bytes, str] | None = None
+    for replica in replicas:
+        score = hashlib.blake2b(f"{replica}\0{group}".encode(), digest_size=8).digest()
+        if best is None or score > best[0]:
+            best = (score, replica)
+    return best[1] if best else None
+
+
+def dependency_groups(depends_on: dict[str, list[str]]) -> dict[str, str]:
+    """target -> the name its group is hashed by (the smallest name of its connected component)."""
+    parent = {name: name for name in depends_on}
+
+    def find(name: str) -> str:
+        while parent[name] != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+
+    for name, deps in depends_on.items():
+        for dep in deps:
+            if dep in parent:
+                a, b = find(name), find(dep)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+    return {name: find(name) for name in depends_on}
+
+
+class Replicas:
+    """This replica's view of the cluster; call :meth:`start` once, :meth:`stop` at the end."""
+
+    def __init__(self, store: StateStore, depends_on: dict[str, list[str]], ttl: float = 15.0,
+                 on_claimed: Callable[[str], None] | None = None, busy: Callable[[str], bool] | None = None,
+                 replica_id: str | None = None, on_notify: Callable[[str, str], None] | None = None) -> None:
+        if store.backend != "postgresql":
+            raise StateError("several replicas need a postgresql:// state")
+        from setpoint.state.backends import PostgresBackend
+
+        self.store = store
+        self.ttl = ttl
+        self.id = replica_id or f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:6]}"
+        self.groups = dependency_groups(depends_on)
+        self._on_claimed = on_claimed or (lambda name: None)
+        self._busy = busy or (lambda name: False)
+        #: ("target", name) when a wake-up was requested, ("source", name) when a webhook reached a replica
+        self._on_notify = on_notify
+        # its own connection: heartbeats never wait behind the store's writes
+        assert isinstance(store.db, PostgresBackend)
+        self._db = PostgresBackend(store.db.url, application=f"setpoint replica {self.id}")
+        self._lock = threading.Lock()
+        self._lock_db = threading.RLock()
+        #: target -> fencing token, for the leases this replica holds
+        self._owned: dict[str, int] = {}
+        #: monotonic time of the last renewal that succeeded: past it + ttl every lease is presumed lost
+        self._renewed = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.live: list[str] = []
+
+    # ------------------------------------------------------------------ what the engine asks
+
+    def owns(self, target: str) -> bool:
+        with self._lock:
+            return target in self._owned and time.monotonic() - self._renewed < self.ttl
+
+    def owned(self) -> set[str]:
+        with self._lock:
+            if time.monotonic() - self._renewed >= self.ttl:
+                return set()
+            return set(self._owned)
+
+    def check_fence(self, db: Any, target: str) -> dict[str, Any]:
+        """Inside the intent's transaction: the lease is still ours, with our token, unexpired. The row
+        stays share-locked until that transaction commits, so no takeover can interleave."""
+        with self._lock:
+            token = self._owned.get(target)
+        if token is not None:
+            row = db.execute(_t("SELECT token FROM leases WHERE target = ? AND owner = ? AND token = ? "
+                                "AND expires_at > NOW FOR SHARE"), (target, self.id, token)).fetchone()
+            if row is not None:
+                return {"replica": self.id, "token": token}
+        raise LeaseLost(f"target {target}: this replica ({self.id}) no longer holds its lease (token {token}); "
+                        "another replica owns it now, nothing was applied")
+
+    # ------------------------------------------------------------------ the heartbeat loop
+
+    def start(self) -> None:
+        self.beat()
+        self.store.fence = self.check_fence
+        self._thread = threading.Thread(target=self._loop, name="setpoint-replicas", daemon=True)
+        self._thread.start()
+        if self._on_notify is not None:
+            threading.Thread(target=self._db.listen, args=(self._dispatch, self._stop.is_set),
+                             name="setpoint-listen", daemon=True).start()
+
+    def _dispatch(self, payload: str) -> None:
+        kind, _, name = payload.partition(":")
+        if self._on_notify is not None and kind in ("target", "source"):
+            try:
+                self._on_notify(kind, name)
+            except Exception:  # noqa: BLE001 - a wake-up never stops the listener
+                log.exception("handling the notification %r failed", payload)
+
+    def stop(self) -> None:
+        """Hand every lease over at once (expire it) and leave the cluster."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.ttl)
+        try:
+            self._tx(lambda db: (
+                db.execute("UPDATE leases SET expires_at = 0 WHERE owner = ?", (self.id,)),
+                db.execute("DELETE FROM replicas WHERE id = ?", (self.id,))))
+        except Exception:  # noqa: BLE001 - leaving: the TTL hands them over anyway
+            log.warning("could not release this replica's leases; they expire within %.0fs", self.ttl)
+        with self._lock:
+            self._owned.clear()
+        self._db.close()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.ttl / 3):
+            try:
+                self.beat()
+            except Exception as exc:  # noqa: BLE001 - the database is away: our leases lapse with the TTL
+                log.warning("replica heartbeat failed (%s); this replica's leases lapse after %.0fs without one",
+                            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, self.ttl)
+
+    def _tx(self, work: Callable[[Any], Any]) -> Any:
+        with self._lock_db:  # the heartbeat thread and a one-shot command's thread share the connection
+            self._db.begin()
+            try:
+                result = work(self._db)
+            except BaseException:
+                self._db.rollback()
+                raise
+            self._db.commit()
+            return result
+
+    def _one(self, statement: Callable[[Any], Any]) -> Any:
+        """A single statement: autocommit is its transaction (one round trip)."""
+        with self._lock_db:
+            self._db.reconnect_if_broken()
+            return statement(self._db)
+
+    def beat(self) -> None:
+        """One heartbeat: renew, release what moved away, claim what moved here."""
+        started = time.monotonic()
+        claimed: list[str] = []
+
+        def work(db: Any) -> None:
+            db.execute(_t("INSERT INTO replicas (id, host, pid, started_at, heartbeat_at) VALUES (?, ?, ?, NOW, NOW) "
+                          "ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at"),
+                       (self.id, socket.gethostname(), os.getpid()))
+            self.live = sorted(r[0] for r in db.execute(
+                _t("SELECT id FROM replicas WHERE heartbeat_at > NOW - ?"), (self.ttl,)).fetchall())
+            db.execute(_t("DELETE FROM replicas WHERE heartbeat_at < NOW - ?"), (self.ttl * 20,))
+            held = {r[0]: int(r[1]) for r in db.execute(
+                _t("UPDATE leases SET expires_at = NOW + ? WHERE owner = ? AND expires_at > NOW "
+                   "RETURNING target, token"), (self.ttl, self.id)).fetchall()}
+            wanted = {t for t, g in self.groups.items() if rendezvous(g, self.live) == self.id}
+            for target in sorted(set(held) - wanted):
+                if not self._busy(target):  # a running reconcile keeps its lease until it ends
+                    db.execute("UPDATE leases SET expires_at = 0 WHERE target = ? AND owner = ?", (target, self.id))
+                    del held[target]
+            for target in sorted(wanted - set(held)):
+                row = db.execute(
+                    _t("INSERT INTO leases (target, owner, token, expires_at) VALUES (?, ?, 1, NOW + ?) "
+                       "ON CONFLICT (target) DO UPDATE SET owner = excluded.owner, token = leases.token + 1, "
+                       "expires_at = excluded.expires_at WHERE leases.expires_at <= NOW RETURNING token"),
+                    (target, self.id, self.ttl)).fetchone()
+                if row is not None:
+                    held[target] = int(row[0])
+                    claimed.append(target)
+            with self._lock:
+                lost = set(self._owned) - set(held)
+                self._owned = held
+                self._renewed = started
+            for target in sorted(lost):
+                log.info("target %s: lease moved to another replica", target)
+
+        self._tx(work)
+        for target in claimed:
+            log.info("target %s: lease claimed (token %d)", target, self._owned.get(target, 0))
+            self._on_claimed(target)
+
+
+class OwnedElsewhere(StateError):
+    """A one-shot command found the target's lease held by a running replica."""
+
+
+class Borrower(Replicas):
+    """One-shot commands (``setpoint sync``, ``approve --now``) on a PostgreSQL state apply under a lease
+    too: they take a target's lease for one reconcile when no replica holds it (raising its token, so the
+    fence works for them as for a replica), renew it while the reconcile runs, and hand it back at the
+    end. They are never counted as a replica. A target a running replica owns is left to it: the command
+    asks it to reconcile (a wake-up) and says so."""
+
+    def __init__(self, store: StateStore, ttl: float = 15.0) -> None:
+        super().__init__(store, {}, ttl=ttl, replica_id=f"cli:{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:6]}")
+        self.store.fence = self.check_fence
+
+    @contextmanager
+    def hold(self, target: str, reason: str = "sync") -> Iterator[None]:
+        row = self._one(lambda db: db.execute(
+            _t("INSERT INTO leases (target, owner, token, expires_at) VALUES (?, ?, 1, NOW + ?) "
+               "ON CONFLICT (target) DO UPDATE SET owner = excluded.owner, token = leases.token + 1, "
+               "expires_at = excluded.expires_at WHERE leases.expires_at <= NOW RETURNING token"),
+            (target, self.id, self.ttl)).fetchone())
+        if row is None:
+            owner = self._one(lambda db: db.execute("SELECT owner FROM leases WHERE target = ?", (target,)).fetchone())
+            self.store.request_wakeup(target, reason)
+            raise OwnedElsewhere(f"target {target} is owned by the running replica {owner[0] if owner else '?'}; "
+                                 "it was asked to reconcile it now (see `setpoint status`, or `setpoint wait`)")
+        with self._lock:
+            self._owned[target] = int(row[0])
+            self._renewed = time.monotonic()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="setpoint-lease-renewal", daemon=True)
+            self._thread.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._owned.pop(target, None)
+            self._one(lambda db: db.execute("UPDATE leases SET expires_at = 0 WHERE target = ? AND owner = ?",
+                                            (target, self.id)))
+
+    def beat(self) -> None:
+        started = time.monotonic()
+        with self._lock:
+            targets = list(self._owned)
+        if not targets:
+            return
+        renewed = {r[0] for r in self._tx(lambda db: db.execute(
+            _t("UPDATE leases SET expires_at = NOW + ? WHERE owner = ? AND expires_at > NOW RETURNING target"),
+            (self.ttl, self.id)).fetchall())}
+        with self._lock:
+            self._owned = {t: token for t, token in self._owned.items() if t in renewed}
+            self._renewed = started
