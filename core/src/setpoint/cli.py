@@ -788,9 +788,9 @@ def state_migrate(source: str, destination: str) -> None:
 
     Stop `setpoint run` first. The destination must be empty; the password of a PostgreSQL URL comes from
     SETPOINT_STATE_PASSWORD_FILE or SETPOINT_STATE_PASSWORD (never the URL)."""
-    from setpoint.config import check_postgresql_url, is_postgresql_url
     from setpoint.state.owner import StateOwner
     from setpoint.state.transfer import copy_state, open_location
+    from setpoint.stateurl import check_postgresql_url, is_postgresql_url
 
     try:
         for url in (source, destination):

@@ -14,7 +14,6 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -32,6 +31,7 @@ from setpoint import yamlsafe
 from setpoint.durationtype import Duration
 from setpoint.errors import ConfigError
 from setpoint.opsconfig import LifecycleConfig, NotificationsConfig, ServerConfig
+from setpoint.stateurl import check_postgresql_url, is_postgresql_url
 from setpoint.suggest import did_you_mean
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$"
@@ -295,27 +295,6 @@ class Config(Strict):
 
 
 #: Environment variables with the PostgreSQL state's password (the URL must not carry one).
-PASSWORD_FILE_ENV = "SETPOINT_STATE_PASSWORD_FILE"  # noqa: S105 - a variable name
-PASSWORD_ENV = "SETPOINT_STATE_PASSWORD"  # noqa: S105 - a variable name
-
-
-def is_postgresql_url(value: str) -> bool:
-    return value.startswith(("postgresql://", "postgres://"))
-
-
-def check_postgresql_url(url: str) -> None:
-    """A ConfigError for a URL that cannot be used (a password in it, above all)."""
-    parts = urlsplit(url)
-    if parts.password is not None or "password=" in parts.query:
-        raise ConfigError(
-            "state: the PostgreSQL URL carries a password; setpoint.yaml must not hold credentials. Remove it "
-            f"and give it in {PASSWORD_FILE_ENV} (a file holding the password), {PASSWORD_ENV}, or libpq's "
-            "PGPASSFILE/passfile= (docs/operations.md)")
-    if not parts.hostname and "host=" not in parts.query:
-        raise ConfigError("state: the PostgreSQL URL names no host; e.g. "
-                          "postgresql://setpoint@db.example.com:5432/setpoint")
-
-
 def find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
     """A dependency cycle as a list of names (first == last), or None."""
     state: dict[str, int] = {}

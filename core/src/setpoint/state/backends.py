@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from setpoint.config import PASSWORD_ENV, PASSWORD_FILE_ENV, check_postgresql_url, is_postgresql_url
 from setpoint.errors import ConfigError, StateError
+from setpoint.stateurl import PASSWORD_ENV, PASSWORD_FILE_ENV, check_postgresql_url, is_postgresql_url
 
 __all__ = ["Backend", "PostgresBackend", "SqliteBackend", "check_postgresql_url", "is_postgresql_url"]
 
