@@ -1,23 +1,15 @@
-"""The live-state cache: one list+watch per API resource (and namespace scope) of a cluster, shared
-by every target of the process, filtered by setpoint's tracking label and indexed by its value, so a
-no-op reconcile reads memory instead of the API server.
+"""The live-state cache: one list+watch per API resource the target manages, filtered by setpoint's
+tracking label, so a no-op reconcile reads memory instead of the API server.
 
-Sharing matters at scale: with one watch per target and kind, 1,000 targets kept 2,000 watch
-streams, threads and pooled connections open. Now a kind costs one stream however many targets
-use it (as a controller-runtime cache does); each target reads its own slice (:class:`TargetInformer`).
-
-A target's first use of a kind lists its own objects synchronously unless the shared watch is
-already running (observe is then exact either way); a background thread lists every labelled object,
-watches from that resourceVersion, with bookmarks, and re-lists on ``410 Gone``, on a broken stream and
-every ``resync_seconds``. Objects setpoint applies are put in the cache from the apply response, so
-the observe right after an apply does not wait for the watch. Each change the watch sees is passed to
-the ``on_event`` of the target whose label the object carries (a relabelled object leaves one target
-as DELETED and reaches the other as ADDED, as a per-target label-selected watch would report it).
+The first use of a kind lists it synchronously (observe is then exact); a background thread
+watches from the list's resourceVersion, with bookmarks, and re-lists on ``410 Gone``, on a broken
+stream and every ``resync_seconds``. Objects setpoint applies are put in the cache from the apply
+response, so the observe right after an apply does not wait for the watch. Each change the watch
+sees is passed to ``on_event`` (the target triggers a reconcile from it).
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
@@ -25,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from setpoint_kubernetes.client import ApiError, ApiResource, Cluster
-from setpoint_kubernetes.identity import TARGET_LABEL, Ref
+from setpoint_kubernetes.identity import Ref
 
 log = logging.getLogger("setpoint.kubernetes.cache")
 
@@ -47,27 +39,17 @@ def _rv(obj: dict[str, Any] | None) -> int:
         return 0
 
 
-def _label(obj: dict[str, Any] | None) -> str | None:
-    return ((obj or {}).get("metadata") or {}).get("labels", {}).get(TARGET_LABEL)
-
-
 class Informer:
-    """One list+watch of every object of ``resource`` carrying the tracking label, for all targets."""
-
-    def __init__(self, cluster: Cluster, resource: ApiResource, resync: float, namespace: str | None = None) -> None:
+    def __init__(self, cluster: Cluster, resource: ApiResource, selector: str, on_event: EventHandler,
+                 resync: float, namespace: str | None = None) -> None:
         self.cluster = cluster
         self.resource = resource
-        #: List and watch within this namespace only (targets with ``scope: namespace``).
+        #: List and watch within this namespace only (a target with ``scope: namespace``).
         self.namespace = namespace
+        self.selector = selector
+        self.on_event = on_event
         self.resync = resync
         self.objects: dict[str, dict[str, Any]] = {}
-        #: label value -> key -> object: each target's slice of ``objects``.
-        self.by_label: dict[str, dict[str, dict[str, Any]]] = {}
-        #: label value -> attachment -> the target's event handler (two engines of one process may
-        #: hold a target of the same name, e.g. a daemon and a one-shot command in tests).
-        self.handlers: dict[str, dict[int, EventHandler]] = {}
-        #: label value -> resourceVersion of that target's own list: older watch events are in it already.
-        self.label_rv: dict[str, int] = {}
         self.lock = threading.Lock()
         self.healthy = False
         self._rv = ""
@@ -76,55 +58,14 @@ class Informer:
         self._listed_at = 0.0
         self._response: Any = None
 
-    # ------------------------------------------------------------------ the index (call with the lock held)
-
-    def _store(self, key: str, obj: dict[str, Any] | None) -> dict[str, Any] | None:
-        """Put (or with None remove) ``key``, keeping ``by_label`` in step; returns what it replaced."""
-        before = self.objects.pop(key, None)
-        old_label = _label(before)
-        if old_label is not None:
-            bucket = self.by_label.get(old_label)
-            if bucket is not None:
-                bucket.pop(key, None)
-        if obj is not None:
-            self.objects[key] = obj
-            label = _label(obj)
-            if label is not None:
-                self.by_label.setdefault(label, {})[key] = obj
-        return before
-
-    def _events(self, kind: str, key: str, before: dict[str, Any] | None,
-                after: dict[str, Any] | None) -> list[tuple[EventHandler, str, str, Any, Any]]:
-        """The handler calls one change makes (made by the caller outside the lock)."""
-        old_label, new_label = _label(before), _label(after)
-        if kind == "DELETED" and old_label is None:
-            old_label = new_label
-        calls: list[tuple[EventHandler, str, str, Any, Any]] = []
-        if kind == "DELETED" or old_label == new_label:
-            for handler in self.handlers.get(old_label or "", {}).values():
-                calls.append((handler, kind, key, before, None if kind == "DELETED" else after))
-            return calls
-        if old_label is not None and before is not None:
-            for handler in self.handlers.get(old_label, {}).values():
-                calls.append((handler, "DELETED", key, before, None))
-        if new_label is not None:
-            for handler in self.handlers.get(new_label, {}).values():
-                calls.append((handler, "ADDED", key, None, after))
-        return calls
-
-    @staticmethod
-    def _dispatch(calls: list[tuple[EventHandler, str, str, Any, Any]]) -> None:
-        for handler, kind, key, before, after in calls:
-            handler(kind, key, before, after)
-
     # ------------------------------------------------------------------ listing
 
-    def _list(self, selector: str) -> tuple[dict[str, dict[str, Any]], str]:
-        """Every object matching ``selector`` (paginated), keyed, and the list's resourceVersion."""
+    def list(self) -> None:
+        """List everything carrying the label (paginated) and replace the cache, reporting changes."""
         items: list[dict[str, Any]] = []
         cont = None
         while True:
-            query: list[tuple[str, Any]] = [("labelSelector", selector), ("limit", PAGE)]
+            query: list[tuple[str, Any]] = [("labelSelector", self.selector), ("limit", PAGE)]
             if cont:
                 query.append(("continue", cont))
             try:
@@ -143,57 +84,27 @@ class Informer:
         for item in items:  # list items carry no apiVersion/kind
             item["apiVersion"], item["kind"] = api_version, kind
             fresh[Ref.of(item).key] = item
-        return fresh, (page.get("metadata") or {}).get("resourceVersion", "")
-
-    def list(self) -> None:
-        """List everything carrying the label and replace the cache, reporting changes. An object
-        the cache holds at a newer resourceVersion than the list (our own apply's answer, written
-        while the list was on its way) is kept."""
-        fresh, rv = self._list(TARGET_LABEL)
-        listed_rv = _rv({"metadata": {"resourceVersion": rv}})
-        calls = []
         with self.lock:
             old = self.objects
-            for key, obj in old.items():
-                mine = fresh.get(key)
-                if (mine is None and listed_rv and _rv(obj) > listed_rv) or (mine is not None and _rv(obj) > _rv(mine)):
-                    fresh[key] = obj
-            self.objects, self.by_label = {}, {}
-            for key, obj in fresh.items():
-                self._store(key, obj)
-            self._rv = rv
+            self.objects = fresh
+            self._rv = (page.get("metadata") or {}).get("resourceVersion", "")
             self._listed_at = time.monotonic()
             self.healthy = True
-            if old:
-                for key in old.keys() - fresh.keys():
-                    calls += self._events("DELETED", key, old[key], None)
-                for key, obj in fresh.items():
-                    before = old.get(key)
-                    if before is None or _rv(before) != _rv(obj):
-                        calls += self._events("ADDED" if before is None else "MODIFIED", key, before, obj)
-        self._dispatch(calls)
-
-    def list_label(self, label: str) -> None:
-        """List one target's objects now and replace its slice (no events: this is its first look)."""
-        fresh, rv = self._list(f"{TARGET_LABEL}={label}")
-        with self.lock:
-            for key in list(self.by_label.get(label, {})):
-                if key not in fresh:
-                    self._store(key, None)
+        if old:
+            for key in old.keys() - fresh.keys():
+                self.on_event("DELETED", key, old[key], None)
             for key, obj in fresh.items():
-                before = self.objects.get(key)
-                if before is None or _rv(obj) >= _rv(before):
-                    self._store(key, obj)
-            self.label_rv[label] = _rv({"metadata": {"resourceVersion": rv}})
+                before = old.get(key)
+                if before is None or _rv(before) != _rv(obj):
+                    self.on_event("ADDED" if before is None else "MODIFIED", key, before, obj)
 
     # ------------------------------------------------------------------ watching
 
     def start(self) -> None:
-        with self.lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, daemon=True,
-                                                name=f"setpoint-k8s-watch-{self.resource.plural}")
-                self._thread.start()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, daemon=True,
+                                            name=f"setpoint-k8s-watch-{self.resource.plural}")
+            self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -230,7 +141,7 @@ class Informer:
                 self._stop.wait(min(30.0, 0.5 * 2 ** min(failures, 6)))
 
     def _watch(self) -> None:
-        query: list[tuple[str, Any]] = [("watch", "true"), ("labelSelector", TARGET_LABEL),
+        query: list[tuple[str, Any]] = [("watch", "true"), ("labelSelector", self.selector),
                                         ("resourceVersion", self._rv), ("allowWatchBookmarks", "true"),
                                         ("timeoutSeconds", WATCH_TIMEOUT)]
         for event in self.cluster.stream(self.resource.path(self.namespace), query, WATCH_TIMEOUT + 30, self._opened):
@@ -243,27 +154,20 @@ class Informer:
             if kind == "BOOKMARK":
                 self._rv = rv or self._rv
                 continue
-            self._event(str(kind), Ref.of(obj).key, obj, rv)
+            key = Ref.of(obj).key
+            with self.lock:
+                before = self.objects.get(key)
+                if kind == "DELETED":
+                    self.objects.pop(key, None)
+                elif before is None or _rv(obj) > _rv(before) or not _rv(obj):
+                    self.objects[key] = obj
+                else:
+                    before = obj  # what we already hold (our own apply's answer): nothing new
+                self._rv = rv or self._rv
+            if kind == "DELETED" or before is not obj:
+                self.on_event(str(kind), key, before, None if kind == "DELETED" else obj)
             if time.monotonic() - self._listed_at > self.resync:
                 return
-
-    def _event(self, kind: str, key: str, obj: dict[str, Any], rv: str | None) -> None:
-        calls = []
-        with self.lock:
-            self._rv = rv or self._rv
-            label = _label(obj)
-            if label is not None and _rv(obj) and _rv(obj) <= self.label_rv.get(label, 0) and key not in self.objects:
-                return  # older than that target's own list, which found the object gone
-            before = self.objects.get(key)
-            if kind == "DELETED":
-                self._store(key, None)
-            elif before is None or _rv(obj) > _rv(before) or not _rv(obj):
-                self._store(key, obj)
-            else:
-                before = obj  # what we already hold (our own apply's answer): nothing new
-            if kind == "DELETED" or before is not obj:
-                calls = self._events(kind, key, before, None if kind == "DELETED" else obj)
-        self._dispatch(calls)
 
     # ------------------------------------------------------------------ our own writes
 
@@ -272,111 +176,32 @@ class Informer:
         with self.lock:
             before = self.objects.get(key)
             if before is None or _rv(obj) >= _rv(before):
-                self._store(key, obj)
+                self.objects[key] = obj
 
     def forget(self, key: str) -> None:
         with self.lock:
-            self._store(key, None)
-
-    def snapshot(self, label: str) -> dict[str, dict[str, Any]]:
-        with self.lock:
-            return dict(self.by_label.get(label, ()))
-
-
-class TargetInformer:
-    """One target's view of a shared :class:`Informer`: its own objects, its own events."""
-
-    def __init__(self, shared: Informer, label: str, token: int) -> None:
-        self.shared = shared
-        self.label = label
-        self.token = token
-
-    @property
-    def resource(self) -> ApiResource:
-        return self.shared.resource
-
-    @property
-    def healthy(self) -> bool:
-        """The shared watch runs: its slice is current. Until it does (starting, or re-listing after
-        a broken stream), every observe lists the target's own objects, as a watch of its own would."""
-        return self.shared.healthy
-
-    def list(self) -> None:
-        self.shared.list_label(self.label)
-
-    def start(self) -> None:
-        self.shared.start()
-
-    def stop(self) -> None:
-        _detach(self.shared, self.label, self.token)
+            self.objects.pop(key, None)
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
-        return self.shared.snapshot(self.label)
-
-    def put(self, obj: dict[str, Any]) -> None:
-        self.shared.put(obj)
-
-    def forget(self, key: str) -> None:
-        self.shared.forget(key)
-
-
-# ---------------------------------------------------------------------- the shared informers
-
-_SharedKey = tuple[int, str, str, str, "str | None"]
-#: (cluster, group, kind, version, namespace) -> the informer and its attachments (label, token).
-_shared: dict[_SharedKey, tuple[Informer, set[tuple[str, int]]]] = {}
-_shared_lock = threading.Lock()
-_tokens = itertools.count(1)
-
-
-def _attach(cluster: Cluster, resource: ApiResource, resync: float, namespace: str | None, label: str,
-            token: int, on_event: EventHandler) -> Informer:
-    key = (id(cluster), resource.group, resource.kind, resource.version, namespace)
-    with _shared_lock:
-        entry = _shared.get(key)
-        if entry is None:
-            entry = _shared[key] = (Informer(cluster, resource, resync, namespace), set())
-        informer, users = entry
-        users.add((label, token))
-        with informer.lock:
-            informer.handlers.setdefault(label, {})[token] = on_event
-    return informer
-
-
-def _detach(informer: Informer, label: str, token: int) -> None:
-    key = (id(informer.cluster), informer.resource.group, informer.resource.kind, informer.resource.version,
-           informer.namespace)
-    with _shared_lock:
-        entry = _shared.get(key)
-        with informer.lock:
-            mine = informer.handlers.get(label, {})
-            mine.pop(token, None)
-            if not mine:
-                informer.handlers.pop(label, None)
-        if entry is None or entry[0] is not informer:
-            return
-        entry[1].discard((label, token))
-        if not entry[1]:  # the last target using it: stop watching
-            del _shared[key]
-            informer.stop()
+        with self.lock:
+            return dict(self.objects)
 
 
 class LiveCache:
-    """The informers of one target: views of the process's shared informers."""
+    """The informers of one target."""
 
-    def __init__(self, cluster: Cluster, label: str, on_event: EventHandler, resync: float,
+    def __init__(self, cluster: Cluster, selector: str, on_event: EventHandler, resync: float,
                  namespace: str | None = None) -> None:
         self.cluster = cluster
         self.namespace = namespace
-        self.label = label
+        self.selector = selector
         self.on_event = on_event
         self.resync = resync
-        self.informers: dict[tuple[str, str], TargetInformer] = {}
+        self.informers: dict[tuple[str, str], Informer] = {}
         self._lock = threading.Lock()
 
-    def informer(self, resource: ApiResource) -> TargetInformer:
-        """The informer of ``resource``'s kind, listed now if it is new to this target and the shared
-        watch is not running yet (or is broken)."""
+    def informer(self, resource: ApiResource) -> Informer:
+        """The informer of ``resource``'s kind, listed now if it is new or its watch is broken."""
         key = (resource.group, resource.kind)
         with self._lock:
             informer = self.informers.get(key)
@@ -384,16 +209,15 @@ class LiveCache:
                 informer.stop()  # the kind is now served (or preferred) in another version
                 informer = None
             if informer is None:
-                token = next(_tokens)
-                shared = _attach(self.cluster, resource, self.resync,
-                                 self.namespace if resource.namespaced else None, self.label, token, self.on_event)
-                informer = self.informers[key] = TargetInformer(shared, self.label, token)
+                informer = Informer(self.cluster, resource, self.selector, self.on_event, self.resync,
+                                    self.namespace if resource.namespaced else None)
+                self.informers[key] = informer
         if not informer.healthy:
             informer.list()
         informer.start()
         return informer
 
-    def find(self, group: str, kind: str) -> TargetInformer | None:
+    def find(self, group: str, kind: str) -> Informer | None:
         return self.informers.get((group, kind))
 
     def close(self) -> None:
