@@ -170,7 +170,9 @@ def write_tree(root: Path, files: dict[str, tuple[bytes, int]]) -> None:
 def plant(live: Path, victim: Path, links: list[tuple[str, str]]) -> None:
     for where, kind in links:
         path = live / where
-        if not path.parent.is_dir() or path.parent.is_symlink():
+        # plant only where the path stays inside live: a link planted earlier on an ancestor would make
+        # this helper itself delete or replace the victim's files (a false failure of the driver)
+        if not path.parent.is_dir() or not path.parent.resolve().is_relative_to(live.resolve()):
             continue
         try:
             if path.is_dir() and not path.is_symlink():
