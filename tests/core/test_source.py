@@ -6,8 +6,11 @@ import shutil
 import time
 from pathlib import Path
 
+import pytest
+
 from setpoint.api import SyncStatus
 from setpoint.config import SourceConfig
+from setpoint.source import git as git_source
 from setpoint.source.git import GitSource
 from setpoint.testing import FakePlugin, GitRepo
 
@@ -30,6 +33,29 @@ def test_poll_fetches_only_when_the_head_moved(tmp_path: Path, git_repo: GitRepo
     assert tree.name == second and (tree / "a.txt").read_text() == "2"
     assert not (tree / "a.txt").stat().st_mode & 0o222
     assert source.prune_trees(keep=[]) == 1 and not tree.exists()
+
+
+def test_per_commit_caches_stay_bounded_as_heads_move(tmp_path: Path, git_repo: GitRepo,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A daemon following a busy branch keeps answers for a few heads and a bounded number of
+    commits, not one entry per commit it ever saw (issue 24's memory-over-time case)."""
+    monkeypatch.setattr(git_source, "REVISIONS_KEPT", 5)
+    source = GitSource("s", SourceConfig(url=str(git_repo.path)), tmp_path / "cache")
+    heads = []
+    for n in range(12):
+        heads.append(git_repo.commit({f"t{n % 3}/a.txt": str(n)}))
+        head = source.poll().head
+        assert head == heads[-1]
+        source.prime_last_changes(head, [["t0"], ["t1"], ["t2"]])
+        assert source.last_change(head, ["t2"]) == (heads[-1] if n % 3 == 2 else heads[n - (n % 3) - 1] if n >= 3
+                                                     else None)
+        source.revision(head)
+    assert len(source._last_changes) == git_source.LAST_CHANGE_HEADS
+    assert list(source._last_changes)[-1] == heads[-1]
+    assert len(source._revisions) == 5 and list(source._revisions) == heads[-5:]
+    # an evicted head is answered again, correctly, from Git
+    assert source.last_change(heads[0], ["t0"]) == heads[0]
+    assert source.revision(heads[0]).sha == heads[0]
 
 
 def test_unchanged_poll_is_cheap(tmp_path: Path, git_repo: GitRepo) -> None:

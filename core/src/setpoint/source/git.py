@@ -19,6 +19,7 @@ import tarfile
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,6 +51,12 @@ class PollResult:
     previous: str | None = None
 
 
+#: Commits whose metadata a source keeps in memory (least recently used dropped first).
+REVISIONS_KEPT = 1024
+#: Heads whose ``last_change`` answers a source keeps in memory (oldest dropped first).
+LAST_CHANGE_HEADS = 4
+
+
 class GitSource:
     """One configured source (URL + branch). Thread-safe: a lock serialises Git operations."""
 
@@ -65,8 +72,13 @@ class GitSource:
         #: The head this process fetched or found in the cache repository: an unchanged poll of it
         #: needs no ``cat-file`` (one process fewer per poll, half of an idle source's cost).
         self._verified: str | None = None
-        self._revisions: dict[str, Revision] = {}
-        self._last_commit_cache: dict[tuple[str, tuple[str, ...]], str] = {}
+        #: Commit metadata by SHA, least recently used first; bounded so a daemon following a busy
+        #: branch for months does not keep every commit it ever saw.
+        self._revisions: OrderedDict[str, Revision] = OrderedDict()
+        #: ``last_change`` answers per head, oldest head first: only the newest LAST_CHANGE_HEADS heads
+        #: are kept, since every target asks about the current head (and at most a few older ones while a
+        #: pass that started before a poll finishes).
+        self._last_changes: OrderedDict[str, dict[tuple[str, ...], str]] = OrderedDict()
         self.last_error: str | None = None
         self.last_poll_at: float | None = None
         self._env = self._git_env()
@@ -212,12 +224,15 @@ class GitSource:
     def revision(self, sha: str) -> Revision:
         with self._lock:
             if sha in self._revisions:
+                self._revisions.move_to_end(sha)
                 return self._revisions[sha]
             out = self._git("show", "-s", "--format=%H%x00%an%x00%ae%x00%cn%x00%ct%x00%B", sha)
             full, author, email, committer, stamp, message = out.decode(errors="replace").split("\x00", 5)
             revision = Revision(full.strip(), author, email, committer,
                                 datetime.fromtimestamp(int(stamp), UTC), message.strip())
             self._revisions[sha] = revision
+            while len(self._revisions) > REVISIONS_KEPT:
+                self._revisions.popitem(last=False)
             return revision
 
     def has_folder(self, sha: str, path: str) -> bool:
@@ -230,15 +245,24 @@ class GitSource:
 
     def last_change(self, head: str, paths: Iterable[str]) -> str | None:
         """The newest commit at or before ``head`` that touched any of ``paths`` (None: never touched)."""
-        key = (head, tuple(sorted(set(paths))))
+        key = tuple(sorted(set(paths)))
         with self._lock:
-            if key not in self._last_commit_cache:
-                pathspec = [p if p not in ("", ".") else ":/" for p in key[1]]
-                out = self._git("log", "-1", "--format=%H", head, "--", *pathspec).decode().strip()
-                if len(self._last_commit_cache) > 10000:
-                    self._last_commit_cache.clear()
-                self._last_commit_cache[key] = out or ""
-            return self._last_commit_cache[key] or None
+            answers = self._answers_for(head)
+            if key not in answers:
+                pathspec = [p if p not in ("", ".") else ":/" for p in key]
+                answers[key] = self._git("log", "-1", "--format=%H", head, "--", *pathspec).decode().strip()
+            return answers[key] or None
+
+    def _answers_for(self, head: str) -> dict[tuple[str, ...], str]:
+        """The ``last_change`` answers of ``head`` (caller holds the lock); drops the oldest heads."""
+        answers = self._last_changes.get(head)
+        if answers is None:
+            answers = self._last_changes[head] = {}
+            while len(self._last_changes) > LAST_CHANGE_HEADS:
+                self._last_changes.popitem(last=False)
+        else:
+            self._last_changes.move_to_end(head)
+        return answers
 
     def prime_last_changes(self, head: str, path_sets: Iterable[Iterable[str]]) -> None:
         """Resolve :meth:`last_change` for many targets with one walk of the history.
@@ -249,16 +273,17 @@ class GitSource:
         thousand ``git log -1 -- PATH`` processes.
         """
         with self._lock:
-            wanted: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
-            pending: set[tuple[str, tuple[str, ...]]] = set()
+            answers = self._answers_for(head)
+            wanted: dict[str, list[tuple[str, ...]]] = {}
+            pending: set[tuple[str, ...]] = set()
             for paths in path_sets:
-                key = (head, tuple(sorted(set(paths))))
-                if key in self._last_commit_cache:
+                key = tuple(sorted(set(paths)))
+                if key in answers:
                     continue
-                if any(p in ("", ".") for p in key[1]):
+                if any(p in ("", ".") for p in key):
                     continue  # the whole repository: the head itself, resolved lazily
                 pending.add(key)
-                for path in key[1]:
+                for path in key:
                     wanted.setdefault(path.strip("/"), []).append(key)
             if not pending:
                 return
@@ -279,7 +304,7 @@ class GitSource:
                     for depth in range(1, len(parts) + 1):
                         for key in wanted.get("/".join(parts[:depth]), ()):
                             if key in pending:
-                                self._last_commit_cache[key] = current
+                                answers[key] = current
                                 pending.discard(key)
                     if not pending:
                         break
@@ -287,7 +312,7 @@ class GitSource:
                 proc.kill()
                 proc.wait()
             for key in pending:  # never touched: no commit
-                self._last_commit_cache[key] = ""
+                answers[key] = ""
 
     def changed(self, old: str, new: str, paths: Iterable[str]) -> bool:
         pathspec = [p if p not in ("", ".") else ":/" for p in paths]
