@@ -135,7 +135,7 @@ def _takeover(ctx: Ctx, url: str, password: str, count: int, ttl: float) -> Row:
             store = StateStore(state)
             try:
                 _wait(lambda store=store: len({r["owner"] for r in store._query(
-                    "SELECT owner FROM leases WHERE expires_at > 0")}) == 2, 60)
+                    "SELECT owner FROM leases WHERE expires_at > 0 AND target NOT LIKE 'duty:%'")}) == 2, 60)
             finally:
                 store.close()
             os.kill(procs[0].pid, signal.SIGKILL)

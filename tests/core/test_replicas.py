@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from setpoint.state import StateStore
-from setpoint.state.replicas import LeaseLost, Replicas, dependency_groups, rendezvous
+from setpoint.state.replicas import DUTIES, LeaseLost, Replicas, dependency_groups, rendezvous
 
 pytestmark = pytest.mark.postgresql
 
@@ -154,3 +154,34 @@ def test_a_wake_for_a_target_another_replica_owns_is_passed_to_it(tmp_path: Any,
     assert scheduler._due == {}, "not queued here"
     assert engine.store.take_wakeups() == [("edge", "ops")], "passed on to the owner"
     engine.close()
+
+
+def test_a_duty_is_held_by_one_live_replica_and_moves_when_it_dies(stores: Any) -> None:
+    """duty:notify (the digests) is a lease like a target's: one holder among the live replicas, taken
+    over with a higher token when the holder stops beating, and fenced like an apply."""
+    (duty,) = DUTIES
+    replicas = {n: replica(stores, n, ttl=1.0) for n in ("a", "b", "c")}
+    for _ in range(2):
+        for r in replicas.values():
+            r.beat()
+    holders = [n for n, r in replicas.items() if r.holds(duty)]
+    assert len(holders) == 1, holders
+    holder = replicas[holders[0]]
+    assert duty not in holder.owned(), "a duty is not a target: the engine never reconciles it"
+    token = holder._owned[duty]
+    holder.store.take_due_digests(None, fence=lambda db: holder.check_fence(db, duty))  # the holder passes
+    time.sleep(1.2)  # the holder is frozen (SIGSTOP) past the TTL; the others go on
+    others = [r for n, r in replicas.items() if n != holders[0]]
+    for _ in range(2):
+        for r in others:
+            r.beat()
+    (successor,) = [r for r in others if r.holds(duty)]
+    assert successor._owned[duty] > token, "taken over with a higher fencing token"
+    assert not holder.holds(duty), "the frozen holder knows its lease lapsed"
+    holder.store.add_to_digest("sha1", "t01", "deployed", {})
+    with pytest.raises(LeaseLost):
+        holder.store.take_due_digests(None, fence=lambda db: holder.check_fence(db, duty))
+    due = successor.store.take_due_digests(None, fence=lambda db: successor.check_fence(db, duty))
+    assert [d[0] for d in due] == ["sha1"], "the stale holder's refused take left the digest to the successor"
+    for r in replicas.values():
+        r.stop()

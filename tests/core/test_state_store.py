@@ -140,6 +140,79 @@ def test_intents_wakeups_meta_and_batch_rollback(store: StateStore) -> None:
     assert store.ping()
 
 
+def test_notification_keys_are_claimed_once_and_released_once(location: Path | str) -> None:
+    """Two processes on one state (two replicas): a key is sent by one of them, a recovery announced by one."""
+    first, second = StateStore(location), StateStore(location)
+    assert first.claim_notification("a", "sha1", "failed")
+    assert not second.claim_notification("a", "sha1", "failed"), "the other replica already sent it"
+    assert second.claim_notification("a", "sha2", "failed") and second.claim_notification("b", "sha1", "failed")
+    assert sorted(first.sent_notifications()) == [("a", "sha1", "failed"), ("a", "sha2", "failed"),
+                                                  ("b", "sha1", "failed")]
+    assert second.release_notifications("a", "failed") == 2
+    assert first.release_notifications("a", "failed") == 0, "released once: one recovery message"
+    assert first.claim_notification("a", "sha1", "failed"), "a new streak alerts again"
+    # repeat_after: sent again only once the previous send is that old
+    assert first.claim_notification("c", "sha1", "drift_detected", repeat_after=3600)
+    assert not second.claim_notification("c", "sha1", "drift_detected", repeat_after=3600)
+    assert second.claim_notification("c", "sha1", "drift_detected", repeat_after=0)
+    first.close()
+    second.close()
+
+
+def test_a_digest_gathers_every_writer_and_is_taken_once(location: Path | str) -> None:
+    first, second = StateStore(location), StateStore(location)
+    about = {"author": "Alice", "subject": "v2"}
+    first.add_to_digest("sha1", "a", "deployed", about)
+    second.add_to_digest("sha1", "b", "deployed", about)
+    second.add_to_digest("sha1", "c", "failed", about, only_if_open=True)
+    second.add_to_digest("sha2", "c", "failed", about, only_if_open=True)  # opens nothing on its own
+    assert first.take_due_digests(started_before=time.time() - 60) == [], "not due yet"
+    (due,) = second.take_due_digests(started_before=time.time() + 1)
+    assert due == ("sha1", about, {"a": "deployed", "b": "deployed", "c": "failed"})
+    assert first.take_due_digests(None) == [], "taken once"
+    first.add_to_digest("sha1", "d", "deployed", about)  # a late deploy after the digest went out
+    assert first.take_due_digests(None) == [] and second.take_due_digests(None) == [], "never a second digest"
+
+    def refuse(db: Any) -> None:
+        raise StateError("not the holder")
+    first.add_to_digest("sha3", "a", "deployed", about)
+    with pytest.raises(StateError):
+        first.take_due_digests(None, fence=refuse)
+    assert [d[0] for d in second.take_due_digests(None)] == ["sha3"], "a refused take leaves the digest in place"
+    first.close()
+    second.close()
+
+
+def test_schema_5_notification_memory_moves_to_its_table(tmp_path: Path) -> None:
+    """An installation from before the shared memory: its keys (a JSON list in meta) are imported once."""
+    import json
+    import sqlite3
+
+    from setpoint.builtin.notify import SENT_KEYS, _import_legacy_keys
+
+    path = tmp_path / "state.db"
+    conn = sqlite3.connect(path)
+    for script in SQLITE_MIGRATIONS[:5]:
+        conn.executescript(script)
+    conn.execute("PRAGMA user_version = 5")
+    conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)",
+                 (SENT_KEYS, json.dumps([["app", "sha1", "failed"], ["*", "sha0", "digest"]]).encode()))
+    conn.commit()
+    conn.close()
+    store = StateStore(path)
+    assert store.schema_version == len(SQLITE_MIGRATIONS) == 6
+
+    class View:
+        pass
+    view = View()
+    view.store = store  # type: ignore[attr-defined]
+    _import_legacy_keys(view)  # type: ignore[arg-type]
+    assert sorted(store.sent_notifications()) == [("*", "sha0", "digest"), ("app", "sha1", "failed")]
+    assert store.get_meta(SENT_KEYS) is None
+    assert not store.claim_notification("app", "sha1", "failed"), "what the old process sent is not sent again"
+    store.close()
+
+
 @pytest.mark.postgresql
 def test_migrate_sqlite_to_postgresql_and_back_keeps_the_audit(tmp_path: Path, pg_state_url: str) -> None:
     sqlite = StateStore(tmp_path / "old" / "state.db")
@@ -152,6 +225,8 @@ def test_migrate_sqlite_to_postgresql_and_back_keeps_the_audit(tmp_path: Path, p
     sqlite.set_apply_intent("t2", {"plan_id": "p9"})
     sqlite.write_memory("t1", {"m": "1"})
     sqlite.pause("t3", "why", "ann", None)
+    sqlite.claim_notification("t1", "sha", "failed")
+    sqlite.add_to_digest("sha", "t1", "deployed", {"subject": "s"})
     source_entries = [e.to_dict() for e in sqlite.audit_entries()]
     pg = StateStore(pg_state_url)
     copied = copy_state(sqlite, pg)
@@ -162,6 +237,8 @@ def test_migrate_sqlite_to_postgresql_and_back_keeps_the_audit(tmp_path: Path, p
     assert pg.inventory("t1")["k"].secret_paths == ("x",)
     assert pg.held_plans("t1")[0].id == held.id and pg.apply_intent("t2") == {"plan_id": "p9"}
     assert pg.memory("t1") == {"m": "1"} and pg.get_pause("t3").reason == "why"  # type: ignore[union-attr]
+    assert not pg.claim_notification("t1", "sha", "failed"), "the notifications' memory came along"
+    assert pg.take_due_digests(None) == [("sha", {"subject": "s"}, {"t1": "deployed"})]
     assert pg.audit("apply", target="new") > source_entries[-1]["id"]  # new ids continue after the copied ones
     assert pg.hold_plan("t9", "p2", "sha", "x", []).id > held.id
     sqlite.close()

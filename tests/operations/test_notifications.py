@@ -383,3 +383,38 @@ def test_a_restarted_process_does_not_resend(tmp_path: Path, git_repo: GitRepo, 
         engine.close()
     # each process reverted a drift at the same revision: one message in all
     assert sorted(r.json["event"] for r in receiver.at("/hook")) == ["digest", "drift_repaired"]
+
+
+def test_policies_sharing_one_state_behave_as_one(tmp_path: Path) -> None:
+    """Two processes on one state (a takeover between replicas, in small): the memory in the state store
+    is theirs together, so an alert is not repeated, a recovery is sent once, and a commit's digest
+    names both processes' targets and is sent once."""
+    from setpoint.builtin.notify.shared import DUTY, SharedMemory
+    from setpoint.state import StateStore
+
+    stores = [StateStore(tmp_path / "state.db") for _ in range(2)]
+    a, b = (NoisePolicy(threshold=1, digest_window=0, memory=SharedMemory(s, poll=0)) for s in stores)
+    assert [n.event for n in a.outcome(outcome(error="down"))] == ["failed"]
+    assert b.outcome(outcome(error="still down")) == [], "b took the target over: a already alerted"
+    assert [n.event for n in b.outcome(outcome())] == ["recovered"], "b announces the recovery a's alert asked for"
+    assert a.outcome(outcome()) == [], "once"
+    other = TargetInfo("db", "fake", "repo", "db")
+    apply_ok = ({"action": "apply", "count": 1, "result": "ok"},)
+    assert a.outcome(outcome(revision=REV2, actions=apply_ok)) == []
+    assert b.outcome(outcome(target=other, revision=REV2, actions=apply_ok)) == []
+    (digest,) = a.due_digests() + b.due_digests()
+    assert digest.targets == {"app": "deployed", "db": "deployed"} and "Second" in digest.text and "Bob" in digest.text
+
+    class NotHolding:
+        def holds(self, name: str) -> bool:
+            assert name == DUTY
+            return False
+
+        def check_fence(self, db: Any, target: str) -> dict[str, Any]:
+            raise AssertionError("never asked without the duty")
+    c = NoisePolicy(threshold=1, digest_window=0, memory=SharedMemory(stores[0], NotHolding(), poll=0))
+    assert c.outcome(outcome(revision=REV1, actions=apply_ok)) == []
+    assert c.due_digests() == [] and c.due_digests(force=True) == [], "only the duty's holder sends digests"
+    assert [d.revision for d in a.due_digests()] == [REV1.sha]
+    for s in stores:
+        s.close()

@@ -100,6 +100,19 @@ SQLITE_MIGRATIONS: list[str] = [
     CREATE TABLE replicas (id TEXT PRIMARY KEY, host TEXT, pid INTEGER, started_at REAL, heartbeat_at REAL);
     CREATE TABLE leases (target TEXT PRIMARY KEY, owner TEXT NOT NULL, token INTEGER NOT NULL, expires_at REAL NOT NULL);
     """,
+    # 6: the notifications' memory, shared by every replica of a state: which (target, revision, event)
+    # messages were sent, and the commits' digests being gathered (one row per target that deployed it)
+    """
+    CREATE TABLE notify_sent (
+        target TEXT NOT NULL, revision TEXT NOT NULL, event TEXT NOT NULL, sent_at REAL NOT NULL,
+        PRIMARY KEY (target, revision, event)
+    );
+    CREATE INDEX notify_sent_time ON notify_sent (sent_at);
+    CREATE TABLE notify_digest (
+        revision TEXT NOT NULL, target TEXT NOT NULL, result TEXT NOT NULL, at REAL NOT NULL, about TEXT,
+        PRIMARY KEY (revision, target)
+    );
+    """,
 ]
 
 
@@ -204,6 +217,17 @@ POSTGRES_MIGRATIONS: list[str] = [
     );
     CREATE TABLE leases (
         target TEXT PRIMARY KEY, owner TEXT NOT NULL, token BIGINT NOT NULL, expires_at DOUBLE PRECISION NOT NULL
+    );
+    """,
+    """
+    CREATE TABLE notify_sent (
+        target TEXT NOT NULL, revision TEXT NOT NULL, event TEXT NOT NULL, sent_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (target, revision, event)
+    );
+    CREATE INDEX notify_sent_time ON notify_sent (sent_at);
+    CREATE TABLE notify_digest (
+        revision TEXT NOT NULL, target TEXT NOT NULL, result TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, about TEXT,
+        PRIMARY KEY (revision, target)
     );
     """,
 ]

@@ -14,6 +14,9 @@ stops a replica which lost a target from applying to it.
   (``StateStore.set_apply_intent``) and fails unless this replica still holds the lease with the token it
   was granted, unexpired. A replica that was paused (SIGSTOP) past its TTL and resumes finds its
   token stale and applies nothing; the intent is never written, so the driver is never called.
+* Duties done once per cluster (``duty:notify``: the notifications' digests) are leases too, hashed over
+  the live replicas like a target; :meth:`Replicas.holds` says whether this replica has one, and
+  :meth:`Replicas.check_fence` guards the duty's writes as it guards an apply.
 
 With a SQLite state there is one process (the ``owner.lock`` flock of :mod:`setpoint.state.owner`): it
 owns every target and no fence is needed.
@@ -35,7 +38,10 @@ from typing import Any
 from setpoint.errors import StateError
 from setpoint.state.store import LeaseLost, StateStore
 
-__all__ = ["Borrower", "LeaseLost", "OwnedElsewhere", "Replicas", "dependency_groups", "rendezvous"]
+__all__ = ["DUTIES", "Borrower", "LeaseLost", "OwnedElsewhere", "Replicas", "dependency_groups", "rendezvous"]
+
+#: The cluster-wide duties each replica may hold (lease names; never a target's name, which has no colon).
+DUTIES = ("duty:notify",)
 
 log = logging.getLogger("setpoint.replicas")
 
@@ -89,6 +95,7 @@ class Replicas:
         self.ttl = ttl
         self.id = replica_id or f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:6]}"
         self.groups = dependency_groups(depends_on)
+        self.duties: tuple[str, ...] = DUTIES
         self._on_claimed = on_claimed or (lambda name: None)
         self._busy = busy or (lambda name: False)
         #: ("target", name) when a wake-up was requested, ("source", name) when a webhook reached a replica
@@ -112,11 +119,15 @@ class Replicas:
         with self._lock:
             return target in self._owned and time.monotonic() - self._renewed < self.ttl
 
+    def holds(self, duty: str) -> bool:
+        """This replica holds the lease of ``duty`` (one of :data:`DUTIES`) now."""
+        return self.owns(duty)
+
     def owned(self) -> set[str]:
         with self._lock:
             if time.monotonic() - self._renewed >= self.ttl:
                 return set()
-            return set(self._owned)
+            return {name for name in self._owned if name not in DUTIES}
 
     def check_fence(self, db: Any, target: str) -> dict[str, Any]:
         """Inside the intent's transaction: the lease is still ours, with our token, unexpired. The row
@@ -206,6 +217,7 @@ class Replicas:
                 _t("UPDATE leases SET expires_at = NOW + ? WHERE owner = ? AND expires_at > NOW "
                    "RETURNING target, token"), (self.ttl, self.id)).fetchall()}
             wanted = {t for t, g in self.groups.items() if rendezvous(g, self.live) == self.id}
+            wanted |= {d for d in self.duties if rendezvous(d, self.live) == self.id}
             for target in sorted(set(held) - wanted):
                 if not self._busy(target):  # a running reconcile keeps its lease until it ends
                     db.execute("UPDATE leases SET expires_at = 0 WHERE target = ? AND owner = ?", (target, self.id))
@@ -228,6 +240,10 @@ class Replicas:
 
         self._tx(work)
         for target in claimed:
+            if target in DUTIES:
+                log.info("%s: lease claimed (token %d); this replica does it for the cluster", target,
+                         self._owned.get(target, 0))
+                continue
             log.info("target %s: lease claimed (token %d)", target, self._owned.get(target, 0))
             self._on_claimed(target)
 

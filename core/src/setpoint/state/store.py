@@ -39,6 +39,10 @@ from setpoint.state.status import AuditAction, TargetStatus
 MIGRATIONS = SQLITE_MIGRATIONS
 
 
+#: Notification keys remembered at most (the oldest forgotten first; a failure streak's alert is kept).
+MAX_NOTIFY_KEYS = 4096
+
+
 class LeaseLost(StateError):
     """With several replicas: this one no longer holds the target's lease, so it must not apply."""
 
@@ -121,6 +125,7 @@ class StateStore:
     def __init__(self, location: Path | str) -> None:
         self._lock = threading.RLock()
         self._depth = 0
+        self._claims = 0
         self.path: Path | None = None
         #: Set by several replicas (setpoint.state.replicas): run inside the transaction of every apply
         #: intent; raises when this process may no longer apply to the target, else says who writes.
@@ -236,6 +241,10 @@ class StateStore:
         with self._tx() as db:
             db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                        (key, value))
+
+    def delete_meta(self, key: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM meta WHERE key = ?", (key,))
 
     def ping(self) -> bool:
         try:
@@ -482,6 +491,84 @@ class StateStore:
             elif rows:
                 db.execute("DELETE FROM wakeups WHERE id <= ?", (rows[-1]["id"],))
         return [(r["target"], r["reason"]) for r in rows]
+
+    # ------------------------------------------------------------------ notifications' memory (every replica's)
+
+    def claim_notification(self, target: str, revision: str, event: str, repeat_after: float | None = None,
+                           fence: Callable[[Backend], Any] | None = None) -> bool:
+        """True, and remembered for every replica, when the (target, revision, event) message was not sent
+        yet (or, with ``repeat_after``, not within that many seconds): the caller then sends it. One
+        statement, so of two replicas claiming the same key exactly one wins. ``fence`` runs first in the
+        same transaction (a duty's lease check) and raises to refuse."""
+        with self._tx() as db:
+            if fence is not None:
+                fence(db)
+            return self._claim(db, target, revision, event, repeat_after)
+
+    def _claim(self, db: Backend, target: str, revision: str, event: str, repeat_after: float | None) -> bool:
+        now = time.time()
+        if repeat_after is None:
+            row = db.execute("INSERT INTO notify_sent (target, revision, event, sent_at) VALUES (?, ?, ?, ?) "
+                             "ON CONFLICT (target, revision, event) DO NOTHING RETURNING sent_at",
+                             (target, revision, event, now)).fetchone()
+        else:
+            row = db.execute("INSERT INTO notify_sent (target, revision, event, sent_at) VALUES (?, ?, ?, ?) "
+                             "ON CONFLICT (target, revision, event) DO UPDATE SET sent_at = excluded.sent_at "
+                             "WHERE notify_sent.sent_at <= ? RETURNING sent_at",
+                             (target, revision, event, now, now - repeat_after)).fetchone()
+        if row is not None:
+            self._claims += 1
+            if self._claims % 256 == 0:  # bounded: the oldest keys are forgotten, never a streak's alert
+                db.execute("DELETE FROM notify_sent WHERE event <> 'failed' AND sent_at < (SELECT sent_at FROM "
+                           "notify_sent ORDER BY sent_at DESC LIMIT 1 OFFSET ?)", (MAX_NOTIFY_KEYS,))
+        return row is not None
+
+    def release_notifications(self, target: str, event: str) -> int:
+        """Forget the target's ``event`` keys (a recovery ends a failure streak); how many there were. Of
+        two replicas releasing at once only one sees them: that one announces the recovery."""
+        with self._tx() as db:
+            return len(db.execute("DELETE FROM notify_sent WHERE target = ? AND event = ? RETURNING revision",
+                                  (target, event)).fetchall())
+
+    def has_notifications(self, target: str, event: str) -> bool:
+        return bool(self._query("SELECT 1 FROM notify_sent WHERE target = ? AND event = ? LIMIT 1", (target, event)))
+
+    def sent_notifications(self) -> list[tuple[str, str, str]]:
+        return [(r[0], r[1], r[2]) for r in self._query("SELECT target, revision, event FROM notify_sent ORDER BY sent_at")]
+
+    def add_to_digest(self, revision: str, target: str, result: str, about: dict[str, Any],
+                      only_if_open: bool = False) -> None:
+        """Add a target's result to the digest of ``revision`` that every replica gathers; with
+        ``only_if_open``, only when another target already opened it."""
+        with self._tx() as db:
+            if only_if_open and db.execute("SELECT 1 FROM notify_digest WHERE revision = ? LIMIT 1",
+                                           (revision,)).fetchone() is None:
+                return
+            db.execute("INSERT INTO notify_digest (revision, target, result, at, about) VALUES (?, ?, ?, ?, ?) "
+                       "ON CONFLICT (revision, target) DO UPDATE SET result = excluded.result",
+                       (revision, target, result, time.time(), json.dumps(about)))
+
+    def take_due_digests(self, started_before: float | None, repeat_after: float | None = None,
+                         fence: Callable[[Backend], Any] | None = None) -> list[tuple[str, dict[str, Any], dict[str, str]]]:
+        """The digests opened before ``started_before`` (all with None), removed, each with its digest
+        key claimed (a digest whose key another process claimed is dropped): (revision, about, target ->
+        result). One transaction, after ``fence``: the claim and the removal land together or not at all."""
+        with self._tx() as db:
+            if fence is not None:
+                fence(db)
+            if started_before is None:
+                shas = [r[0] for r in db.execute("SELECT DISTINCT revision FROM notify_digest").fetchall()]
+            else:
+                shas = [r[0] for r in db.execute("SELECT revision FROM notify_digest GROUP BY revision "
+                                                 "HAVING min(at) <= ?", (started_before,)).fetchall()]
+            due = []
+            for sha in sorted(shas):
+                rows = db.execute("DELETE FROM notify_digest WHERE revision = ? RETURNING target, result, at, about",
+                                  (sha,)).fetchall()
+                if rows and self._claim(db, "*", sha, "digest", repeat_after):
+                    first = min(rows, key=lambda r: r[2])
+                    due.append((sha, json.loads(first[3] or "{}"), {r[0]: r[1] for r in rows}))
+            return due
 
     # ------------------------------------------------------------------ outputs of targets (for dependants)
 

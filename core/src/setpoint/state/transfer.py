@@ -28,6 +28,8 @@ TABLES: dict[str, tuple[str, ...]] = {
               "duration", "actor", "details"),
     "outputs": ("target", "data", "updated_at"),
     "target_memory": ("target", "key", "value"),
+    "notify_sent": ("target", "revision", "event", "sent_at"),
+    "notify_digest": ("revision", "target", "result", "at", "about"),
 }
 #: tables whose ``id`` the destination must continue after
 IDENTITY_TABLES = ("held_plans", "audit")

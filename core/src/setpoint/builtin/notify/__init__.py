@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from setpoint.builtin.engine_view import EngineView
 
 log = logging.getLogger("setpoint.notify")
-#: Key in the state store's meta table: the (target, revision, event) messages already sent, so a
-#: restarted (or crash-looping) setpoint does not send them again.
+#: Key in the state store's meta table where schema 5 and earlier kept the sent (target, revision, event)
+#: keys; they now live in the notify_sent table (setpoint.builtin.notify.shared), imported once.
 SENT_KEYS = "notify.sent_keys"
 
 
@@ -70,20 +70,18 @@ class NotifyPlugin:
     def start(self, engine: EngineView, backoff: float = 0.5) -> None:
         """Build the configured notifiers (raises ConfigError) and start sending."""
         from setpoint.builtin.notify.setup import build_routes
+        from setpoint.builtin.notify.shared import SharedMemory
 
         routes = build_routes(engine.config, engine.registry)
+        if not routes:
+            return  # nobody to tell: no memory to keep either (no write per reconcile for nothing)
         settings = engine.config.notifications
-        def remember(keys: list[tuple[str, str, str]]) -> None:
-            engine.store.set_meta(SENT_KEYS, json.dumps(keys).encode())
-
+        # with several replicas (a PostgreSQL state) the cluster's duties are leases: the digests are
+        # sent by the replica holding duty:notify; on SQLite the one process holds every duty
+        memory = SharedMemory(engine.store, getattr(engine, "leases", None))
         policy = NoisePolicy(settings.failure_threshold, settings.repeat_after, settings.digest.enabled,
-                             settings.digest.window, remember=remember)
-        stored = engine.store.get_meta(SENT_KEYS)
-        if stored:
-            try:
-                policy.restore([(str(t), str(r), str(e)) for t, r, e in json.loads(stored)])
-            except (ValueError, TypeError):
-                log.warning("the stored notification memory is unreadable; starting afresh")
+                             settings.digest.window, memory=memory)
+        _import_legacy_keys(engine)
         for name, status in engine.store.all_status().items():
             if status.consecutive_failures:
                 policy.resume_from(name, status.consecutive_failures, status.revision)
@@ -95,6 +93,21 @@ class NotifyPlugin:
         if self.dispatcher is not None:
             self.dispatcher.stop()
         self.policy = self.dispatcher = None
+
+
+def _import_legacy_keys(engine: EngineView) -> None:
+    """Up to schema 5 the sent keys were one JSON list in the meta table: move them to notify_sent once."""
+    stored = engine.store.get_meta(SENT_KEYS)
+    if stored is None:
+        return
+    try:
+        keys = [(str(t), str(r), str(e)) for t, r, e in json.loads(stored)]
+    except (ValueError, TypeError):
+        log.warning("the stored notification memory is unreadable; starting afresh")
+        keys = []
+    for key in keys:
+        engine.store.claim_notification(*key)
+    engine.store.delete_meta(SENT_KEYS)
 
 
 def make_plugin() -> NotifyPlugin:

@@ -79,7 +79,8 @@ class Dispatcher:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Send pending digests and queued messages (bounded by ``timeout``), then stop."""
+        """Send pending digests (a process alone on its state; with several replicas they stay stored for
+        the next holder of the duty) and queued messages (bounded by ``timeout``), then stop."""
         self.submit(self.policy.due_digests(force=True))
         self.drain(timeout)
         self._stop.set()

@@ -1,4 +1,8 @@
-"""Noise control: which outcomes and events become messages, decided without any I/O.
+"""Noise control: which outcomes and events become messages.
+
+What was sent and the digests being gathered live in a :class:`NoiseMemory`: this process's
+(:class:`LocalMemory`, no I/O) or the state store's, shared by every replica
+(``setpoint.builtin.notify.shared``); the rules below are the same with either.
 
 The rules (docs/operations.md, "Noise control"), learnt from the complaints about Flux and Argo CD
 notifications (a message per sync, timestamps defeating de-duplication, no thresholds):
@@ -21,7 +25,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from setpoint.api import Notification, Outcome, Revision, TargetInfo
 from setpoint.secrets import scrub
@@ -57,50 +61,55 @@ class _Digest:
     targets: dict[str, str] = field(default_factory=dict)
 
 
-class NoisePolicy:
-    """Turns outcomes and events into notifications. Thread-safe; the clock is injectable for tests."""
+#: A due digest: the commit and each target's result.
+DueDigest = tuple[Revision, dict[str, str]]
 
-    def __init__(self, threshold: int = 3, repeat_after: float | None = None, digest: bool = True,
-                 digest_window: float = 30.0, clock: Callable[[], float] = time.monotonic,
+
+class NoiseMemory(Protocol):
+    """What was sent, and the digests being gathered: in this process (:class:`LocalMemory`) or in the
+    state store, shared by every replica (``setpoint.builtin.notify.shared``)."""
+
+    #: True when the memory is this process's alone: a restart may claim a streak's alert for the
+    #: previous process, and a stop may send the digests not yet due.
+    local: bool
+
+    def claim(self, key: tuple[str, str, str], repeat_after: float | None) -> bool:
+        """True (and remembered) when ``key`` was not sent yet: the caller sends it."""
+        ...
+
+    def release(self, target: str, event: str) -> bool:
+        """Forget the target's ``event`` keys; True when there were any."""
+        ...
+
+    def add_to_digest(self, revision: Revision, target: str, result: str, only_if_open: bool) -> None: ...
+
+    def due_digests(self, window: float, force: bool, repeat_after: float | None) -> list[DueDigest]:
+        """Digests opened at least ``window`` seconds ago (all of them with ``force``), each with its
+        ("*", sha, "digest") key claimed, removed from the memory."""
+        ...
+
+
+class LocalMemory:
+    """The memory of one process, kept over a restart through ``remember`` (every key after a new one)."""
+
+    local = True
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
                  remember: Callable[[list[tuple[str, str, str]]], None] | None = None) -> None:
-        self.threshold = threshold
-        self.repeat_after = repeat_after
-        self.digest = digest
-        self.digest_window = digest_window
         self.clock = clock
-        self._targets: dict[str, _TargetState] = {}
         self._sent: OrderedDict[tuple[str, str, str], float] = OrderedDict()
         self._digests: dict[str, _Digest] = {}
-        self._lock = threading.Lock()
-        #: Called with every remembered key after a new one is added, to keep them over a restart.
         self._remember = remember
 
     def restore(self, keys: list[tuple[str, str, str]]) -> None:
-        """Keys a previous process sent (from ``remember``): not sent again by this one. With
-        ``repeat_after`` their age counts from now."""
-        with self._lock:
-            now = self.clock()
-            for key in keys[-MAX_KEYS:]:
-                self._sent[key] = now
+        now = self.clock()
+        for key in keys[-MAX_KEYS:]:
+            self._sent[key] = now
 
-    def resume_from(self, target: str, failures: int, revision: str | None) -> None:
-        """Carry a failure streak over a restart (from the stored status): a streak already past the
-        threshold was alerted by the previous process, so it is not alerted again, and its
-        recovery is still announced."""
-        with self._lock:
-            state = self._targets.setdefault(target, _TargetState())
-            state.failures = failures
-            if failures >= self.threshold:
-                state.alerted = True
-                self._first(target, revision or "-", "failed")
-
-    # ------------------------------------------------------------------ de-duplication
-
-    def _first(self, target: str, revision: str, event: str) -> bool:
-        """True (and remembered) when this (target, revision, event) was not sent yet."""
-        key, now = (target, revision, event), self.clock()
+    def claim(self, key: tuple[str, str, str], repeat_after: float | None) -> bool:
+        now = self.clock()
         sent = self._sent.get(key)
-        if sent is not None and (self.repeat_after is None or now - sent < self.repeat_after):
+        if sent is not None and (repeat_after is None or now - sent < repeat_after):
             return False
         self._sent[key] = now
         self._sent.move_to_end(key)
@@ -110,12 +119,72 @@ class NoisePolicy:
             self._remember(list(self._sent))
         return True
 
-    def _forget(self, target: str, event: str) -> None:
+    def release(self, target: str, event: str) -> bool:
         forgotten = [k for k in self._sent if k[0] == target and k[2] == event]
         for key in forgotten:
             del self._sent[key]
         if forgotten and self._remember is not None:
             self._remember(list(self._sent))
+        return bool(forgotten)
+
+    def add_to_digest(self, revision: Revision, target: str, result: str, only_if_open: bool) -> None:
+        if only_if_open and revision.sha not in self._digests:
+            return
+        self._digests.setdefault(revision.sha, _Digest(self.clock(), revision)).targets[target] = result
+
+    def due_digests(self, window: float, force: bool, repeat_after: float | None) -> list[DueDigest]:
+        now, out = self.clock(), []
+        for sha, digest in list(self._digests.items()):
+            if force or now - digest.started >= window:
+                del self._digests[sha]
+                if self.claim(("*", sha, "digest"), repeat_after):
+                    out.append((digest.revision, digest.targets))
+        return out
+
+
+class NoisePolicy:
+    """Turns outcomes and events into notifications. Thread-safe; the clock is injectable for tests."""
+
+    def __init__(self, threshold: int = 3, repeat_after: float | None = None, digest: bool = True,
+                 digest_window: float = 30.0, clock: Callable[[], float] = time.monotonic,
+                 remember: Callable[[list[tuple[str, str, str]]], None] | None = None,
+                 memory: NoiseMemory | None = None) -> None:
+        self.threshold = threshold
+        self.repeat_after = repeat_after
+        self.digest = digest
+        self.digest_window = digest_window
+        self.clock = clock
+        self._targets: dict[str, _TargetState] = {}
+        self._lock = threading.Lock()
+        self.memory: NoiseMemory = memory if memory is not None else LocalMemory(clock, remember)
+
+    def restore(self, keys: list[tuple[str, str, str]]) -> None:
+        """Keys a previous process sent (from ``remember``): not sent again by this one. With
+        ``repeat_after`` their age counts from now."""
+        with self._lock:
+            if isinstance(self.memory, LocalMemory):
+                self.memory.restore(keys)
+
+    def resume_from(self, target: str, failures: int, revision: str | None) -> None:
+        """Carry a failure streak over a restart (from the stored status): a streak already past the
+        threshold was alerted by the previous process, so it is not alerted again, and its
+        recovery is still announced. A shared memory knows that itself (the alert's key is there or
+        not): claiming it here could swallow the alert another replica is about to send."""
+        with self._lock:
+            state = self._targets.setdefault(target, _TargetState())
+            state.failures = failures
+            if failures >= self.threshold and self.memory.local:
+                state.alerted = True
+                self._first(target, revision or "-", "failed")
+
+    # ------------------------------------------------------------------ de-duplication
+
+    def _first(self, target: str, revision: str, event: str) -> bool:
+        """True (and remembered) when this (target, revision, event) was not sent yet."""
+        return self.memory.claim((target, revision, event), self.repeat_after)
+
+    def _forget(self, target: str, event: str) -> bool:
+        return self.memory.release(target, event)
 
     # ------------------------------------------------------------------ outcomes
 
@@ -139,16 +208,23 @@ class NoisePolicy:
                 out.append(self._failed(o, state.failures))
             # a failed deploy joins its commit's digest only if other targets deployed that commit:
             # a lone failure is the threshold's business, not a digest of its own
-            if deployed and o.revision is not None and o.revision.sha in self._digests:
-                self._digests[o.revision.sha].targets[name] = "failed"
+            if deployed and o.revision is not None and self.digest:
+                self.memory.add_to_digest(o.revision, name, "failed", only_if_open=True)
             return out
-        if state.alerted:
+        # forgetting the alert's keys ends the streak, so a later failure alerts again. A shared memory
+        # alone knows whether an alert went out (maybe from another replica, before a takeover), and
+        # of two replicas only the one that removes the keys announces the recovery
+        if self.memory.local:
+            recovered = state.alerted
+            if recovered:
+                self._forget(name, "failed")
+        else:
+            recovered = self._forget(name, "failed")
+        if recovered:
             out.append(self._message("recovered", "info", info, o.revision,
                                      f"{name}: recovered",
                                      f"Target {name} ({info.kind}) reconciles again at {_describe(o.revision)} "
                                      f"after {state.failures} failed attempt(s); it is {o.sync.value} and {o.health.value}."))
-            # a later failure streak, even at this same revision, must alert again
-            self._forget(name, "failed")
         state.failures, state.alerted = 0, False
         out.extend(self._drift(o, rev))
         held = [a for a in o.actions if a.get("action") == "held"]
@@ -198,30 +274,25 @@ class NoisePolicy:
                 out.append(self._message("deployed", "info", o.target, o.revision, f"{o.target.name}: deployed",
                                          f"{o.target.name} now runs {_describe(o.revision)}."))
             return
-        digest = self._digests.setdefault(o.revision.sha, _Digest(self.clock(), o.revision))
-        digest.targets[o.target.name] = result
+        self.memory.add_to_digest(o.revision, o.target.name, result, only_if_open=False)
 
     def due_digests(self, force: bool = False) -> list[Notification]:
         """Digests whose window has passed (all of them with ``force``, at shutdown)."""
         with self._lock:
-            now, out = self.clock(), []
-            for sha, digest in list(self._digests.items()):
-                if force or now - digest.started >= self.digest_window:
-                    del self._digests[sha]
-                    if self._first("*", sha, "digest"):
-                        out.append(self._digest(digest))
-            return out
+            return [self._digest(revision, targets)
+                    for revision, targets in self.memory.due_digests(self.digest_window, force, self.repeat_after)]
 
-    def _digest(self, digest: _Digest) -> Notification:
-        ok = sorted(t for t, r in digest.targets.items() if r == "deployed")
-        failed = sorted(t for t, r in digest.targets.items() if r != "deployed")
+    @staticmethod
+    def _digest(revision: Revision, targets: dict[str, str]) -> Notification:
+        ok = sorted(t for t, r in targets.items() if r == "deployed")
+        failed = sorted(t for t, r in targets.items() if r != "deployed")
         parts = [f"deployed to {', '.join(ok)}"] if ok else []
         if failed:
             parts.append(f"failed on {', '.join(failed)}")
         return Notification("digest", "error" if failed else "info",
-                            f"{digest.revision.short}: {len(ok)} target(s) deployed" + (f", {len(failed)} failed" if failed else ""),
-                            f"Commit {_describe(digest.revision)}: {'; '.join(parts)}.",
-                            revision=digest.revision.sha, targets=dict(sorted(digest.targets.items())))
+                            f"{revision.short}: {len(ok)} target(s) deployed" + (f", {len(failed)} failed" if failed else ""),
+                            f"Commit {_describe(revision)}: {'; '.join(parts)}.",
+                            revision=revision.sha, targets=dict(sorted(targets.items())))
 
     # ------------------------------------------------------------------ operator events
 
