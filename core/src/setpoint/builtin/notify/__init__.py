@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from setpoint import hookimpl
-from setpoint.api import Notifier, Outcome, TargetInfo
+from setpoint.api import Notification, Notifier, Outcome, TargetInfo
 from setpoint.builtin.notify.builtin import SlackNotifier, WebhookNotifier
 from setpoint.builtin.notify.commit_status import (
     BitbucketStatusNotifier,
@@ -60,12 +60,27 @@ class NotifyPlugin:
     @hookimpl
     def setpoint_reconcile_finished(self, outcome: Outcome) -> None:
         if self.policy is not None and self.dispatcher is not None:
-            self.dispatcher.submit(self.policy.outcome(outcome))
+            policy = self.policy
+            self._submit(lambda: policy.outcome(outcome))
 
     @hookimpl
     def setpoint_event(self, name: str, target: TargetInfo | None, details: dict[str, Any]) -> None:
         if self.policy is not None and self.dispatcher is not None:
-            self.dispatcher.submit(self.policy.event(name, target, details))
+            policy = self.policy
+            self._submit(lambda: policy.event(name, target, details))
+
+    def _submit(self, decide: Callable[[], list[Notification]]) -> None:
+        """The memory is in the state store: when it cannot be reached the message is dropped (at most
+        once) and the other observers of the hook (metrics) still run."""
+        dispatcher = self.dispatcher
+        try:
+            notifications = decide()
+        except Exception as exc:  # noqa: BLE001 - a notification never breaks a reconcile's observers
+            log.warning("notifications: could not consult the shared memory (%s); nothing sent for this event",
+                        type(exc).__name__)
+            return
+        if dispatcher is not None:
+            dispatcher.submit(notifications)
 
     def start(self, engine: EngineView, backoff: float = 0.5) -> None:
         """Build the configured notifiers (raises ConfigError) and start sending."""
