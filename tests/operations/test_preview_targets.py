@@ -5,6 +5,7 @@ changes and deletions, and leaves every live target, the audit and the status un
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,34 @@ def test_preview_of_files_kubernetes_and_terraform(tmp_path: Path, git_repo: Git
     audit = len(engine.store.audit_entries())
     statuses = {n: s.without_volatile() for n, s in engine.store.all_status().items()}
 
-    report = preview(engine, "feature")
+    def folders() -> dict[str, bytes]:
+        """The reconciler's driver folders (the Terraform working dir and local state among them)."""
+        root = engine.state_dir / "targets"
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+                if p.is_file() and not p.is_symlink()}
+
+    memory, driver_folders = {n: engine.store.memory(n) for n in engine.runners}, folders()
+    # the preview runs while the reconciler goes on reconciling (gap 3: its own drivers, private copies)
+    stop, errors = threading.Event(), []
+
+    def reconcile() -> None:
+        while not stop.is_set():
+            for name in engine.ordered(list(engine.runners)):
+                outcome = engine.reconcile(name, "test", lock_timeout=60, poll=False)
+                if outcome.error or outcome.actions:
+                    errors.append(f"{name}: {outcome.error or outcome.actions}")
+
+    worker = threading.Thread(target=reconcile)
+    worker.start()
+    try:
+        report = preview(engine, "feature")
+    finally:
+        stop.set()
+        worker.join()
+    assert not errors, errors
+    assert {n: engine.store.memory(n) for n in engine.runners} == memory
+    assert folders() == driver_folders
+    assert list((engine.state_dir / "preview").iterdir()) == []
     assert report.commits == {"repo": feature} and not report.failed, [t.error for t in report.targets]
     found = {t.target: {(c["action"], c["key"]): c["fields"] for c in t.changes} for t in report.targets}
     assert found["host"] == {("update", "a.conf"): [{"path": "content", "before": "mode = blue\n",

@@ -4,7 +4,10 @@ Each target the revision affects is rendered at that commit and compared with it
 target's own driver, exactly as a dry run does (Terraform: a real ``plan``; Kubernetes: a server-side
 dry-run apply), so deletions of what setpoint manages (its inventory) are shown too. Nothing is
 applied, no status, inventory or audit entry is written, and the branch head setpoint deploys does
-not move: the revision is fetched into a ref of its own.
+not move: the revision is fetched into a ref of its own. Each target is previewed by a driver of its
+own over a private copy of the target's folder and memory (:mod:`setpoint.preview_sandbox`), without
+the target's run lock: a preview neither waits for reconciles (but for the moment of the copy) nor
+changes what the reconciler's driver holds.
 
 A target is affected when a file under its path (or a file its last render read, such as a
 Kustomize base) differs between the revision and the point where it left the deployed branch
@@ -19,7 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from setpoint.engine import Engine
+from setpoint.engine.reconcile import Reconciler
 from setpoint.errors import SetpointError
+from setpoint.preview_sandbox import Sandbox
 from setpoint.secrets import safe_error, scrub
 
 #: A value longer than this is cut in the markdown output (a PR comment has a size limit).
@@ -88,6 +93,12 @@ def preview(engine: Engine, ref: str, targets: Iterable[str] = ()) -> Preview:
         except SetpointError:
             head = None  # the branch cannot be read: every target counts as affected
         bases[source_name] = source.merge_base(head, commits[source_name]) if head else None
+    with Sandbox(engine) as sandbox:
+        return Preview(ref, commits, _run(engine, sandbox, chosen, named, commits, bases))
+
+
+def _run(engine: Engine, sandbox: Sandbox, chosen: list[str], named: list[str], commits: dict[str, str],
+         bases: dict[str, str | None]) -> list[TargetPreview]:
     results = []
     for name in engine.ordered(chosen):
         runner = engine.runners[name]
@@ -101,7 +112,7 @@ def preview(engine: Engine, ref: str, targets: Iterable[str] = ()) -> Preview:
             results.append(item)
             continue
         try:
-            result = engine.run_target(name, trigger="preview", dry_run=True, pinned=commit)
+            result = Reconciler(engine, sandbox.runner(name)).run("preview", dry_run=True, poll=False, pinned=commit)
         except SetpointError as exc:
             item.error = safe_error(exc)
             results.append(item)
@@ -114,7 +125,7 @@ def preview(engine: Engine, ref: str, targets: Iterable[str] = ()) -> Preview:
         elif result.plan is not None:
             item.changes = result.plan.to_record()
         results.append(item)
-    return Preview(ref, commits, results)
+    return results
 
 
 # ---------------------------------------------------------------------------- markdown (a PR comment)

@@ -153,7 +153,9 @@ class Reconciler:
         """The target's pause, if any; an expired one is lifted (and audited) first."""
         runner, store = self.runner, self.store
         pause = store.get_pause(self.name)
-        if pause and pause.expired():
+        if pause and pause.expired() and run.pinned is not None:
+            pause = None  # a preview changes nothing, not even an expired pause; the next reconcile lifts it
+        elif pause and pause.expired():
             store.resume(self.name)
             if not run.dry_run:
                 store.audit(AuditAction.RESUME, target=self.name, kind=runner.target.kind,
