@@ -27,7 +27,7 @@ def full_status() -> TargetStatus:
         revision_author="Alice", revision_subject="Scale up", applied_revision="c" * 40, applied_head="d" * 40,
         last_error="boom", error_stage="apply", source_error="ls-remote failed", consecutive_failures=3,
         drift=("Deployment/web",), held_plan="p1", paused=PauseInfo("incident", "alice", 10.0, 20.0),
-        last_run=30.0, last_trigger="git", duration=0.5)
+        last_applied_at=25.0, last_applied_revision="c" * 40, last_run=30.0, last_trigger="git", duration=0.5)
 
 
 def test_target_status_round_trips_through_json_and_is_frozen() -> None:
@@ -81,6 +81,38 @@ def test_cli_and_status_api_show_the_same_rows(tmp_path: Path, git_repo: GitRepo
         return json.loads(proc.stdout)
 
     assert cli("status") == api_rows
+    assert api_rows[0]["last_applied"]["revision"] == api_rows[0]["applied_revision"]
     assert cli("history", "app") == api_detail["history"]
     assert api_rows[0]["held_plans"][0]["plan_id"] == held == api_plans[0]["plan_id"]
     assert set(api_plans[0]) >= set(api_rows[0]["held_plans"][0])
+
+
+def test_last_applied_moves_with_each_successful_apply_only(tmp_path: Path, git_repo: GitRepo,
+                                                           fake_plugin: FakePlugin) -> None:
+    """``last_applied`` (issue 20: the overview's "last apply"): when a run last applied changes
+    without error and which revision; a quiet run, a failed apply and a held plan leave it alone."""
+    cache = {"kind": "ConfigMap", "name": "cache", "config": "x"}
+    first = git_repo.commit({"app/web.yaml": resources_yaml(web(), cache)}, "v1")
+    engine = fake_engine(tmp_path, git_repo, fake_plugin, prune=True, hold_deletions=True)
+    assert status_api.list_targets(SimpleNamespace(engine=engine))[0]["last_applied"] is None  # type: ignore[arg-type]
+
+    def last_applied() -> dict[str, object]:
+        (row,) = status_api.list_targets(SimpleNamespace(engine=engine))  # type: ignore[arg-type]
+        return dict(row["last_applied"])
+
+    engine.reconcile("app")
+    applied = last_applied()
+    assert applied["revision"] == first and isinstance(applied["time"], float)
+    engine.reconcile("app")  # nothing to do
+    assert last_applied() == applied
+    second = git_repo.commit({"app/web.yaml": resources_yaml(web(replicas=3), cache)}, "v2")
+    fake_plugin.cluster("app").fail_next("apply")
+    engine.reconcile("app")
+    assert last_applied() == applied, "a failed apply is not a last apply"
+    engine.reconcile("app")
+    assert last_applied()["revision"] == second and float(last_applied()["time"]) > float(applied["time"])  # type: ignore[arg-type]
+    git_repo.commit({"app/web.yaml": resources_yaml(web(replicas=3))}, "v3: drop the cache")
+    now = last_applied()
+    assert engine.reconcile("app").held_plan_id
+    assert last_applied() == now, "a held plan applied nothing"
+    engine.close()

@@ -205,6 +205,10 @@ def test_overview_filters_and_target_page(board: Any) -> None:
     client = login(base, STATUS_TOKEN)
     overview = client.get("/ui/").text
     assert 'id="t-app"' in overview and 'id="t-db"' in overview
+    # the last apply: when, and which revision (issue 20 item 1)
+    applied = engine.store.status("db").last_applied_revision
+    assert applied and re.search(r'id="t-db">.*?<td class="applied">\d+s ago <code>' + applied[:8] + "</code></td>",
+                                 overview, re.S), overview
     only_drift = client.get("/ui/?status=OutOfSync").text
     assert 'id="t-app"' in only_drift and 'id="t-db"' not in only_drift
     assert 'id="t-db"' in client.get("/ui/?q=D&kind=fake").text

@@ -48,6 +48,8 @@ def status_row(target: TargetConfig, status: TargetStatus | None, store: StateSt
         "health_message": st.health_message or None,
         "revision": st.revision, "revision_author": st.revision_author, "revision_subject": st.revision_subject,
         "applied_revision": st.applied_revision,
+        "last_applied": ({"time": st.last_applied_at, "revision": st.last_applied_revision}
+                         if st.last_applied_at is not None else None),
         "last_run": st.last_run, "last_trigger": st.last_trigger,
         "last_error": st.last_error, "error_stage": st.error_stage,
         "source_error": source_error or st.source_error,

@@ -257,6 +257,9 @@ class Recorder:
         pause = self.store.get_pause(self.name)
         synced = outcome.sync == SyncStatus.SYNCED and error is None
         revision = run.revision
+        applied_now = error is None and any(
+            a.get("action") in (AuditAction.APPLY.value, AuditAction.REVERT_DRIFT.value) and a.get("result") == "ok"
+            for a in run.actions)
         return TargetStatus(
             target=self.name,
             kind=self.kind,
@@ -270,6 +273,9 @@ class Recorder:
             revision_subject=revision.subject if revision else previous.revision_subject,
             applied_revision=revision.sha if synced and revision else previous.applied_revision,
             applied_head=run.head if synced else previous.applied_head,
+            last_applied_at=time.time() if applied_now else previous.last_applied_at,
+            last_applied_revision=(revision.sha if revision else previous.revision) if applied_now
+            else previous.last_applied_revision,
             last_error=error,
             error_stage=stage,
             source_error=self.ports.source_error(self.runner.target.source),

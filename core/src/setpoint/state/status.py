@@ -79,6 +79,10 @@ class TargetStatus:
     #: The revision and head last seen fully applied (Synced without error).
     applied_revision: str | None = None
     applied_head: str | None = None
+    #: When a run last applied changes (Git's or a drift revert) without error, and the revision it
+    #: applied; None until then (and for rows written before this field existed).
+    last_applied_at: float | None = None
+    last_applied_revision: str | None = None
     last_error: str | None = None
     error_stage: str | None = None
     source_error: str | None = None
