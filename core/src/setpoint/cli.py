@@ -406,18 +406,32 @@ def diff(config_path: str | None, target: str, output: str) -> None:
 @click.option("--github-api-url", envvar="GITHUB_API_URL", default="https://api.github.com", show_default=True)
 @click.option("--github-status-sha", help="Commit that gets the status (default: the previewed commit; give the "
               "pull request's head when previewing refs/pull/N/merge).")
+@click.option("--gitlab-mr", type=int, help="Also post the markdown on this GitLab merge request (IID; one note, "
+              "edited in place) and a setpoint/preview commit status.")
+@click.option("--gitlab-project", envvar="CI_PROJECT_ID", help="Project ID or group/name (default $CI_PROJECT_ID).")
+@click.option("--gitlab-token-file", type=click.Path(dir_okay=False), help="File holding the token (api scope).")
+@click.option("--gitlab-token-env", default="GITLAB_TOKEN", show_default=True,
+              help="Environment variable holding the token (without --gitlab-token-file).")
+@click.option("--gitlab-api-url", envvar="CI_API_V4_URL", default="https://gitlab.com/api/v4", show_default=True)
+@click.option("--gitlab-status-sha", help="Commit that gets the status (default: the previewed commit).")
 def preview(config_path: str | None, ref: str, targets: tuple[str, ...], output: str, github_pr: int | None,
             github_repository: str | None, github_token_env: str, github_api_url: str,
-            github_status_sha: str | None) -> None:
+            github_status_sha: str | None, gitlab_mr: int | None, gitlab_project: str | None,
+            gitlab_token_file: str | None, gitlab_token_env: str, gitlab_api_url: str,
+            gitlab_status_sha: str | None) -> None:
     """What REVISION would change on the live targets; nothing is applied or recorded.
 
     Exit 0 when every preview was computed, 1 when one failed."""
     from setpoint.preview import preview as run_preview
     from setpoint.preview import to_markdown
+    from setpoint.preview_post import post
 
     ctx = Context(config_path)
     ctx.require_targets(targets)
-    poster = _github_poster(github_pr, github_repository, github_token_env, github_api_url)
+    if github_pr is not None and gitlab_mr is not None:
+        _fail("--github-pr and --gitlab-mr: choose one")
+    poster = _github_poster(github_pr, github_repository, github_token_env, github_api_url) if github_pr is not None \
+        else _gitlab_poster(gitlab_mr, gitlab_project, gitlab_token_file, gitlab_token_env, gitlab_api_url)
     engine = ctx.engine()
     try:
         report = run_preview(engine, ref, targets)
@@ -426,18 +440,15 @@ def preview(config_path: str | None, ref: str, targets: tuple[str, ...], output:
     finally:
         engine.close()
     if poster is not None:
-        affected = sum(1 for t in report.targets if t.changes)
-        summary = (f"{report.changes} change(s) in {affected} target(s)" if report.changes else "no change") \
-            if not report.failed else "the preview failed for a target"
+        status_sha = github_status_sha if github_pr is not None else gitlab_status_sha
         try:
-            url = poster.comment(to_markdown(report))
-            for sha in [github_status_sha] if github_status_sha else sorted(set(report.commits.values())):
-                poster.status(sha, "failure" if report.failed else "success", summary)
+            url = post(poster, report, [status_sha] if status_sha else [])
         except SetpointError as exc:
             _fail(_says(exc), EXIT_FAILED)
         finally:
             poster.close()
-        click.echo(f"posted on pull request {github_pr}: {url}", err=True)
+        where = f"pull request {github_pr}" if github_pr is not None else f"merge request !{gitlab_mr}"
+        click.echo(f"posted on {where}: {url}", err=True)
     if output == "json":
         _emit_json(report.to_dict())
     elif output == "markdown":
@@ -473,6 +484,27 @@ def _github_poster(number: int | None, repository: str | None, token_env: str, a
     if not token:
         _fail(f"--github-pr needs a token in ${token_env} (--github-token-env)")
     return GitHubPoster(GitHubPullRequest(str(repository), number, Secret(str(token), token_env), api_url))
+
+
+def _gitlab_poster(iid: int | None, project: str | None, token_file: str | None, token_env: str,
+                   api_url: str) -> Any:
+    """The GitLab poster of ``preview --gitlab-mr``, checked before anything is previewed."""
+    if iid is None:
+        return None
+    from pathlib import Path
+
+    from setpoint.opsconfig import read_credential
+    from setpoint.preview_gitlab import GitLabMergeRequest, GitLabPoster
+    from setpoint.secrets import Secret, register_known_values
+
+    if not project or not re.fullmatch(r"[0-9]+|[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+", project):
+        _fail("--gitlab-mr needs --gitlab-project ID or GROUP/NAME (or $CI_PROJECT_ID)")
+    try:
+        token = read_credential(Path(token_file) if token_file else None, token_env, Path.cwd())
+    except ValueError as exc:
+        _fail(f"--gitlab-mr needs a token (--gitlab-token-file, or ${token_env}): {exc}")
+    register_known_values([token])
+    return GitLabPoster(GitLabMergeRequest(str(project), iid, Secret(token, "GitLab token"), api_url))
 
 
 #: A value longer than this is not printed as ``before -> after`` on one line but as an inline diff.
