@@ -331,3 +331,50 @@ def test_a_refused_commit_alerts_once() -> None:
     first = policy.outcome(failed)
     assert [n.event for n in first] == ["failed"] and "not signed" in first[0].text
     assert policy.outcome(failed) == [] and policy.outcome(failed) == []
+
+
+# ---------------------------------------------------------------------------- drift while a head is refused
+
+
+@pytest.mark.parametrize("signing", ["gpg", "ssh"])
+def test_drift_is_repaired_at_the_last_verified_revision_while_the_head_is_refused(
+        tmp_path: Path, git_repo: GitRepo, fake_plugin: FakePlugin, keys: Keys, signing: str) -> None:
+    """Review gap 4: a refused head keeps the target at the last good state, and that state is still
+    defended: drift is reverted to the last verified, applied revision (never to the refused one)."""
+    if signing == "gpg":
+        good = gpg_commit(git_repo, keys, keys.alice, {"app/web.yaml": resources_yaml(web(2))})
+        verify: dict[str, Any] = {"gpg_keys": [str(keys.alice.public)]}
+    else:
+        good = ssh_commit(git_repo, keys.ssh_key, {"app/web.yaml": resources_yaml(web(2))})
+        verify = {"ssh_allowed_signers": str(keys.allowed_signers)}
+    engine = engine_for(tmp_path, git_repo, fake_plugin, {"mode": "every-commit", **verify})
+    assert engine.reconcile("app").error is None and replicas(fake_plugin) == 2
+    unsigned = git_repo.commit({"app/web.yaml": resources_yaml(web(5))}, message="unsigned")
+    refused(engine, unsigned, "not signed")
+    assert replicas(fake_plugin) == 2
+
+    fake_plugin.cluster("app").resources["Deployment/web"]["replicas"] = 9  # someone edits the live object
+    outcome = engine.reconcile("app")
+    # reverted to the last good revision, not to the refused one, and still reported as refused
+    assert replicas(fake_plugin) == 2
+    assert outcome.error_stage == "verify" and unsigned[:12] in (outcome.error or "")
+    assert outcome.revision is not None and outcome.revision.sha == unsigned
+    [revert] = engine.store.audit_entries(target="app", actions=("revert-drift",))
+    assert revert.revision == good and revert.details["signer"]["commit"] == good
+    status = engine.store.status("app")
+    assert status.applied_revision == good and status.applied_head == good and status.head == unsigned
+    assert status.error_stage == "verify" and status.sync == SyncStatus.OUT_OF_SYNC
+    assert len(applied_signers(engine)) == 1  # the refused commit was never applied
+
+    # the last good revision is verified again: once its key is no longer trusted, nothing is reverted
+    if signing == "gpg":
+        untrusted = tmp_path / "nobody.asc"
+        untrusted.write_text(keys.bob.public.read_text())
+        engine.close()
+        (tmp_path / "again").mkdir()
+        engine = engine_for(tmp_path / "again", git_repo, fake_plugin, {"gpg_keys": [str(untrusted)]})
+        engine.store.save_status(status)  # the same history: the good head was applied
+        fake_plugin.cluster("app").resources["Deployment/web"]["replicas"] = 9
+        outcome = engine.reconcile("app")
+        assert outcome.error_stage == "verify" and replicas(fake_plugin) == 9
+    engine.close()

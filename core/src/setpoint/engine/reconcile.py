@@ -116,6 +116,21 @@ class Reconciler:
             raise
 
     def _stages(self, run: Run, previous: TargetStatus, poll: bool) -> None:
+        try:
+            self._all_stages(run, previous, poll)
+        except StageError as exc:
+            # a repair at the last verified revision that fails is logged and audited by its stage; the
+            # run still reports the refusal (the status must name the refused commit), except for
+            # failures whose own handling matters (a lost lease, an apply whose record failed)
+            if run.refused is None or exc is run.refused or isinstance(exc.error, LeaseLost) or exc.stage == "record":
+                raise
+            self.runner.logger.warning("repairing drift at the last verified revision failed at %s: %s",
+                                       exc.stage, safe_error(exc.error), extra=run.log_fields(exc.stage))
+        if run.refused is not None:
+            run.revision, run.head = run.refused_revision, run.refused_head
+            raise run.refused
+
+    def _all_stages(self, run: Run, previous: TargetStatus, poll: bool) -> None:
         if self.runner.driver is None:
             raise StageError("plugin", SetpointError(self.runner.driver_error or "no driver"))
         if not run.dry_run:
@@ -183,7 +198,31 @@ class Reconciler:
         if run.pinned is None:
             # the gate: nothing of an unverified head is rendered, let alone applied (docs/git-safety.md);
             # a preview applies nothing, so an unsigned pull request can still be previewed
-            run.signer = stage("verify", source.verify, head, previous.applied_head)
+            try:
+                run.signer = stage("verify", source.verify, head, previous.applied_head)
+            except StageError as refused:
+                return self._last_verified(run, refused, previous)
+        return rev_sha
+
+    def _last_verified(self, run: Run, refused: StageError, previous: TargetStatus) -> str:
+        """The head is refused: go on at the head last applied, so drift is still repaired against the
+        last good state (self-heal policy as usual) while the head waits. That head is verified again
+        first (a key removed since no longer vouches for it); without one, the run stops here."""
+        source = self.ports.sources[self.runner.target.source]
+        applied = previous.applied_head
+        if run.dry_run or not applied or applied == run.head:
+            raise refused
+        try:
+            run.signer = source.verify(applied, applied)
+        except Exception:  # noqa: BLE001 - not verified either: nothing to fall back on
+            raise refused from None
+        run.refused, run.refused_revision, run.refused_head, run.head = refused, run.revision, run.head, applied
+        paths = [self.runner.target.path, *self.runner.watched_paths]
+        rev_sha: str = stage("source", source.last_change, applied, paths) or applied
+        run.revision = stage("source", source.revision, rev_sha)
+        self.runner.logger.warning("the head is refused (%s); keeping %s, the last verified revision applied, "
+                                   "and repairing drift against it", safe_error(refused.error), run.revision.short,
+                                   extra=run.log_fields("verify"))
         return rev_sha
 
     def _not_behind_applied(self, run: Run, head: str, previous: TargetStatus) -> str:

@@ -64,6 +64,12 @@ class Run:
     #: A time (epoch) by which the target must run again regardless of its interval
     #: (a grace period or a pause expiring, a rollout to re-check); the earliest request wins.
     wake_at: float | None = None
+    #: The head's refusal by signature verification, when this run goes on at the last verified,
+    #: applied head to repair drift (raised at the end, so the run is still reported as refused).
+    refused: Any = None
+    #: The refused head and the revision it wanted (what the outcome and status name).
+    refused_head: str | None = None
+    refused_revision: Revision | None = None
     #: With several replicas: the replica and fencing token the apply intent was written under.
     writer: dict[str, Any] | None = None
 
