@@ -1,7 +1,7 @@
 """Case `dashboard`: the dashboard's overview of 1,000 targets, rendered by the server (issue 20).
 
 A state store holds 1,000 targets the way a busy installation has them: every one with a revision
-(subject, author), a tenth drifted, some paused, some failing, a few with a held plan. The clock
+(subject, author) and a last apply, a tenth drifted, some paused, some failing, a few with a held plan. The clock
 runs from the request to the last byte of ``GET /ui/`` with a logged-in session, over real HTTP
 on 127.0.0.1 (uvicorn in a thread, as ``setpoint run`` serves it). Targets: under 300 ms and under
 500 kB. No published anchor: Argo CD renders its application list in the browser from JSON.
@@ -37,7 +37,8 @@ def _populate(engine: object, now: float) -> None:
                 HealthStatus.DEGRADED if failing else HealthStatus.HEALTHY,
                 revision=f"{i:040x}", revision_author=f"Developer {i % 17} <dev{i % 17}@example.com>",
                 revision_subject=f"Tune service {i} for the winter traffic peak (ticket OPS-{1000 + i})",
-                applied_revision=f"{i:040x}", last_run=now - i, last_trigger="poll",
+                applied_revision=f"{i:040x}", last_applied_at=now - 600 - i, last_applied_revision=f"{i:040x}",
+                last_run=now - i, last_trigger="poll",
                 last_error="apply failed: permission denied on /srv/app" if failing else None,
                 error_stage="apply" if failing else None, consecutive_failures=3 if failing else 0,
                 drift=(f"file/etc/app-{i}.conf",) if drifted else ()))

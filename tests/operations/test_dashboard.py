@@ -101,6 +101,8 @@ def test_login_sets_a_strict_httponly_cookie_and_pages_need_it(board: Any) -> No
     headers = response.headers
     assert "script-src 'self'" in headers["content-security-policy"] and headers["cache-control"] == "no-store"
     logins = [e for e in engine.store.audit_entries(actions=("api",)) if e.details["call"] == "login"]
+    assert [(e.result, e.details.get("reason")) for e in logins if e.result != "ok"] == [("failed", "unknown token")]
+    logins = [e for e in logins if e.result == "ok"]
     assert [(e.actor, e.details["role"], e.details["via"]) for e in logins] == [
         ("api:grafana", "status", "dashboard"), ("api:alice", "admin", "dashboard")]
 

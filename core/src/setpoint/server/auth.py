@@ -60,10 +60,21 @@ class TokenAuth:
                 problems.append(f"server token {entry.name}: shorter than 16 characters; use e.g. openssl rand -hex 32")
                 continue
             register_known_values([value])
-            tokens.append(_Token(entry.name, role, Secret(hashlib.sha256(value.encode()).digest())))
+            tokens.append(_Token(entry.name, role, Secret(cls.digest(value))))
         if problems:
             raise ConfigError("\n".join(problems))
         return cls(tokens)
+
+    @staticmethod
+    def digest(token: str) -> bytes:
+        """What is kept of a token: its SHA-256 (compared in constant time, bound to sessions)."""
+        return hashlib.sha256(token.strip().encode()).digest()
+
+    def digest_of(self, caller: Caller) -> bytes | None:
+        """The digest of the token configured now under ``caller``'s name and role (None: no such
+        token any more; a dashboard session opened with it is over)."""
+        found = [t.digest.reveal() for t in self._tokens if t.name == caller.name and t.role == caller.role]
+        return found[0] if len(found) == 1 else None
 
     @property
     def configured(self) -> bool:
@@ -73,7 +84,7 @@ class TokenAuth:
         """The caller presenting ``Authorization: Bearer TOKEN``, or None."""
         if not authorization or not authorization[:7].lower() == "bearer ":
             return None
-        presented = hashlib.sha256(authorization[7:].strip().encode()).digest()
+        presented = self.digest(authorization[7:])
         found: Caller | None = None
         for token in self._tokens:
             if hmac.compare_digest(token.digest.reveal(), presented):

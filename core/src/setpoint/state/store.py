@@ -242,6 +242,13 @@ class StateStore:
             db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                        (key, value))
 
+    def meta_items(self, prefix: str) -> dict[str, bytes]:
+        """Every :meth:`set_meta` value whose key starts with ``prefix``."""
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self._query("SELECT key, value FROM meta WHERE key LIKE ? ESCAPE '\\'", (pattern,))
+        # SQLite's LIKE ignores ASCII case: keep exact matches only
+        return {str(r["key"]): bytes(r["value"]) for r in rows if str(r["key"]).startswith(prefix)}
+
     def delete_meta(self, key: str) -> None:
         with self._tx() as db:
             db.execute("DELETE FROM meta WHERE key = ?", (key,))

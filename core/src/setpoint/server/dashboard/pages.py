@@ -24,9 +24,10 @@ from setpoint import views
 from setpoint.errors import SetpointError
 from setpoint.secrets import safe_error, scrub
 from setpoint.server import status_api
-from setpoint.server.auth import ADMIN
+from setpoint.server.auth import ADMIN, Caller
 from setpoint.server.dashboard import render
 from setpoint.server.dashboard.session import COOKIE, Session, Sessions, cookie_header
+from setpoint.server.dashboard.throttle import LoginThrottle
 from setpoint.server.dashboard.windows import Window, WindowError, parse_window, presets
 from setpoint.server.http import json_response, read_body, scrubbed
 from setpoint.state import AuditAction
@@ -76,7 +77,8 @@ def _matches(row: dict[str, Any], kind: str, status: str, name: str) -> bool:
 class Dashboard:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
-        self.sessions = Sessions()
+        self.sessions = Sessions(ctx.engine.store, ctx.auth)
+        self.throttle = LoginThrottle()
         self.secure = ctx.engine.config.server.tls is not None
         self.env = _environment()
         self._version_lock = threading.Lock()
@@ -87,12 +89,16 @@ class Dashboard:
     def session(self, request: Request) -> Session | None:
         return self.sessions.get(request.cookies.get(COOKIE))
 
+    async def session_async(self, request: Request) -> Session | None:
+        """The request's session, read from the state store off the event loop."""
+        return await run_in_threadpool(self.session, request)
+
     def page(self, template: str, request: Request, session: Session | None, code: int = 200,
-             **context: Any) -> Response:
+             headers: dict[str, str] | None = None, **context: Any) -> Response:
         html = self.env.get_template(template).render(
             session=session, admin=bool(session and session.caller.may(ADMIN)), path=request.url.path,
             **scrubbed(context))
-        return HTMLResponse(scrub(html), code, headers=HEADERS)
+        return HTMLResponse(scrub(html), code, headers={**HEADERS, **(headers or {})})
 
     async def form(self, request: Request) -> dict[str, str]:
         """The urlencoded form of a POST, read up to server.max_body_bytes (empty when too large or
@@ -117,34 +123,52 @@ class Dashboard:
     # ---------------------------------------------------------------- login
 
     async def login_form(self, request: Request) -> Response:
-        if self.session(request) is not None:
+        if await self.session_async(request) is not None:
             return RedirectResponse("/ui/", 303, headers=HEADERS)
         return self.page("login.html", request, None, next=_safe_next(request.query_params.get("next")),
                          configured=self.ctx.auth.configured)
 
     async def login(self, request: Request) -> Response:
+        remote = _remote(request)
+        wait = self.throttle.retry_after(remote)
+        if wait:
+            await run_in_threadpool(self._audit_login, "refused", None, remote, "too many failed logins")
+            return self.page("login.html", request, None, 429, next="/ui/", configured=self.ctx.auth.configured,
+                             error=f"Too many failed logins from {remote}; try again in {wait} s.",
+                             headers={"Retry-After": str(wait)})
         form = await self.form(request)
         next_path = _safe_next(str(form.get("next") or ""))
         token = str(form.get("token") or "").strip()
         caller = self.ctx.auth.identify(f"Bearer {token}") if token else None
         if caller is None:
+            self.throttle.failed(remote)
+            await run_in_threadpool(self._audit_login, "failed", None, remote,
+                                    "no token given" if not token else "unknown token")
             return self.page("login.html", request, None, 401, next=next_path, configured=self.ctx.auth.configured,
                              error="That token is not one of server.status_tokens or server.admin_tokens.")
-        session = self.sessions.create(caller)
-        # an ``api`` entry like every call of the API, so `setpoint audit --action api` lists logins too
-        self.ctx.engine.store.audit(AuditAction.API, actor=caller.actor, result="ok",
-                                    details={"call": "login", "via": "dashboard", "remote": _remote(request),
-                                             "role": caller.role})
+        session = await run_in_threadpool(self.sessions.create, caller, token)
+        await run_in_threadpool(self._audit_login, "ok", caller, remote, None)
         response = RedirectResponse(next_path, 303, headers=HEADERS)
         response.headers["set-cookie"] = cookie_header(session, self.secure)
         return response
 
+    def _audit_login(self, result: str, caller: Caller | None, remote: str, why: str | None) -> None:
+        """An ``api`` entry like every call of the API, so `setpoint audit --action api` lists
+        logins, failed and refused ones too (never with the token presented)."""
+        details: dict[str, Any] = {"call": "login", "via": "dashboard", "remote": remote}
+        if caller is not None:
+            details["role"] = caller.role
+        if why:
+            details["reason"] = why
+        self.ctx.engine.store.audit(AuditAction.API, actor=caller.actor if caller else f"anonymous@{remote}",
+                                    result=result, details=details)
+
     async def logout(self, request: Request) -> Response:
-        session = self.session(request)
+        session = await self.session_async(request)
         form = await self.form(request)
         if session is not None and not session.csrf_ok(str(form.get("csrf") or "")):
             return self.refuse(request, session, 403, "The form's CSRF token is missing or wrong; reload the page.")
-        self.sessions.end(request.cookies.get(COOKIE))
+        await run_in_threadpool(self.sessions.end, request.cookies.get(COOKIE))
         response = RedirectResponse("/ui/login", 303, headers=HEADERS)
         response.headers["set-cookie"] = cookie_header(None, self.secure)
         return response
@@ -157,7 +181,7 @@ class Dashboard:
         return [r for r in rows if _matches(r, kind, status, name)], kinds
 
     async def overview(self, request: Request) -> Response:
-        session = self.session(request)
+        session = await self.session_async(request)
         if session is None:
             return self.login_redirect(request)
         q = request.query_params
@@ -183,7 +207,7 @@ class Dashboard:
             return value
 
     async def events(self, request: Request) -> Response:
-        if self.session(request) is None:
+        if await self.session_async(request) is None:
             return json_response({"error": "log in first"}, 401)
 
         async def stream() -> Any:
@@ -193,6 +217,9 @@ class Dashboard:
             while not await request.is_disconnected():
                 await asyncio.sleep(POLL_SECONDS)
                 current = await run_in_threadpool(self.version)
+                if current != last or quiet + POLL_SECONDS >= KEEPALIVE_SECONDS:
+                    if await self.session_async(request) is None:
+                        return  # logged out, expired or revoked: the stream ends with the session
                 if current != last:
                     last, quiet = current, 0.0
                     yield f"event: change\ndata: {current}\n\n"
@@ -217,7 +244,7 @@ class Dashboard:
                 "enabled": name in ctx.engine.runners}
 
     async def target(self, request: Request) -> Response:
-        session = self.session(request)
+        session = await self.session_async(request)
         if session is None:
             return self.login_redirect(request)
         name = request.path_params["name"]
@@ -229,7 +256,7 @@ class Dashboard:
                          error=request.query_params.get("error"), now=time.time(), **context)
 
     async def plan(self, request: Request) -> Response:
-        session = self.session(request)
+        session = await self.session_async(request)
         if session is None:
             return self.login_redirect(request)
         name, plan_id = request.path_params["name"], request.path_params["plan_id"]
@@ -244,7 +271,7 @@ class Dashboard:
     # ---------------------------------------------------------------- actions
 
     async def act(self, request: Request) -> Response:
-        session = self.session(request)
+        session = await self.session_async(request)
         if session is None:
             return self.refuse(request, None, 401, "Log in first.")
         form = await self.form(request)
@@ -280,7 +307,7 @@ class Dashboard:
                                                    target or None, limit=AUDIT_PAGE_LIMIT)
 
     async def audit(self, request: Request) -> Response:
-        session = self.session(request)
+        session = await self.session_async(request)
         if session is None:
             return self.login_redirect(request)
         q = request.query_params
