@@ -30,6 +30,7 @@ def stores(pg_state_url: str) -> Any:
 
 def replica(open_store: Any, name: str, ttl: float = 2.0, targets: dict[str, list[str]] | None = None,
             **kw: Any) -> Replicas:
+    kw.setdefault("settle", 0.0)  # these tests drive the heartbeats by hand; the settling has its own test
     r = Replicas(open_store(), targets or TARGETS, ttl=ttl, replica_id=name, **kw)
     r.store.fence = r.check_fence
     return r
@@ -56,6 +57,52 @@ def test_targets_are_divided_and_move_on_join_and_leave(stores: Any) -> None:
     a.beat(), c.beat()
     assert a.owned() | c.owned() == set(TARGETS) and not a.owned() & c.owned()
     a.stop(), c.stop()
+
+
+def test_replicas_that_join_together_claim_nothing_until_they_have_seen_each_other(stores: Any) -> None:
+    """Started together, the first replica to beat must not claim every target (it would do most of the
+    first pass alone): for its first heartbeat period it claims nothing, then only its share."""
+    a = replica(stores, "a", settle=0.6)
+    a.beat()
+    assert a.owned() == set(), "just joined: claims nothing yet"
+    b = replica(stores, "b", settle=0.6)
+    b.beat()
+    a.beat()
+    assert a.owned() == set() and b.owned() == set(), "still settling"
+    time.sleep(0.6)
+    a.beat()
+    b.beat()
+    assert a.owned() and b.owned(), "each claims its share once settled"
+    assert a.owned() | b.owned() == set(TARGETS) and not a.owned() & b.owned()
+    a.stop(), b.stop()
+    alone = replica(stores, "alone", settle=0.3, targets={"x1": [], "x2": []})
+    alone.beat()
+    time.sleep(0.3)
+    alone.beat()
+    assert alone.owned() == {"x1", "x2"}, "a lone replica claims everything after one heartbeat period"
+    alone.stop()
+
+
+def test_a_busy_target_that_moved_is_handed_over_when_its_reconcile_ends(stores: Any) -> None:
+    busy = set(TARGETS)
+    a = replica(stores, "a", busy=lambda name: name in busy)
+    a.beat()
+    b = replica(stores, "b")
+    b.beat()
+    a.beat()  # a sees b; every target is reconciling, so a keeps them all for now
+    b.beat()
+    assert a.owned() == set(TARGETS) and b.owned() == set()
+    moved = {t for t, g in a.groups.items() if rendezvous(g, ["a", "b"]) == "b"}
+    assert moved
+    for target in sorted(TARGETS):
+        busy.discard(target)
+        a.release_if_moved(target)  # the scheduler calls this as each reconcile ends
+    assert a.owned() == set(TARGETS) - moved, "handed over at the end of the reconcile, not at a heartbeat"
+    b.beat()
+    assert b.owned() == moved, "the new owner claims them at its next heartbeat"
+    with pytest.raises(LeaseLost):
+        a.check_fence(a.store.db, sorted(moved)[0])  # the old owner could apply none of them
+    a.stop(), b.stop()
 
 
 def test_a_paused_replica_past_its_ttl_applies_nothing(stores: Any) -> None:
@@ -148,6 +195,9 @@ def test_a_wake_for_a_target_another_replica_owns_is_passed_to_it(tmp_path: Any,
 
         def owned(self) -> set[str]:
             return set()
+
+        def release_if_moved(self, target: str) -> None:
+            pass
     engine.leases = NoneOwned()
     scheduler = Scheduler(engine)
     scheduler.wake("edge", "ops")

@@ -286,3 +286,60 @@ def test_the_api_of_any_replica_shows_every_target_and_passes_a_sync_to_the_owne
     finally:
         a.finish()
         b.finish()
+
+
+def applies_by_writer(state: str) -> dict[str, int]:
+    store = StateStore(state)
+    try:
+        writers: dict[str, int] = defaultdict(int)
+        for e in store.audit_entries(actions=("apply",)):
+            if e.result == "ok":
+                writers[e.details["writer"]["replica"]] += 1
+        return dict(writers)
+    finally:
+        store.close()
+
+
+def test_replicas_started_together_divide_the_first_pass_evenly(tmp_path: Path, git_repo: GitRepo,
+                                                                 pg_state_url: str) -> None:
+    """Three `setpoint run` replicas started at once on a new state, default TTL (15 s, heartbeat 5 s): the
+    first to beat must not claim every target and do the first pass alone. Each applies a third, within
+    the spread of rendezvous hashing over 90 targets (a third is 30; 15..45 is beyond 3 standard
+    deviations), and every target is applied exactly once."""
+    names = [f"t{i:03d}" for i in range(90)]
+    live = tmp_path / "live"
+    git_repo.commit({f"t/{n}/value.txt": f"{n} v0\n" for n in names})
+    config = replica_config(git_repo, names, live, pg_state_url)
+    del config["replicas"]  # the default TTL
+    replicas = [Replica(tmp_path / f"r{i}", config) for i in range(3)]
+    try:
+        for r in replicas:
+            r.start()
+        wait_until(lambda: at_version(live, names, 0), 90, "the first pass")
+        time.sleep(1.0)  # the last applies' audit results
+    finally:
+        for r in replicas:
+            r.finish()
+    writers = applies_by_writer(pg_state_url)
+    assert sum(writers.values()) == len(names), f"each target applied once: {writers}"
+    assert len(writers) == 3 and all(15 <= n <= 45 for n in writers.values()), \
+        f"the first pass is divided about evenly: {writers}"
+
+
+def test_a_lone_replica_applies_everything_within_a_heartbeat_of_starting(tmp_path: Path, git_repo: GitRepo,
+                                                                          pg_state_url: str) -> None:
+    """Alone, a replica waits one heartbeat period (5 s with the default TTL) for peers, then claims every
+    target: the first pass is not held up for a TTL or more."""
+    names = [f"t{i:03d}" for i in range(90)]
+    live = tmp_path / "live"
+    git_repo.commit({f"t/{n}/value.txt": f"{n} v0\n" for n in names})
+    config = replica_config(git_repo, names, live, pg_state_url)
+    del config["replicas"]
+    alone = Replica(tmp_path / "alone", config)
+    try:
+        alone.start()
+        took = wait_until(lambda: at_version(live, names, 0), 60, "the first pass")
+    finally:
+        alone.finish()
+    assert took < 5.0 + 8.0, f"a lone replica's first pass took {took:.1f}s"
+    assert list(applies_by_writer(pg_state_url).values()) == [len(names)]

@@ -16,7 +16,7 @@ def join_cluster(scheduler: Scheduler) -> Replicas | None:
                                        if t.name in engine.runners},
                         ttl=engine.config.replicas.lease_ttl,
                         on_claimed=lambda name: scheduler.wake_here(name, "lease claimed"),
-                        busy=lambda name: name in scheduler.in_flight(),
+                        busy=scheduler.executing,
                         on_notify=lambda kind, name: _notified(scheduler, kind, name))
     engine.leases = replicas
     replicas.start()

@@ -37,7 +37,10 @@ class Scheduler:
         self._heap: list[tuple[float, int, str]] = []
         self._due: dict[str, float] = {}
         self._reason: dict[str, str] = {}
+        #: queued for a worker or reconciling
         self._running: set[str] = set()
+        #: reconciling now (a worker has started it): what a replica keeps a moved lease for
+        self._executing: set[str] = set()
         self._again: dict[str, str] = {}
         self._watching: set[str] = set()
         self._seq = itertools.count()
@@ -84,9 +87,14 @@ class Scheduler:
             self._source_wake[source].set()
 
     def in_flight(self) -> list[str]:
-        """Targets reconciling right now."""
+        """Targets reconciling right now or queued for a worker."""
         with self._cond:
             return sorted(self._running)
+
+    def executing(self, name: str) -> bool:
+        """``name`` is reconciling right now (not merely queued behind the pool's workers)."""
+        with self._cond:
+            return name in self._executing
 
     def wake_all(self, reason: str) -> None:
         """Poll every source and reconcile every target now (SIGHUP): this process's targets."""
@@ -167,11 +175,14 @@ class Scheduler:
         return ready
 
     def _work(self, name: str, reason: str) -> None:
+        with self._cond:
+            self._executing.add(name)
         if self._stop.is_set() or not self.engine.may_run(name):
             # queued behind the pool's workers when a stop came, or owned by another replica: not started
             # (a lease claimed later wakes it again)
             with self._cond:
                 self._running.discard(name)
+                self._executing.discard(name)
                 self._again.pop(name, None)
                 self._first_pending.discard(name)
                 if not self._first_pending:
@@ -210,6 +221,10 @@ class Scheduler:
 
     def _after(self, name: str, result: RunResult | None) -> None:
         runner = self.engine.runners[name]
+        if self.engine.leases is not None:
+            # a replica joined while this ran and the target hashes to it now: hand it over at once
+            # (before a wake-up that came meanwhile could start it here again)
+            self.engine.leases.release_if_moved(name)
         outcome = result.outcome if result is not None else None
         if runner.driver is not None and name not in self._watching and not self._stop.is_set():
             self._watching.add(name)
@@ -221,6 +236,7 @@ class Scheduler:
         delay, now = self._next_delay(runner, result), time.monotonic()
         with self._cond:
             self._running.discard(name)
+            self._executing.discard(name)
             again = self._again.pop(name, None)
             if again is not None:
                 self._schedule(name, now, again)

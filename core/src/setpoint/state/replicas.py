@@ -9,7 +9,13 @@ stops a replica which lost a target from applying to it.
   When a replica joins or leaves, only the targets whose top score changes move.
 * Ownership is a lease row per target (``leases``: owner, fencing token, expiry). A replica claims a
   target it should own once the lease is free or expired, which raises the token; it renews its leases
-  with its heartbeat, and releases (expires) those it should no longer own as soon as they are idle.
+  with its heartbeat, and releases (expires) those it should no longer own: at a heartbeat when they are
+  not reconciling, else as soon as their reconcile ends (:meth:`Replicas.release_if_moved`).
+* A replica that has just joined claims nothing for its first heartbeat period (``settle``): replicas
+  started together would otherwise see an empty cluster, and the first to beat would claim every target
+  and do most of the first pass alone before the others' heartbeats moved anything. After one period it
+  sees everyone who started with it, and each claims only its share. A lone replica starts one heartbeat
+  period later; fencing, not this wait, is what keeps two replicas from applying one target.
 * The fence: :meth:`Replicas.check_fence` runs inside the transaction that writes an apply's intent
   (``StateStore.set_apply_intent``) and fails unless this replica still holds the lease with the token it
   was granted, unexpired. A replica that was paused (SIGSTOP) past its TTL and resumes finds its
@@ -86,13 +92,16 @@ class Replicas:
 
     def __init__(self, store: StateStore, depends_on: dict[str, list[str]], ttl: float = 15.0,
                  on_claimed: Callable[[str], None] | None = None, busy: Callable[[str], bool] | None = None,
-                 replica_id: str | None = None, on_notify: Callable[[str, str], None] | None = None) -> None:
+                 replica_id: str | None = None, on_notify: Callable[[str, str], None] | None = None,
+                 settle: float | None = None) -> None:
         if store.backend != "postgresql":
             raise StateError("several replicas need a postgresql:// state")
         from setpoint.state.backends import PostgresBackend
 
         self.store = store
         self.ttl = ttl
+        #: seconds after joining during which this replica claims nothing (default: one heartbeat period)
+        self.settle = ttl / 3 if settle is None else settle
         self.id = replica_id or f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:6]}"
         self.groups = dependency_groups(depends_on)
         self.duties: tuple[str, ...] = DUTIES
@@ -109,6 +118,8 @@ class Replicas:
         self._owned: dict[str, int] = {}
         #: monotonic time of the last renewal that succeeded: past it + ttl every lease is presumed lost
         self._renewed = 0.0
+        #: monotonic time of this replica's first heartbeat (None: not joined yet)
+        self._joined: float | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.live: list[str] = []
@@ -141,6 +152,27 @@ class Replicas:
                 return {"replica": self.id, "token": token}
         raise LeaseLost(f"target {target}: this replica ({self.id}) no longer holds its lease (token {token}); "
                         "another replica owns it now, nothing was applied")
+
+    def release_if_moved(self, target: str) -> None:
+        """A reconcile of ``target`` just ended: if the target hashes to another live replica now, hand
+        its lease over at once rather than at the next heartbeat (a join moves work while it is busy)."""
+        with self._lock:
+            held = target in self._owned
+            live = list(self.live)
+        group = self.groups.get(target)
+        if not held or group is None or not live or rendezvous(group, live) == self.id:
+            return
+        try:
+            with self._lock_db:  # not between a heartbeat's renewal and its new view of what it owns
+                self._db.reconnect_if_broken()
+                self._db.execute("UPDATE leases SET expires_at = 0 WHERE target = ? AND owner = ?", (target, self.id))
+                with self._lock:
+                    self._owned.pop(target, None)
+        except Exception as exc:  # noqa: BLE001 - the lease lapses with the TTL anyway
+            log.warning("target %s: could not hand the lease over (%s); it lapses within %.0fs", target,
+                        type(exc).__name__, self.ttl)
+            return
+        log.info("target %s: lease handed over after its reconcile (it hashes to another replica now)", target)
 
     # ------------------------------------------------------------------ the heartbeat loop
 
@@ -204,6 +236,10 @@ class Replicas:
     def beat(self) -> None:
         """One heartbeat: renew, release what moved away, claim what moved here."""
         started = time.monotonic()
+        if self._joined is None:
+            self._joined = started
+        # just joined: wait one heartbeat period for the replicas started with this one before claiming
+        settling = started - self._joined < self.settle * 0.95
         claimed: list[str] = []
 
         def work(db: Any) -> None:
@@ -218,6 +254,8 @@ class Replicas:
                    "RETURNING target, token"), (self.ttl, self.id)).fetchall()}
             wanted = {t for t, g in self.groups.items() if rendezvous(g, self.live) == self.id}
             wanted |= {d for d in self.duties if rendezvous(d, self.live) == self.id}
+            if settling:
+                wanted &= set(held)  # keeps nothing it has not got; claims nothing yet
             for target in sorted(set(held) - wanted):
                 if not self._busy(target):  # a running reconcile keeps its lease until it ends
                     db.execute("UPDATE leases SET expires_at = 0 WHERE target = ? AND owner = ?", (target, self.id))
