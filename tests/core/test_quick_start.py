@@ -5,7 +5,7 @@ the configuration code, is private, and is never trusted when someone else could
 
 from __future__ import annotations
 
-import json
+import marshal
 import os
 import stat
 import subprocess
@@ -22,7 +22,9 @@ from setpoint.testing import GitRepo, write_config
 
 FORMS = [("status",), ("status", "-o", "json"), ("status", "--output=json"),
          ("audit", "--since", "1h"), ("audit", "--since", "1h", "-o", "json"), ("audit", "--target", "edge"),
-         ("audit", "--action", "apply", "--action", "drift-detected"), ("audit",)]
+         ("audit", "--action", "apply", "--action", "drift-detected"), ("audit",),
+         ("audit", "--target", "edge", "-o", "json"), ("audit", "--action", "revert-drift", "--output=json"),
+         ("audit", "--since", "2h", "--until", "now"), ("audit", "--until", "1h"), ("audit", "--since", "1h30m")]
 
 
 @pytest.fixture(autouse=True)
@@ -114,21 +116,21 @@ def test_a_change_to_the_configuration_code_invalidates_every_entry(config: Path
 def test_entries_are_private_and_a_planted_one_is_not_trusted(config: Path, capsys: pytest.CaptureFixture[str],
                                                               private_cache: Path, tmp_path: Path) -> None:
     full(config, "status")
-    [entry] = list(private_cache.glob("*.json"))
+    [entry] = list(private_cache.glob("*.entry"))
     assert stat.S_IMODE(private_cache.stat().st_mode) == 0o700
     assert stat.S_IMODE(entry.stat().st_mode) == 0o600
-    assert "secret" not in entry.read_text().lower()
+    assert b"secret" not in entry.read_bytes().lower()
     # someone rewrites the entry to point status at another database: group/world-writable is ignored
-    data = json.loads(entry.read_text())
+    data = marshal.loads(entry.read_bytes())
     data["state_path"] = str(tmp_path / "elsewhere.db")
-    entry.write_text(json.dumps(data))
+    entry.write_bytes(marshal.dumps(data))
     os.chmod(entry, 0o666)
     assert fast(config, capsys, "status")[0] is None
     os.chmod(entry, 0o600)
     os.chmod(private_cache, 0o777)
     assert fast(config, capsys, "status")[0] is None
     os.chmod(private_cache, 0o700)
-    entry.write_text("{not json")
+    entry.write_text("{not marshal")
     assert fast(config, capsys, "status")[0] is None
     full(config, "status")  # rewritten by the next full load
     assert fast(config, capsys, "status")[0] == 0
@@ -143,18 +145,91 @@ def test_the_cache_keeps_a_bounded_number_of_entries(tmp_path: Path, git_repo: G
         folder.mkdir()
         full(write_config(folder, git_repo.path, [{"name": "edge", "kind": "files", "path": "etc",
                                                    "files": {"destination": str(folder / "live")}}]), "status")
-    assert len(list(private_cache.glob("*.json"))) == 3
+    assert len(list(private_cache.glob("*.entry"))) == 3
+
+
+#: What the quick path must not import: the libraries of the full command line, setpoint's own heavy
+#: modules, and the standard library's costly ones (what each costs: docs/benchmarks.md, case 9).
+FORBIDDEN = ("click", "pydantic", "yaml", "pluggy", "rich", "setpoint.config", "setpoint.api", "setpoint.views",
+             "setpoint.state.store", "setpoint.logs", "setpoint.secrets", "typing", "logging", "pathlib",
+             "dataclasses", "inspect", "json", "re", "hashlib", "urllib.parse", "enum")
+
+
+def imported_by(config: Path, private_cache: Path, *args: str) -> set[str]:
+    """The modules a fresh ``setpoint -c CONFIG ARGS`` process has loaded when the quick path is done."""
+    code = ("import sys\n"
+            "from setpoint import quick\n"
+            "assert quick.serve(sys.argv[1:]) == 0, 'fell through'\n"
+            "print('\\n'.join(sorted(sys.modules)), file=sys.stderr)\n")
+    run = subprocess.run([sys.executable, "-c", code, "-c", str(config), *args], capture_output=True, text=True,
+                         env={**os.environ, "XDG_CACHE_HOME": str(private_cache.parent.parent)})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout
+    return set(run.stderr.split())
 
 
 def test_the_setpoint_command_answers_status_without_the_heavy_libraries(config: Path, private_cache: Path) -> None:
     full(config, "status")
-    code = ("import sys; sys.argv = ['setpoint', '-c', sys.argv[1], 'status']\n"
-            "from setpoint import quick\n"
-            "assert quick.serve(sys.argv[1:]) == 0\n"
-            "heavy = [m for m in ('click', 'pydantic', 'yaml', 'pluggy', 'rich', 'setpoint.config', 'setpoint.api')"
-            " if m in sys.modules]\n"
-            "assert not heavy, heavy\n")
-    run = subprocess.run([sys.executable, "-c", code, str(config)], capture_output=True, text=True,
+    loaded = imported_by(config, private_cache, "status")
+    assert not loaded & set(FORBIDDEN), sorted(loaded & set(FORBIDDEN))
+    assert "sqlite3" in loaded
+
+
+@pytest.mark.parametrize("args", [("audit", "--since", "1h"), ("audit", "--action", "pause")])
+def test_audit_imports_no_more_than_its_diffs_need(config: Path, private_cache: Path, args: tuple[str, ...]) -> None:
+    full(config, "status")
+    full(config, "pause", "edge", "--reason", "quiet")
+    loaded = imported_by(config, private_cache, *args)
+    # a multi-line value's unified diff needs difflib, and difflib imports re
+    allowed = {"re", "enum"} if "difflib" in loaded else set()
+    assert not loaded & (set(FORBIDDEN) - allowed), sorted(loaded & set(FORBIDDEN))
+    if args[1] == "--action":
+        assert "difflib" not in loaded
+
+
+def test_an_unknown_target_goes_to_the_full_command_with_exit_2(config: Path, private_cache: Path) -> None:
+    full(config, "status")
+    run = subprocess.run([sys.executable, "-c", "from setpoint.quick import main; main()", "-c", str(config),
+                          "audit", "--target", "edgee"], capture_output=True, text=True,
                          env={**os.environ, "XDG_CACHE_HOME": str(private_cache.parent.parent)})
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.startswith("TARGET")
+    assert run.returncode == 2
+    assert "edge" in run.stderr and not run.stdout
+
+
+def test_a_postgresql_state_is_never_cached_and_never_read_quickly(tmp_path: Path, private_cache: Path) -> None:
+    from types import SimpleNamespace
+
+    from setpoint.state.quickstate import QuickState, Unreadable
+
+    config_file = tmp_path / "setpoint.yaml"
+    config_file.write_text("state: postgresql://db/setpoint\n")
+    config = SimpleNamespace(file=config_file, state_is_postgresql=True, state_path="postgresql://db/setpoint",
+                             targets=[])
+    configcache.store(config, config_file.read_bytes())
+    assert configcache.lookup(str(config_file)) is None
+    assert not private_cache.exists() or not list(private_cache.iterdir())
+    with pytest.raises(Unreadable):
+        QuickState("postgresql://db/setpoint")
+
+
+def test_a_database_the_reader_cannot_answer_for_goes_to_the_full_command(
+        config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlite3
+
+    from setpoint.state.stateschema import SCHEMA_VERSION
+
+    full(config, "status")
+    cached = configcache.lookup(str(config))
+    assert cached is not None
+    state = cached.state_path
+    with sqlite3.connect(state) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")  # a newer setpoint's database
+    assert fast(config, capsys, "status") == (None, "")
+    assert fast(config, capsys, "audit") == (None, "")
+    with sqlite3.connect(state) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("UPDATE target_state SET data = '{\"sync\": \"Sideways\"}'")  # not a status the store reads
+    assert fast(config, capsys, "status") == (None, "")
+    with sqlite3.connect(state) as conn:
+        conn.execute("UPDATE audit SET details = '{broken'")
+    assert fast(config, capsys, "audit") == (None, "")

@@ -4,30 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 import time
 
+from setpoint.escapes import escape_controls
 from setpoint.secrets import RedactingFilter
 
 _FIELDS = ("target", "revision", "trigger", "stage")
 
-# Control characters (newlines, escape sequences, C1, line separators) and undecodable bytes
-# (surrogate escapes) in data from Git or the state store: shown escaped, so a commit message or a
-# path can neither forge a log or audit line nor drive the terminal. Tabs are harmless.
-_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
-_NAMED = {"\n": "\\n", "\r": "\\r"}
-
-
-def escape_controls(value: object) -> str:
-    """``value`` as one line of text with every control character escaped (``\\n``, ``\\x1b``)."""
-    def escaped(match: re.Match[str]) -> str:
-        char = match.group()
-        code = ord(char)
-        if char in _NAMED:
-            return _NAMED[char]
-        return f"\\x{code & 0xff:02x}" if 0xDC80 <= code <= 0xDCFF or code <= 0xFF else f"\\u{code:04x}"
-    return _CONTROL.sub(escaped, str(value))
+__all__ = ["JsonFormatter", "PlainFormatter", "escape_controls", "setup_logging"]
 
 
 class JsonFormatter(logging.Formatter):

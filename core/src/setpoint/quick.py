@@ -2,18 +2,28 @@
 PyYAML or pluggy when they can be, everything else by the full command line (setpoint.cli).
 
 The quick path serves only the plain forms (``[-c FILE] status|audit [options] [-o table|json]``)
-of a configuration whose validated form is cached (setpoint.configcache); its output is the
-full command's, byte for byte (the same setpoint.render and setpoint.views code draws both). Any
-other form, an option it does not know, a value it cannot parse, an unknown target or a cache miss
-hands the whole command line to setpoint.cli unchanged, which also reports every error.
+of a configuration whose validated form is cached (setpoint.configcache), and read the SQLite state
+with plain sqlite3 (setpoint.state.quickstate, by the names in setpoint.state.stateschema, which the
+store checks too). Its output is the full command's, byte for byte: setpoint.statusrow builds every
+status row and setpoint.render draws both. Any other form, an option it does not know, a value it
+cannot parse, an unknown target, a cache miss, a PostgreSQL state or a database the reader cannot
+answer for hands the whole command line to setpoint.cli unchanged, which also reports every error.
+
+What it imports is kept to sqlite3 and setpoint's small modules (no typing, logging, pathlib,
+dataclasses, json or re on the table path: tests/core/test_quick_start.py checks); these cost more
+than half of its start-up before (docs/benchmarks.md, case 9).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # not typing's: see setpoint/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
+
+    from setpoint.state.quickstate import QuickState
 
 #: Options that take a value, by command (the quick path knows no others).
 _VALUED = {"status": {"-o", "--output"},
@@ -74,8 +84,7 @@ def serve(argv: list[str]) -> int | None:
     command, config_arg, options = parsed
     from setpoint import configcache
 
-    config_file = Path(config_arg or os.environ.get("SETPOINT_CONFIG") or "setpoint.yaml")
-    cached = configcache.lookup(config_file)
+    cached = configcache.lookup(config_arg or os.environ.get("SETPOINT_CONFIG") or "setpoint.yaml")
     if cached is None:
         return None
     output = options.get("--output", ["table"])[0]
@@ -91,48 +100,75 @@ class _Unserved(Exception):
     """The full command line answers this one (an error to report, a value to explain)."""
 
 
-def _store(cached: Any) -> Any:
-    from setpoint.errors import SetpointError
-    from setpoint.state import StateStore
+def _state(cached: Any) -> QuickState:
+    from setpoint.state.quickstate import QuickState, Unreadable
 
     try:
-        return StateStore(cached.state_path)
-    except SetpointError:
+        return QuickState(cached.state_path)
+    except Unreadable:
         raise _Unserved from None
 
 
 def _status(cached: Any, output: str) -> int:
-    from setpoint import render
-    from setpoint.reload import read_last
-    from setpoint.views import status_rows
+    from setpoint import render, statusrow
+    from setpoint.state.quickstate import Unreadable
+    from setpoint.state.stateschema import CONFIG_RELOAD_META
 
-    store = _store(cached)
-    rows = status_rows(cached, store)
+    state = _state(cached)
+    try:  # everything is read before anything is printed: a fall-through prints nothing twice
+        statuses, pauses = state.statuses(), state.pauses()
+        pending: dict[str, list[dict[str, Any]]] = {}
+        for plan in state.pending_plans():
+            pending.setdefault(plan["target"], []).append(
+                statusrow.held_plan_row(plan["target"], plan["plan_id"], plan["revision"], plan["reason"],
+                                        plan["created_at"]))
+        last_reload = state.meta_json(CONFIG_RELOAD_META)
+        rows = [statusrow.status_row(t.name, t.kind, t.source, t.path,
+                                     statusrow.normalise(statuses[t.name]) if t.name in statuses else None,
+                                     pauses.get(t.name), pending.get(t.name, []))
+                for t in cached.targets]
+    except (Unreadable, ValueError, TypeError):
+        raise _Unserved from None
+    finally:
+        state.close()
     if output == "json":
         render.emit_json(rows)
     else:
-        render.print_status(render.Output(), rows, cached.state_path, read_last(store))
+        render.print_status(render.Output(), rows, cached.state_path,
+                            last_reload if isinstance(last_reload, dict) else None)
     return 0
 
 
 def _audit(cached: Any, options: dict[str, list[str]], output: str) -> int:
     from setpoint import render
-    from setpoint.state.status import AuditAction
+    from setpoint.state.quickstate import Unreadable
 
     target = options.get("--target", [None])[0]
     if target is not None and target not in [t.name for t in cached.targets]:
         raise _Unserved  # exit 2 with a suggestion
     actions = options.get("--action", [])
-    if any(a not in {x.value for x in AuditAction} for a in actions):
+    if any(a not in AUDIT_ACTIONS for a in actions):
         raise _Unserved
     try:
         since = render.parse_time(options["--since"][0]) if "--since" in options else None
         until = render.parse_time(options["--until"][0]) if "--until" in options else None
     except ValueError:
         raise _Unserved from None
-    entries = _store(cached).audit_entries(since, until, target, tuple(actions) or None)
+    state = _state(cached)
+    try:
+        entries = state.audit(since, until, target, tuple(actions) or None)
+    except Unreadable:
+        raise _Unserved from None
+    finally:
+        state.close()
     if output == "json":
         render.emit_json(render.audit_json(entries))
     else:
         render.print_audit(render.Output(), entries)
     return 0
+
+
+#: setpoint.state.status.AuditAction's values (a test keeps them equal): another is the full CLI's to refuse.
+AUDIT_ACTIONS = frozenset({
+    "apply", "revert-drift", "drift-detected", "drift-resolved", "drift-overwritten", "held", "approve", "pause",
+    "resume", "error", "recovered", "force-push", "api", "interrupted", "shutdown", "config-reload"})

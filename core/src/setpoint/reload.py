@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from setpoint.secrets import scrub
+from setpoint.state import stateschema
 
 if TYPE_CHECKING:
     from setpoint.config import Config
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("setpoint")
 
 #: The state store's meta key holding the last reload's outcome (read by ``setpoint status``).
-META_KEY = "config_reload"
+META_KEY = stateschema.CONFIG_RELOAD_META
 
 
 @dataclass

@@ -9,16 +9,20 @@ Not importing rich there saves a tenth of a second of every scripted call (docs/
 
 from __future__ import annotations
 
-import json
-import re
 import sys
 from datetime import datetime
-from typing import Any
 
-from setpoint.logs import escape_controls
+from setpoint.escapes import escape_controls
 
-_TAG = re.compile(r"((\\*)\[([a-z#/@][^[]*?)])")
-_ESCAPE = re.compile(r"(\\*)(\[[a-z#/@][^[]*?])")
+TYPE_CHECKING = False  # not typing's: see setpoint/__init__.py
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
+# Markup is scanned with str.find, not re: a tag is ``[`` then a lower-case letter, ``#``, ``/`` or
+# ``@``, up to the first ``]`` with no ``[`` before it, with the backslashes just before it (rich's
+# pattern ``((\\*)\[([a-z#/@][^[]*?)])``); importing re would cost setpoint.quick a tenth of its start-up.
+_TAG_START = frozenset("abcdefghijklmnopqrstuvwxyz#/@")
 
 #: A value longer than this is shown as an inline diff, not as ``before -> after``.
 LONG_VALUE = 120
@@ -26,9 +30,36 @@ LONG_VALUE = 120
 UNCHANGED_KEPT = 60
 
 
+def _tags(text: str) -> Iterator[tuple[int, int, int]]:
+    """(start, bracket, end) of each tag in ``text``, left to right and not overlapping, as
+    ``re.finditer`` with rich's pattern finds them: ``text[start:bracket]`` are the backslashes before
+    the tag, ``text[bracket:end]`` the tag."""
+    position = 0
+    bracket = text.find("[")
+    while bracket >= 0:
+        close = text.find("]", bracket + 2)
+        if bracket + 1 < len(text) and text[bracket + 1] in _TAG_START and close >= 0 \
+                and text.find("[", bracket + 1, close) < 0:
+            start = bracket
+            while start > position and text[start - 1] == "\\":
+                start -= 1
+            yield start, bracket, close + 1
+            position = close + 1
+            bracket = text.find("[", position)
+        else:
+            bracket = text.find("[", bracket + 1)
+
+
 def escape(text: str) -> str:
     """Text that rich markup shows as it is (the same escaping as ``rich.markup.escape``)."""
-    text = _ESCAPE.sub(lambda m: f"{m.group(1)}{m.group(1)}\\{m.group(2)}", text)
+    if "[" in text:
+        out, position = [], 0
+        for start, bracket, end in _tags(text):
+            backslashes = text[start:bracket]
+            out.append(f"{text[position:start]}{backslashes}{backslashes}\\{text[bracket:end]}")
+            position = end
+        out.append(text[position:])
+        text = "".join(out)
     if text.endswith("\\") and not text.endswith("\\\\"):
         return text + "\\"
     return text
@@ -41,17 +72,17 @@ def plain(value: object) -> str:
 
 def strip(markup: str) -> str:
     """The text rich would print for ``markup`` without colours."""
+    if "[" not in markup:
+        return markup
     out, position = [], 0
-    for match in _TAG.finditer(markup):
-        full, escapes, _tag = match.groups()
-        start, end = match.span()
+    for start, bracket, end in _tags(markup):
         if start > position:
             out.append(markup[position:start].replace("\\[", "["))
-        if escapes:
-            backslashes, escaped = divmod(len(escapes), 2)
+        if bracket > start:
+            backslashes, escaped = divmod(bracket - start, 2)
             out.append("\\" * backslashes)
             if escaped:
-                out.append(full[len(escapes):])
+                out.append(markup[bracket:end])
         position = end
     if position < len(markup):
         out.append(markup[position:].replace("\\[", "["))
@@ -106,6 +137,8 @@ class Output:
 
 
 def emit_json(data: Any) -> None:
+    import json
+
     from setpoint.secrets import to_jsonable
 
     sys.stdout.write(json.dumps(to_jsonable(data), indent=2, sort_keys=False) + "\n")
@@ -232,20 +265,28 @@ def audit_lines(details: dict[str, Any], colour: bool = False) -> list[str]:
 def show(value: Any) -> str:
     if isinstance(value, dict) and set(value) == {"secret"}:
         return f"<secret {value['secret']}>"
-    return json.dumps(value) if not isinstance(value, str) else value
+    if isinstance(value, str):
+        return value
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if type(value) is int:
+        return str(value)  # what json.dumps writes, without importing json (it imports re)
+    import json
+
+    return json.dumps(value)
 
 
 def field_lines(fields: list[dict[str, Any]], colour: bool = False) -> list[str]:
     """One entry per changed field, as rich markup (user text escaped): multi-line text as a unified
     diff, a long single-line value as an inline diff, anything else as ``before -> after``."""
-    import difflib
-
     lines = []
     for f in fields:
         before, after = f["before"], f["after"]
         path = plain(f["path"])
         multiline = any(isinstance(v, str) and "\n" in v for v in (before, after))
         if multiline and all(v is None or isinstance(v, str) for v in (before, after)):
+            import difflib
+
             before, after = before or "", after or ""
             lines.append(f"{path}:")
             diff = difflib.unified_diff(before.splitlines(), after.splitlines(), "live", "git", lineterm="", n=1)

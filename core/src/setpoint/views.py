@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from setpoint import statusrow
 from setpoint.state import AuditAction, AuditEntry, HeldPlan, StateStore, TargetStatus
 
 if TYPE_CHECKING:
@@ -19,11 +20,8 @@ HISTORY_LIMIT = 20
 
 
 def held_plan_row(held: HeldPlan, *, changes: bool = True) -> dict[str, Any]:
-    row: dict[str, Any] = {"target": held.target, "plan_id": held.plan_id, "revision": held.revision,
-                           "reason": held.reason, "created_at": held.created_at}
-    if changes:
-        row["changes"] = held.changes
-    return row
+    return statusrow.held_plan_row(held.target, held.plan_id, held.revision, held.reason, held.created_at,
+                                   held.changes if changes else None)
 
 
 def held_plan_rows(store: StateStore, target: str | None = None) -> list[dict[str, Any]]:
@@ -38,27 +36,16 @@ def status_row(target: TargetConfig, status: TargetStatus | None, store: StateSt
     ``source_error`` is the running process's own view of the target's source (an unreachable remote
     it polled just now); without it, the one last recorded is shown. ``pending``: the target's
     pending plans when the caller has read them already (one query for many targets)."""
-    st = status or TargetStatus(target.name, target.kind)
     pause = store.get_pause(target.name)
     if pending is None:
         pending = store.held_plans(target.name, ("pending",))
-    return {
-        "target": target.name, "kind": target.kind, "source": target.source, "path": target.path,
-        "sync": st.sync.value, "health": st.health.value,
-        "health_message": st.health_message or None,
-        "revision": st.revision, "revision_author": st.revision_author, "revision_subject": st.revision_subject,
-        "applied_revision": st.applied_revision,
-        "last_applied": ({"time": st.last_applied_at, "revision": st.last_applied_revision}
-                         if st.last_applied_at is not None else None),
-        "last_run": st.last_run, "last_trigger": st.last_trigger,
-        "last_error": st.last_error, "error_stage": st.error_stage,
-        "source_error": source_error or st.source_error,
-        "consecutive_failures": st.consecutive_failures, "message": st.message if status else None,
-        "drift": list(st.drift),
-        "paused": ({"reason": pause.reason, "by": pause.paused_by, "since": pause.paused_at, "until": pause.until}
-                   if pause and not pause.expired() else None),
-        "held_plans": [held_plan_row(h, changes=False) for h in pending],
-    }
+    # the same builder as setpoint.quick's (setpoint.statusrow), so the rows cannot diverge
+    return statusrow.status_row(
+        target.name, target.kind, target.source, target.path,
+        statusrow.normalise(status.to_json()) if status else None,
+        {"reason": pause.reason, "paused_by": pause.paused_by, "paused_at": pause.paused_at, "until": pause.until}
+        if pause else None,
+        [held_plan_row(h, changes=False) for h in pending], source_error)
 
 
 def status_rows(config: Config, store: StateStore,

@@ -26,7 +26,9 @@ from typing import Any
 from setpoint.apicore import Revision
 from setpoint.errors import StateError
 from setpoint.secrets import set_fingerprint_salt, to_jsonable
+from setpoint.state import stateschema
 from setpoint.state.backends import (
+    POSTGRES_MIGRATIONS,
     SQLITE_MIGRATIONS,
     Backend,
     PostgresBackend,
@@ -114,6 +116,13 @@ class AuditEntry:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+# the quick reader (setpoint.state.quickstate) reads these tables by the names in stateschema: refuse to
+# run with records or migrations that say otherwise (a new column is added there first)
+for _migrations in (len(SQLITE_MIGRATIONS), len(POSTGRES_MIGRATIONS)):
+    stateschema.check_records(_migrations, {stateschema.PAUSES: tuple(Pause.__dataclass_fields__),
+                                            stateschema.HELD_PLANS: tuple(HeldPlan.__dataclass_fields__),
+                                            stateschema.AUDIT: tuple(AuditEntry.__dataclass_fields__)})
+
 _REMEDY = ("Restore it from a backup (or try `sqlite3 FILE .recover`), or move it aside to start a new "
            "state with an empty audit log and inventory (setpoint then owns nothing it applied before).")
 
@@ -135,8 +144,12 @@ class StateStore:
         else:
             self.db = self._open_sqlite(Path(location))
         try:
-            with self._tx():
-                self.db.migrate()
+            with self._tx() as db:
+                db.migrate()
+                missing = stateschema.missing_columns(lambda table: _columns(db, table))
+            if missing:
+                raise StateError(f"the state database {self.db.location} lacks {', '.join(missing)}: it was changed "
+                                 f"by hand or by another program; {_REMEDY}")
             set_fingerprint_salt(self._salt())
         except sqlite3.OperationalError:
             raise  # busy, locked, read-only: not corruption, and the message says so
@@ -588,6 +601,11 @@ class StateStore:
             db.execute("INSERT INTO outputs (target, data, updated_at) VALUES (?, ?, ?) ON CONFLICT (target) DO UPDATE "
                        "SET data = excluded.data, updated_at = excluded.updated_at",
                        (target, json.dumps(to_jsonable(outputs)), time.time()))
+
+
+def _columns(db: Backend, table: str) -> tuple[str, ...]:
+    cursor = db.execute(f"SELECT * FROM {table} LIMIT 0")  # noqa: S608 - stateschema's table names
+    return tuple(d[0] for d in cursor.description or ())
 
 
 def _held(row: Any) -> HeldPlan:
