@@ -79,6 +79,31 @@ class GenericWebhook(WebhookSecret):
     max_skew: Duration = 300.0
 
 
+class PreviewPoster(_Strict):
+    """Where a webhook-triggered preview is posted: the host's API and a token allowed to comment on
+    pull/merge requests and set commit statuses."""
+
+    token_file: Path | None = None
+    token_env: str | None = None
+    api_url: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> PreviewPoster:
+        _one_source(self.token_file, self.token_env, "token")
+        if self.api_url is not None and not self.api_url.startswith(("https://", "http://")):
+            raise ValueError("api_url must be an http(s) URL")
+        return self
+
+
+class WebhookPreviews(_Strict):
+    """Previews of pull/merge requests on their webhook events (docs/git-safety.md)."""
+
+    github: PreviewPoster | None = None
+    gitlab: PreviewPoster | None = None
+    #: Previews waiting beside the one running; a further pull request's event is refused (503).
+    max_pending: int = Field(default=8, ge=1, le=1000)
+
+
 class Webhooks(_Strict):
     github: WebhookSecret | None = None
     gitlab: WebhookSecret | None = None
@@ -86,6 +111,9 @@ class Webhooks(_Strict):
     gitea: WebhookSecret | None = None
     bitbucket: WebhookSecret | None = None
     generic: GenericWebhook | None = None
+    #: Preview pull requests (GitHub ``pull_request``) and merge requests (GitLab) when they are
+    #: opened or pushed to, and post the result on them; off without this block.
+    previews: WebhookPreviews | None = None
     #: How long a delivery ID is remembered to refuse a replay, and how many are kept at most.
     replay_window: Duration = 86400.0
     replay_cache_size: int = Field(default=10000, ge=100, le=1_000_000)

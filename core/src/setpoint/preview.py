@@ -77,12 +77,14 @@ class Preview:
                 "targets": [t.to_dict() for t in self.targets]}
 
 
-def preview(engine: Engine, ref: str, targets: Iterable[str] = ()) -> Preview:
-    """Preview ``ref`` on ``targets`` (default: every target the revision affects)."""
+def preview(engine: Engine, ref: str, targets: Iterable[str] = (), *, sources: Iterable[str] = ()) -> Preview:
+    """Preview ``ref`` on ``targets`` (default: every target the revision affects, among the targets
+    of ``sources`` when given: a pull request's ref exists only in its own repository)."""
     named = list(targets)
     for name in named:
         engine.runner(name)  # unknown names fail before anything is fetched
-    chosen = named or list(engine.runners)
+    only = set(sources)
+    chosen = named or [n for n, r in engine.runners.items() if not only or r.target.source in only]
     commits: dict[str, str] = {}
     bases: dict[str, str | None] = {}
     for source_name in sorted({engine.runners[n].target.source for n in chosen}):

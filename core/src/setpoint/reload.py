@@ -94,6 +94,13 @@ def _operations_problems(config: Config, registry: Any) -> list[str]:
                     read_credential(block.secret_file, block.secret_env, config.base_dir)
                 except ValueError as exc:
                     problems.append(f"server.webhooks.{provider}: {scrub(str(exc))}")
+        for provider in ("github", "gitlab"):
+            poster = getattr(hooks.previews, provider) if hooks.previews is not None else None
+            if poster is not None:
+                try:
+                    read_credential(poster.token_file, poster.token_env, config.base_dir)
+                except ValueError as exc:
+                    problems.append(f"server.webhooks.previews.{provider}: {scrub(str(exc))}")
     try:
         build_routes(config, registry)
     except ConfigError as exc:

@@ -113,7 +113,9 @@ def build_app(ctx: AppContext) -> Starlette:
             return body
         headers = {k.lower(): v for k, v in request.headers.items()}
         delivery = await run_in_threadpool(ctx.receiver.handle, provider, headers, body)
-        return json_response(delivery.to_json(), delivery.status)
+        # 503: the preview queue is full; a later delivery may find room
+        return json_response(delivery.to_json(), delivery.status,
+                             {"Retry-After": "60"} if delivery.status == 503 else None)
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),

@@ -13,7 +13,8 @@ from setpoint.errors import ConfigError
 from setpoint.opsconfig import read_credential
 from setpoint.secrets import Secret, register_known_values
 from setpoint.server import webhooks
-from setpoint.server.webhooks import Delivery, Ignored, Rejected, ReplayCache
+from setpoint.server.previews import Previewer, PreviewJob, PreviewQueue, QueueFull
+from setpoint.server.webhooks import Delivery, Ignored, PullRequest, Push, Rejected, ReplayCache
 
 if TYPE_CHECKING:
     from setpoint.engine.engine import Engine
@@ -88,8 +89,22 @@ class WebhookReceiver:
                 continue
             register_known_values([value])
             self.secrets[provider] = Secret(value.encode(), f"{provider} webhook secret")
+        self.previewer: Previewer | None = None
+        self.previews: PreviewQueue | None = None
+        if cfg.previews is not None:
+            try:
+                self.previewer = Previewer(engine, cfg.previews)
+            except ConfigError as exc:
+                problems.append(str(exc))
         if problems:
             raise ConfigError("\n".join(problems))
+        if self.previewer is not None and cfg.previews is not None:
+            self.previews = PreviewQueue(self.previewer, cfg.previews.max_pending)
+
+    def close(self) -> None:
+        """Stop the preview worker (queued previews are dropped; one running gets a while to end)."""
+        if self.previews is not None:
+            self.previews.stop()
 
     @property
     def providers(self) -> list[str]:
@@ -123,6 +138,8 @@ class WebhookReceiver:
         replay_key = f"{provider}:{delivery_id or hashlib.sha256(body).hexdigest()}"
         if not self.replays.first_time(replay_key):
             return Delivery(409, "replayed", "this delivery was already received")
+        if isinstance(push, PullRequest):
+            return self._preview(push)
         sources = {name: (source.url, source.config.branch) for name, source in self.engine.sources.items()}
         matched = webhooks.matching_sources(push, sources)
         if not matched:
@@ -135,3 +152,22 @@ class WebhookReceiver:
             message += ("; " if message else "") + (f"polling {', '.join(later)} within {self.polls.interval:g}s "
                                                     "(one forced poll per source per interval)")
         return Delivery(202, "accepted", message, tuple(matched), targets)
+
+    def _preview(self, request: PullRequest) -> Delivery:
+        """Queue a preview of the request's head on the sources that follow its base branch."""
+        if self.previews is None or self.previewer is None or request.provider not in self.previewer.tokens:
+            return Delivery(202, "ignored", f"previews of {request.provider} requests are not configured "
+                                            f"(server.webhooks.previews.{request.provider})")
+        sources = {name: (source.url, source.config.branch) for name, source in self.engine.sources.items()}
+        matched = webhooks.matching_sources(Push(request.repositories, branch=request.base), sources)
+        if not matched:
+            return Delivery(202, "unmatched", f"no source follows this repository and branch ({request.base})")
+        targets = tuple(name for name, runner in self.engine.runners.items() if runner.target.source in matched)
+        try:
+            done = self.previews.submit(PreviewJob(request, tuple(matched)))
+        except QueueFull as exc:
+            return Delivery(503, "overloaded", f"preview of {request.key} refused: {exc}; the reconciler is not "
+                                               "affected, push again or run setpoint preview", tuple(matched), targets)
+        message = (f"preview of {request.key} at {request.head_sha[:12]} queued" if done == "queued" else
+                   f"preview of {request.key} at {request.head_sha[:12]} replaces the one still waiting")
+        return Delivery(202, f"preview_{done}", message, tuple(matched), targets)

@@ -22,6 +22,7 @@ from setpoint.opsconfig import split_listen
 if TYPE_CHECKING:
     from setpoint.engine.engine import Engine
     from setpoint.server.app import Loops
+    from setpoint.server.receiver import WebhookReceiver
 
 log = logging.getLogger("setpoint.server")
 
@@ -83,6 +84,7 @@ class Operations:
         self.loops = loops
         self.http: HttpServer | None = None
         self._notify: object | None = None
+        self._receiver: WebhookReceiver | None = None
         self._then: list[Callable[[], None]] = []
 
     def also_stop(self, stop: Callable[[], None]) -> None:
@@ -127,6 +129,7 @@ class Operations:
                 except OSError as exc:
                     raise ConfigError(f"server.tls: cannot read {path}: {exc.strerror}") from None
         ctx = make_context(self.engine, self.loops)
+        self._receiver = ctx.receiver
         self.http = HttpServer(build_app(ctx), server.listen, cert, key)
         self.http.start()
         host, port = self.http.address
@@ -140,6 +143,9 @@ class Operations:
         if self.http is not None:
             self.http.stop()
             self.http = None
+        if self._receiver is not None:
+            self._receiver.close()  # before the engine closes: a preview uses its sources
+            self._receiver = None
         notify = self._notify
         self._notify = None
         if notify is not None:

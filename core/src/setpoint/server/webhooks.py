@@ -19,6 +19,9 @@ All HMACs are SHA-256 and every comparison is constant-time. Checks run in this 
 before anything is parsed: size, proof, replay (a delivery ID seen before, or without one the same
 body again), then the payload. A webhook never carries desired state: it only makes setpoint poll
 the named sources now, so the worst a replay that slipped through could do is one extra poll.
+
+GitHub ``pull_request`` and GitLab merge request events (same proofs) are parsed into a
+:class:`PullRequest` that the receiver queues for a preview (docs/git-safety.md).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -146,6 +150,85 @@ def _deleted(after: Any) -> bool:
     return isinstance(after, str) and set(after) == {"0"}
 
 
+#: Pull request actions that put new commits up for review (GitHub; GitLab says open/reopen/update).
+PULL_REQUEST_ACTIONS = ("opened", "synchronize", "reopened")
+MERGE_REQUEST_ACTIONS = ("open", "reopen", "update")
+_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+_GITHUB_REPO = re.compile(r"[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}")
+
+
+@dataclass
+class PullRequest:
+    """A pull (GitHub) or merge (GitLab) request that was opened or pushed to: preview it.
+
+    ``ref`` is built from the number, never taken from the payload: the ref the host keeps for the
+    request's head (``refs/pull/N/head``, ``refs/merge-requests/N/head``), so a branch name from a
+    fork cannot choose what is fetched."""
+
+    provider: str
+    repositories: set[str]
+    #: The branch it asks to merge into: previewed on the sources that follow that branch.
+    base: str
+    number: int
+    head_sha: str
+    #: GitHub: owner/name; GitLab: the numeric project ID.
+    project: str
+
+    @property
+    def ref(self) -> str:
+        return f"refs/pull/{self.number}/head" if self.provider == "github" else \
+            f"refs/merge-requests/{self.number}/head"
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}:{self.project}#{self.number}"
+
+
+def _number(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**31:
+        raise Rejected(400, "bad_request", "the pull request number is missing or not a positive integer")
+    return value
+
+
+def _sha(value: Any) -> str:
+    if not isinstance(value, str) or not _SHA.fullmatch(value):
+        raise Rejected(400, "bad_request", "the head commit is missing or not a full SHA")
+    return value
+
+
+def github_pull_request(data: dict[str, Any]) -> PullRequest:
+    action = data.get("action")
+    if action not in PULL_REQUEST_ACTIONS:
+        raise Ignored(f"pull_request action {action!r} brings no new commits")
+    pull = data.get("pull_request") or {}
+    repo = data.get("repository") or {}
+    base = (pull.get("base") or {}).get("ref")
+    full_name = repo.get("full_name")
+    if not isinstance(base, str) or not isinstance(full_name, str) or not _GITHUB_REPO.fullmatch(full_name):
+        raise Rejected(400, "bad_request", "a pull_request needs repository.full_name and pull_request.base.ref")
+    return PullRequest("github", _urls(*(repo.get(k) for k in ("clone_url", "ssh_url", "git_url", "html_url"))),
+                       base, _number(data.get("number", pull.get("number"))),
+                       _sha((pull.get("head") or {}).get("sha")), full_name)
+
+
+def gitlab_merge_request(data: dict[str, Any]) -> PullRequest:
+    attrs = data.get("object_attributes") or {}
+    action = attrs.get("action")
+    # an update without oldrev changed the title, labels or reviewers, not the commits
+    if action not in MERGE_REQUEST_ACTIONS or (action == "update" and not attrs.get("oldrev")):
+        raise Ignored(f"merge request action {action!r} brings no new commits")
+    project, repo = data.get("project") or {}, data.get("repository") or {}
+    base = attrs.get("target_branch")
+    project_id = project.get("id", attrs.get("target_project_id"))
+    if not isinstance(base, str) or isinstance(project_id, bool) or not isinstance(project_id, int):
+        raise Rejected(400, "bad_request", "a merge request needs project.id and object_attributes.target_branch")
+    return PullRequest("gitlab", _urls(project.get("git_http_url"), project.get("git_ssh_url"),
+                                       project.get("web_url"), repo.get("git_http_url"), repo.get("git_ssh_url"),
+                                       repo.get("homepage"), repo.get("url")),
+                       base, _number(attrs.get("iid")), _sha((attrs.get("last_commit") or {}).get("id")),
+                       str(project_id))
+
+
 class Ignored(Exception):
     """A verified delivery that is not a branch push (a ping, a tag, another event)."""
 
@@ -153,10 +236,12 @@ class Ignored(Exception):
 # --------------------------------------------------------------------------- providers
 
 
-def github(headers: Mapping[str, str], body: bytes, key: bytes) -> tuple[str | None, Push]:
+def github(headers: Mapping[str, str], body: bytes, key: bytes) -> tuple[str | None, Push | PullRequest]:
     _check_prefixed(headers.get("x-hub-signature-256"), key, body)
     delivery = headers.get("x-github-delivery")
     event = headers.get("x-github-event", "")
+    if event == "pull_request":
+        return delivery, github_pull_request(_json(body))
     if event != "push":
         raise Ignored(f"event {event or '(none)'} is not a push")
     data = _json(body)
@@ -181,7 +266,7 @@ def gitea(headers: Mapping[str, str], body: bytes, key: bytes) -> tuple[str | No
     return delivery, _push(data.get("repository") or {}, data, ("clone_url", "ssh_url", "html_url"))
 
 
-def gitlab(headers: Mapping[str, str], body: bytes, key: bytes) -> tuple[str | None, Push]:
+def gitlab(headers: Mapping[str, str], body: bytes, key: bytes) -> tuple[str | None, Push | PullRequest]:
     given = headers.get("x-gitlab-token")
     if not given:
         raise Rejected(401, "unsigned", "the delivery has no X-Gitlab-Token")
@@ -189,6 +274,8 @@ def gitlab(headers: Mapping[str, str], body: bytes, key: bytes) -> tuple[str | N
         raise Rejected(401, "bad_signature", "the secret token does not match")
     delivery = _first(headers, "idempotency-key", "x-gitlab-event-uuid")
     data = _json(body)
+    if data.get("object_kind") == "merge_request":
+        return delivery, gitlab_merge_request(data)
     # system hooks say "System Hook" in the header; the body's object_kind is what counts
     if data.get("object_kind") != "push" and data.get("event_name") != "push":
         raise Ignored(f"event {headers.get('x-gitlab-event', '(none)')} is not a push")
