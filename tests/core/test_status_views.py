@@ -116,3 +116,30 @@ def test_last_applied_moves_with_each_successful_apply_only(tmp_path: Path, git_
     assert engine.reconcile("app").held_plan_id
     assert last_applied() == now, "a held plan applied nothing"
     engine.close()
+
+
+def test_a_held_deletion_records_its_live_object_with_secrets_as_fingerprints() -> None:
+    """What the approve page shows of a deletion (issue 20 item 2): the live object, where a field
+    that is a Secret, or held one when setpoint applied it (sticky), is a fingerprint only."""
+    from setpoint.api import Action, Live, Plan, Resource, ResourceChange
+    from setpoint.engine.review import held_changes
+    from setpoint.secrets import Secret
+    from setpoint.state import InventoryItem
+
+    body = {"replicas": 2, "env": {"DB_PASSWORD": "plain-now-0123", "MODE": "x"}, "token": Secret("tok-4567"),
+            "notes": "a\nb"}
+    live = Live.of([Resource("Deployment/web", "Deployment", "web", body)])
+    plan = Plan([ResourceChange("Deployment/web", "Deployment", "web", Action.DELETE),
+                 ResourceChange("Deployment/api", "Deployment", "api", Action.DELETE),
+                 ResourceChange("ConfigMap/c", "ConfigMap", "c", Action.UPDATE)])
+    inventory = {"Deployment/web": InventoryItem("Deployment/web", "Deployment", "web", None, "r", "d", 0.0,
+                                                 ("env.DB_PASSWORD",))}
+    web, api, update = held_changes(plan, live, inventory)
+    recorded = web["live"]["body"]
+    assert recorded["replicas"] == 2 and recorded["env"]["MODE"] == "x" and recorded["notes"] == "a\nb"
+    assert set(recorded["env"]["DB_PASSWORD"]) == {"secret"} and set(recorded["token"]) == {"secret"}
+    assert "plain-now-0123" not in json.dumps(web) and "tok-4567" not in json.dumps(web)
+    assert api["live"] is None, "already gone live"
+    assert "live" not in update
+    web.pop("live"), api.pop("live")
+    assert [web, api, update] == plan.to_record(), "otherwise the plan's own record"

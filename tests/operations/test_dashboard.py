@@ -56,9 +56,9 @@ def board(tmp_path: Path, git_repo: GitRepo, monkeypatch: pytest.MonkeyPatch) ->
     engine.close()
 
 
-def hold_a_deletion(engine: Any, repo: GitRepo) -> str:
+def hold_a_deletion(engine: Any, repo: GitRepo, path: str = "app/api.yaml") -> str:
     """Commit a deletion; the app target (hold_deletions) holds it for approval."""
-    repo.commit({"app/api.yaml": None}, "drop api")
+    repo.commit({path: None}, f"drop {path}")
     engine.reconcile("db")  # app waits for its dependency to be synced at the new head
     held = engine.reconcile("app").held_plan_id
     assert held
@@ -226,6 +226,20 @@ def test_overview_filters_and_target_page(board: Any) -> None:
     assert client.get("/ui/targets/nope").status_code == 404
 
 
+def test_a_held_deletion_shows_the_live_object_it_would_remove(board: Any) -> None:
+    """Issue 20 item 4: approve after seeing the full diff; for a deletion that is the live object."""
+    base, engine, _loops, plugin, repo = board
+    plugin.cluster("app").manual_change("Deployment/api", replicas=4)  # live differs from Git: shown as live
+    held = hold_a_deletion(engine, repo)
+    (plan,) = engine.store.held_plans("app", ("pending",))
+    (change,) = [c for c in plan.changes if c["action"] == "delete"]
+    assert change["live"]["body"]["replicas"] == 4
+    page = login(base, ADMIN_TOKEN).get(f"/ui/targets/app/plans/{held}").text
+    assert "Deleted: the live object as observed" in page
+    assert '<span class="del">- replicas: 4</span>' in page, page
+    assert 'id="approve"' in page
+
+
 def test_the_event_stream_announces_a_change(board: Any) -> None:
     base, engine, _loops, plugin, _repo = board
     client = login(base, STATUS_TOKEN)
@@ -280,7 +294,7 @@ def test_no_secret_on_any_page_or_export(board: Any, git_repo: GitRepo) -> None:
     plugin.cluster("app").fail_next("observe", TemporaryError(f"login failed for {CANARY}"))
     engine.reconcile("app")
     engine.reconcile("app")
-    held = hold_a_deletion(engine, git_repo)
+    held = hold_a_deletion(engine, git_repo, "app/web.yaml")  # the held deletion of the object with the secret
     # defence in depth: a secret that reached the store anyway (pasted into a pause reason, or written
     # by a careless plugin into an audit note) is scrubbed from every page and export
     engine.pause("db", f"rotating {CANARY}", "api:alice", None)
@@ -298,6 +312,8 @@ def test_no_secret_on_any_page_or_export(board: Any, git_repo: GitRepo) -> None:
     paths.append("/ui/login (anonymous)")
     bodies.append(httpx.get(base + "/ui/login").text)
     assert "secret: fingerprints" in client.get("/ui/targets/app").text, "the drifted secret shows as fingerprints"
+    plan_page = client.get(f"/ui/targets/app/plans/{held}").text
+    assert re.search(r"- config: secret sha256:[0-9a-f]{8,}", plan_page), "the live secret that would go, as a fingerprint"
     for path, body in zip(paths, bodies, strict=True):
         for value in (*SECRETS, CANARY + "-changed-live"):
             assert value not in body, (path, value)

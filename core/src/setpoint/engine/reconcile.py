@@ -142,6 +142,7 @@ class Reconciler:
         desired = self._desired(run, rev_sha)
         inventory = self.store.inventory(self.name)
         live, scoped = self._observe_and_diff(desired, inventory)
+        run.live = live
         if not run.dry_run:
             inventory = self._forget_vanished(desired, live, inventory)
         attribute_drift(scoped.plan, desired, inventory)

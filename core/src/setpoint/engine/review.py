@@ -7,10 +7,14 @@ approval of exactly that plan lets it through.
 
 from __future__ import annotations
 
-from setpoint.api import Plan
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from setpoint.api import Action, Live, Plan, Resource, covers_secret, secret_paths
 from setpoint.engine.ports import ReconcilePorts
 from setpoint.engine.run import Run, stage
 from setpoint.engine.runner import TargetRunner
+from setpoint.secrets import Secret, to_jsonable
 from setpoint.state import AuditAction, InventoryItem
 
 
@@ -83,13 +87,45 @@ class ReviewStage:
 
     def _hold(self, run: Run, plan: Plan, reason: str) -> None:
         already = {h.plan_id for h in self.store.held_plans(self.name, ("pending",))}
-        held = self.store.hold_plan(self.name, plan.id, run.revision.sha if run.revision else "", reason, plan.to_record())
+        changes = held_changes(plan, run.live, self.store.inventory(self.name))
+        held = self.store.hold_plan(self.name, plan.id, run.revision.sha if run.revision else "", reason, changes)
         run.held_plan_id = held.plan_id
         run.message = f"plan {held.plan_id} held for approval: {reason}. Approve with: setpoint approve {self.name} {held.plan_id}"
         if held.plan_id in already:
             return
         self.store.audit(AuditAction.HELD, target=self.name, kind=self.runner.target.kind, revision=run.revision,
                          trigger=run.trigger, details={"plan_id": held.plan_id, "reason": reason,
-                                                       "changes": plan.to_record()})
+                                                       "changes": changes})
         run.actions.append({"action": AuditAction.HELD.value, "plan_id": held.plan_id, "reason": reason})
         self.runner.logger.warning("plan %s held for approval: %s", held.plan_id, reason, extra=run.log_fields())
+
+
+def held_changes(plan: Plan, live: Live | None, inventory: Mapping[str, InventoryItem]) -> list[dict[str, Any]]:
+    """The plan's records, each deletion (and replacement) with ``live``: the object it would remove
+    as observed now (``None``: not found live), so an approver sees exactly what goes. Secret fields
+    (secret now, or when setpoint applied the object) are fingerprints; the plan id does not change."""
+    records = plan.to_record()
+    for record, change in zip(records, plan.changes, strict=True):
+        if change.action not in (Action.DELETE, Action.REPLACE):
+            continue
+        resource = live.resources.get(change.key) if live is not None else None
+        item = inventory.get(change.key)
+        record["live"] = None if resource is None else live_record(
+            resource, set(item.secret_paths if item else ()) | set(change.secret_paths))
+    return records
+
+
+def live_record(resource: Resource, sticky: Collection[str]) -> dict[str, Any]:
+    """A live object as a JSON-safe record: its identity and compared fields, every secret field
+    (a :class:`Secret`, or one of ``sticky``) as its salted fingerprint only."""
+    paths = set(sticky) | secret_paths(resource.body)
+    return {"key": resource.key, "kind": resource.kind, "name": resource.name, "namespace": resource.namespace,
+            "body": to_jsonable(_hide(resource.body, paths, ""))}
+
+
+def _hide(value: Any, paths: Collection[str], path: str) -> Any:
+    if isinstance(value, Secret) or not paths:
+        return value
+    if isinstance(value, Mapping):
+        return {k: _hide(v, paths, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+    return Secret(value) if covers_secret(paths, path or "(value)") and value is not None else value

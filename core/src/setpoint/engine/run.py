@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from setpoint.api import Health, HealthStatus, Outcome, Plan, ResourceChange, Revision, SyncStatus
+from setpoint.api import Health, HealthStatus, Live, Outcome, Plan, ResourceChange, Revision, SyncStatus
 from setpoint.errors import PermanentError, TemporaryError
 from setpoint.secrets import safe_error
 
@@ -56,6 +56,8 @@ class Run:
     #: Keys of drift this run reverted successfully.
     reverted: set[str] = field(default_factory=set)
     plan: Plan | None = None
+    #: What observe saw this run (a held plan records the live objects its deletions would remove).
+    live: Live | None = None
     held_plan_id: str | None = None
     message: str = ""
     paused: bool = False

@@ -59,6 +59,7 @@ def _environment() -> Environment:
     env.filters["short"] = render.short
     env.filters["value"] = render.value
     env.globals["field_lines"] = render.field_lines
+    env.globals["live_lines"] = render.live_lines
     return env
 
 

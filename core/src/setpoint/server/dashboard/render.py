@@ -58,3 +58,17 @@ def field_lines(field: dict[str, Any]) -> list[tuple[str, str]]:
             lines.append(("hunk", f"... {len(diff) - MAX_DIFF_LINES} more lines"))
         return lines
     return [("del", f"- {value(before)}"), ("add", f"+ {value(after)}")]
+
+
+def live_lines(body: Any, path: str = "") -> list[tuple[str, str]]:
+    """A held deletion's live object, field by field, as the lines that will go (secrets are
+    fingerprints already: the engine records nothing else)."""
+    if isinstance(body, dict) and body and set(body) != {"secret"}:
+        lines: list[tuple[str, str]] = []
+        for key in sorted(body):
+            lines += live_lines(body[key], f"{path}.{key}" if path else str(key))
+        return lines[:MAX_DIFF_LINES]
+    text = value(body)
+    if "\n" in text:
+        return [("del", f"- {path}:")] + [("del", f"-   {line}") for line in text.splitlines()]
+    return [("del", f"- {path or '(value)'}: {text}")]
