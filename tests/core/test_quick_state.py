@@ -13,6 +13,7 @@ import sqlite3
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -55,7 +56,7 @@ def fill(store: StateStore) -> None:
                                                 "message": None, "unknown_key": 1, "drift": None}), 1.0))
 
 
-def quick_rows(path: Path) -> list[dict[str, object]]:
+def quick_rows(path: Path) -> list[dict[str, Any]]:
     state = QuickState(str(path))
     statuses, pauses = state.statuses(), state.pauses()
     pending: dict[str, list[dict[str, object]]] = {}
@@ -77,6 +78,21 @@ def test_the_quick_reader_reads_what_the_store_wrote(tmp_path: Path) -> None:
                  (None, None, None, ("drift-detected", "pause"))]:
         assert [e.to_dict() for e in state.audit(*args)] == [e.to_dict() for e in store.audit_entries(*args)]
     assert render.audit_json(state.audit(None, None, None, None)) == render.audit_json(store.audit_entries())
+
+
+def test_a_writer_in_the_middle_of_a_transaction_neither_blocks_the_reader_nor_shows_it_half_done(
+        tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state.db")
+    fill(store)
+    before = quick_rows(tmp_path / "state.db")
+    started = time.monotonic()
+    with store.batch():  # the write lock is held until the block ends
+        store.save_status(TargetStatus("plain", "files", SyncStatus.OUT_OF_SYNC))
+        store.pause("plain", "half", "carol", None)
+        assert quick_rows(tmp_path / "state.db") == before
+    assert time.monotonic() - started < 5
+    after = quick_rows(tmp_path / "state.db")
+    assert after[1]["sync"] == "OutOfSync" and after[1]["paused"]["reason"] == "half"
 
 
 def test_the_quick_reader_reads_a_database_migrated_from_an_old_version(tmp_path: Path) -> None:

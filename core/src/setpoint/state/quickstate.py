@@ -105,7 +105,9 @@ class QuickState:
         if not path.startswith("/") or any(c in path for c in "?#%"):
             raise Unreadable(path)
         try:
-            self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT)
+            self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT, isolation_level=None)
+            # one read transaction: every table as of one commit, even while `setpoint run` writes
+            self.conn.execute("BEGIN")
             version = self.conn.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.Error as exc:
             raise Unreadable(f"{path}: {exc}") from None
