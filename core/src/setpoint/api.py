@@ -528,6 +528,11 @@ class TargetContext:
     #: Say what a long step is doing while it runs (a Terraform apply, resource by resource): the
     #: message becomes the target's status message until the reconcile ends. No secrets.
     progress: Callable[[str], None] = lambda message: None
+    #: Set for a preview's driver: ``state_dir`` is then a private copy of this folder, the target's
+    #: real one. Paths a driver writes into the desired state (a Compose bind mount into its tree)
+    #: must name the real folder, or a preview would show them all as changed; files are still read
+    #: and written under ``state_dir`` only.
+    stands_for: Path | None = None
 
     def resolve(self, path: str | Path) -> Path:
         """An absolute path for a path from the settings (``~`` expanded, relative to ``config_dir``)."""

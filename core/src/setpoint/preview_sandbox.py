@@ -137,7 +137,8 @@ class Sandbox:
             runner.create_driver(cls, settings, self.dir, lambda reason: None,  # a preview never wakes a target
                                  lambda t=target: engine.dependency_outputs(t),
                                  real.driver.context.check_health, memory,
-                                 lambda message: None)  # nor writes a status message
+                                 lambda message: None,  # nor writes a status message
+                                 stands_for=engine.state_dir / "targets" / name)
         except Exception as exc:  # noqa: BLE001 - reported as this target's preview error
             runner.driver_error = safe_error(exc)
         return runner

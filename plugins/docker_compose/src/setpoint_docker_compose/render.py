@@ -60,7 +60,10 @@ def replicas_of(service: dict[str, Any]) -> int:
 
 
 def render_project(tree: SourceTree, settings: ComposeSettings, cli: ComposeCli, state_dir: Path,
-                   stable_root: Path) -> Desired:
+                   stable_root: Path, model_root: Path | None = None) -> Desired:
+    """``stable_root``: the tree this driver writes; ``model_root``: the path bind mounts name in the
+    model (the same, except for a preview's driver working in a copy: the real target's tree)."""
+    model_root = model_root or stable_root
     version = cli.version()
     stable_project = stable_root / settings.project_directory
     stable_project.mkdir(parents=True, exist_ok=True)
@@ -84,15 +87,15 @@ def render_project(tree: SourceTree, settings: ComposeSettings, cli: ComposeCli,
             model = json.loads(output)
         except json.JSONDecodeError as exc:
             raise RenderError(f"docker compose config printed no JSON model ({exc.msg})") from None
-        model = _relocate(model, [str(root), str(root.resolve())], str(stable_root))
+        model = _relocate(model, [str(root), str(root.resolve())], str(model_root))
         key = content_key(state_dir)
-        content_paths = {name: _content_paths(model, svc, stable_root) for name, svc in model.get("services", {}).items()}
+        content_paths = {name: _content_paths(model, svc, model_root) for name, svc in model.get("services", {}).items()}
         for name, svc in model.get("services", {}).items():
             labels = dict(svc.get("labels") or {})
             labels[TARGET_LABEL] = cli.project
             if content_paths[name]:
                 labels[CONTENT_LABEL] = fingerprint(key, root, content_paths[name])
-            build_files = _build_files(tree, svc, stable_root)
+            build_files = _build_files(tree, svc, model_root)
             if build_files is not None:
                 labels[BUILD_LABEL] = fingerprint(key, root, build_files)
             svc["labels"] = labels

@@ -48,6 +48,9 @@ class DockerComposeTarget(TargetDriver):
         self.cli = ComposeCli(self.settings_, self.project)
         #: The project's files live here while containers run (bind mounts); see render.py.
         self.stable_root = context.state_dir / "tree"
+        #: Where bind mounts point in the model: the stable tree, or for a preview's driver (working
+        #: in a copy) the real target's, so an unchanged project previews as unchanged.
+        self.model_root = (context.stands_for or context.state_dir) / "tree"
         self._client: Any = None
         self._client_lock = threading.Lock()
         self._watcher: EventWatcher | None = None
@@ -81,7 +84,8 @@ class DockerComposeTarget(TargetDriver):
     # ------------------------------------------------------------------ the contract
 
     def render(self, tree: SourceTree) -> Desired:
-        return render_project(tree, self.settings_, self.cli, self.context.state_dir, self.stable_root)
+        return render_project(tree, self.settings_, self.cli, self.context.state_dir, self.stable_root,
+                              self.model_root)
 
     def observe(self, desired: Desired, managed: Collection[str]) -> Live:
         try:
