@@ -220,7 +220,7 @@ def test_overview_filters_and_target_page(board: Any) -> None:
     assert "Upstream (waits for): <a href=\"/ui/targets/db\">db</a>" in page
     assert "Downstream (waiting for it): <a href=\"/ui/targets/app\">app</a>" in client.get("/ui/targets/db").text
     assert "v1" in page and "drift-detected" in page
-    # the resources: the drifted object is OutOfSync, the other Synced, both Healthy
+    # the resources: the drifted object is OutOfSync, the other Synced, both Healthy as the driver says
     assert re.search(r"<code>Deployment/api</code></td><td>Deployment</td><td class=\"s-OutOfSync\">OutOfSync</td>"
                      r"<td class=\"h-Healthy\">Healthy</td>", page), page
     assert client.get("/ui/targets/nope").status_code == 404
@@ -238,6 +238,30 @@ def test_a_held_deletion_shows_the_live_object_it_would_remove(board: Any) -> No
     assert "Deleted: the live object as observed" in page
     assert '<span class="del">- replicas: 4</span>' in page, page
     assert 'id="approve"' in page
+
+
+def test_object_health_is_the_drivers_where_it_reports_it_else_labelled_estimated(board: Any) -> None:
+    """Issue 20 item 5: per-object health from the driver (Health.resources); where a driver gives
+    none, the core's estimate is labelled as such."""
+    from setpoint.api import HealthStatus
+
+    base, engine, _loops, plugin, _repo = board
+    plugin.cluster("app").health["Deployment/api"] = HealthStatus.DEGRADED
+    engine.reconcile("app")
+    client = login(base, STATUS_TOKEN)
+    page = client.get("/ui/targets/app").text
+    row = r"<code>{}</code></td><td>Deployment</td><td class=\"s-\w+\">\w+</td><td class=\"h-{}\">{}</td>"
+    assert re.search(row.format("Deployment/api", "Degraded", "Degraded"), page), page
+    assert re.search(row.format("Deployment/web", "Healthy", "Healthy"), page), "the driver says web is fine"
+    assert "(estimated)" not in page
+    # a driver that reports no per-object health: the core's estimate, labelled
+    db = plugin.cluster("db")
+    db.reports_object_health = False
+    db.health["StatefulSet/db"] = HealthStatus.PROGRESSING
+    engine.reconcile("db")
+    page = client.get("/ui/targets/db").text
+    assert re.search(r"<code>StatefulSet/db</code>.*?<td class=\"h-[^\"]+\">[^<]*<span class=\"estimated\"[^>]*>"
+                     r"\(estimated\)</span></td>", page, re.S), page
 
 
 def test_the_event_stream_announces_a_change(board: Any) -> None:

@@ -76,21 +76,25 @@ def history_rows(store: StateStore, target: str, limit: int = HISTORY_LIMIT) -> 
 
 def resource_rows(store: StateStore, target: str) -> list[dict[str, Any]]:
     """The objects setpoint applied to ``target`` (its inventory), each with whether it drifted now
-    and its health as far as the last run said: the target's health message names the objects
-    that are not Healthy (the store keeps no per-object health)."""
+    and its health: as the driver last reported it per object (``health_source: "driver"``) where
+    the driver does, else estimated by the core from the target's health and its message, which
+    names the objects that are not Healthy (``health_source: "estimated"``)."""
     drifted = store.drift(target)
     status = store.status(target)
     health, message = (status.health.value, status.health_message) if status else ("Unknown", "")
+    reported = store.object_health(target) or {}
     rows = []
     for key, item in sorted(store.inventory(target).items()):
-        if health == "Healthy":
-            object_health = "Healthy"
+        if key in reported:
+            object_health, source = reported[key], "driver"
+        elif health == "Healthy":
+            object_health, source = "Healthy", "estimated"
         else:
-            object_health = health if key in message or item.name in message else "-"
+            object_health, source = (health if key in message or item.name in message else "-"), "estimated"
         rows.append({"key": key, "kind": item.kind, "name": item.name, "namespace": item.namespace,
                      "revision": item.revision, "applied_at": item.applied_at,
                      "sync": "OutOfSync" if key in drifted else "Synced", "health": object_health,
-                     "secret_fields": list(item.secret_paths)})
+                     "health_source": source, "secret_fields": list(item.secret_paths)})
     return rows
 
 

@@ -292,6 +292,13 @@ class Recorder:
     def save_status(self, run: Run, outcome: Outcome, previous: TargetStatus, stage: str | None,
                     error: str | None) -> None:
         status = self.status(run, outcome, previous, stage, error)
+        # the driver's health per object (the dashboard's target page); written when it changes only.
+        # A failed run did not check health: the last report stays. A good run whose driver reports
+        # no object (it cannot tell) removes it, so the page says the core estimates.
+        objects = {key: HealthStatus(value).value for key, value in run.health.resources.items()}
+        if error is None and objects != self.runner.saved_object_health:
+            self.store.save_object_health(self.name, objects)
+            self.runner.saved_object_health = objects
         # A no-op reconcile changes only the volatile fields: persist those at most once a minute,
         # so a thousand quiet targets do not cost a thousand fsyncs per pass.
         stable = status.without_volatile()

@@ -74,6 +74,8 @@ class TargetRunner:
         #: The last status written to the store (without volatile fields) and when (monotonic).
         self.saved_status: TargetStatus | None = None
         self.saved_at = 0.0
+        #: The per-object health last written (None: not written by this process yet).
+        self.saved_object_health: dict[str, str] | None = None
         #: Delay of the next quick re-check after an apply that did not converge (doubles, capped).
         self.recheck_delay = 0.0
         self._thread_lock = threading.Lock()

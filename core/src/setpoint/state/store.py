@@ -266,6 +266,19 @@ class StateStore:
         with self._tx() as db:
             db.execute("DELETE FROM meta WHERE key = ?", (key,))
 
+    def object_health(self, target: str) -> dict[str, str] | None:
+        """Each object's health as the target's driver last reported it (``Health.resources``), or
+        None when the driver never reported health per object."""
+        raw = self.get_meta(f"object-health:{target}")
+        return {str(k): str(v) for k, v in json.loads(raw).items()} if raw else None
+
+    def save_object_health(self, target: str, objects: dict[str, str]) -> None:
+        """Replace the per-object report (empty: the driver reported none, forget the last one)."""
+        if objects:
+            self.set_meta(f"object-health:{target}", json.dumps(objects, sort_keys=True).encode())
+        else:
+            self.delete_meta(f"object-health:{target}")
+
     def ping(self) -> bool:
         try:
             self._query("SELECT 1")

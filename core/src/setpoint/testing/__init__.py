@@ -124,6 +124,8 @@ class FakeCluster:
     failures: dict[str, BaseException] = field(default_factory=dict)
     #: Health reported per key (default Healthy)
     health: dict[str, HealthStatus] = field(default_factory=dict)
+    #: Whether health reports each object's status (``Health.resources``), as most drivers do.
+    reports_object_health: bool = True
     #: What the target publishes to dependants (``${setpoint:TARGET.NAME}``).
     outputs: dict[str, Any] = field(default_factory=dict)
     #: When set, the driver holds every plan for approval with this reason (an apply policy).
@@ -235,14 +237,16 @@ class FakeTarget(TargetDriver):
 
     def health(self, desired: Desired, live: Live) -> Health:
         statuses = []
+        per_object: dict[str, HealthStatus] = {}
         for key in desired.resources:
             if key in live.resources:
                 custom = self.context.check_health(live.resources[key])  # plugins' health checks first
-                statuses.append(custom.status if custom else self.cluster.health.get(key, HealthStatus.HEALTHY))
+                per_object[key] = custom.status if custom else self.cluster.health.get(key, HealthStatus.HEALTHY)
+                statuses.append(per_object[key])
         missing = [k for k in desired.resources if k not in live.resources]
         if missing:
             statuses.append(HealthStatus.MISSING)
-        return Health(HealthStatus.worst(statuses))
+        return Health(HealthStatus.worst(statuses), "", per_object if self.cluster.reports_object_health else {})
 
 
 class FakePlugin:
