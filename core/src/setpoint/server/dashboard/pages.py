@@ -185,12 +185,17 @@ class Dashboard:
         session = await self.session_async(request)
         if session is None:
             return self.login_redirect(request)
+        started = time.perf_counter()
         q = request.query_params
         kind, status, name = q.get("kind", ""), q.get("status", ""), q.get("q", "")
         rows, kinds = await run_in_threadpool(self.overview_rows, kind, status, name)
         template = "overview_rows.html" if q.get("fragment") else "overview.html"
-        return self.page(template, request, session, rows=rows, kinds=kinds, kind=kind, status=status, q=name,
-                         statuses=STATUS_FILTERS, now=time.time())
+        response = self.page(template, request, session, rows=rows, kinds=kinds, kind=kind, status=status, q=name,
+                             statuses=STATUS_FILTERS, now=time.time())
+        # the server's own time for this page (rows from the store and the template): what the
+        # benchmark holds to 300 ms for 1,000 targets, apart from the network and the client
+        response.headers["Server-Timing"] = f"render;dur={(time.perf_counter() - started) * 1000:.1f}"
+        return response
 
     def version(self) -> str:
         """Changes whenever anything a page shows may have changed: every pause, resume, held or
