@@ -71,6 +71,9 @@ def github(**changes: Any) -> dict[str, Any]:
 def test_pull_request_payloads() -> None:
     request = github_pull_request(github())
     assert request.ref == "refs/pull/7/head" and request.key == "github:acme/cfg#7"  # never the head's branch name
+    assert request.fork  # no head repository: a deleted fork
+    same = github(pull_request={"head": {"sha": SHA, "repo": {"full_name": "ACME/cfg"}}, "base": {"ref": "main"}})
+    assert not github_pull_request(same).fork
     assert request.repositories == {"github.com/acme/cfg"} and request.base == "main"
     with pytest.raises(Ignored):
         github_pull_request(github(action="closed"))
@@ -82,7 +85,9 @@ def test_pull_request_payloads() -> None:
              "object_attributes": {"iid": 3, "action": "update", "oldrev": SHA, "target_branch": "main",
                                    "last_commit": {"id": SHA}}}
     request = gitlab_merge_request(merge)
-    assert request.ref == "refs/merge-requests/3/head" and request.project == "15"
+    assert request.ref == "refs/merge-requests/3/head" and request.project == "15" and request.fork
+    merge["object_attributes"]["source_project_id"] = 15
+    assert not gitlab_merge_request(merge).fork
     merge["object_attributes"].pop("oldrev")
     with pytest.raises(Ignored):  # a title edit brings no commits
         gitlab_merge_request(merge)

@@ -154,11 +154,11 @@ def push_pr(repo: GitRepo, ref: str, files: dict[str, Any], message: str) -> str
 
 
 def github_event(repo: GitRepo, number: int, sha: str, action: str = "synchronize",
-                 secret: str = GH_SECRET) -> tuple[bytes, dict[str, str]]:
+                 secret: str = GH_SECRET, head_repo: str = "acme/cfg") -> tuple[bytes, dict[str, str]]:
     body = json.dumps({
         "action": action, "number": number,
         "pull_request": {"number": number, "state": "open", "title": "go green",
-                         "head": {"ref": "pr", "sha": sha, "repo": {"full_name": "someone/fork"}},
+                         "head": {"ref": "pr", "sha": sha, "repo": {"full_name": head_repo}},
                          "base": {"ref": "main", "sha": "0" * 40}},
         "repository": {"full_name": "acme/cfg", "clone_url": str(repo.path), "html_url": "https://github.test/acme/cfg"},
     }).encode()
@@ -169,7 +169,8 @@ def github_event(repo: GitRepo, number: int, sha: str, action: str = "synchroniz
 
 def gitlab_event(repo: GitRepo, iid: int, sha: str, action: str, oldrev: str | None) -> tuple[bytes, dict[str, str]]:
     attributes: dict[str, Any] = {"iid": iid, "action": action, "state": "opened", "target_branch": "main",
-                                  "source_branch": "pr", "target_project_id": 15, "last_commit": {"id": sha}}
+                                  "source_branch": "pr", "source_project_id": 15, "target_project_id": 15,
+                                  "last_commit": {"id": sha}}
     if oldrev:
         attributes["oldrev"] = oldrev
     body = json.dumps({"object_kind": "merge_request", "event_type": "merge_request",
@@ -207,6 +208,9 @@ def test_pull_and_merge_request_events_are_previewed_and_posted(world: Any) -> N
     # actions that bring no commits, a forged signature, another base branch: no preview
     assert send(base, "github", github_event(repo, 7, second, "labeled")).json()["result"] == "ignored"
     assert send(base, "github", github_event(repo, 7, second, secret="wrong")).status_code == 401
+    # a fork's request is not previewed unless server.webhooks.previews.forks says so
+    fork = send(base, "github", github_event(repo, 7, second, head_repo="mallory/cfg"))
+    assert fork.json()["result"] == "ignored" and "fork" in fork.json()["message"]
     # GitLab: an update that pushed commits (oldrev) is previewed as a merge request note
     third = push_pr(repo, "refs/merge-requests/3/head", {"db/db.conf": None, "db/new.conf": "x\n"}, "mr")
     assert send(base, "gitlab", gitlab_event(repo, 3, third, "update", None)).json()["result"] == "ignored"

@@ -102,6 +102,9 @@ class WebhookPreviews(_Strict):
     gitlab: PreviewPoster | None = None
     #: Previews waiting beside the one running; a further pull request's event is refused (503).
     max_pending: int = Field(default=8, ge=1, le=1000)
+    #: Preview requests from forks too. Off by default: a preview renders the request's code with
+    #: this daemon's credentials and decrypted secrets (a Terraform plan runs its data sources).
+    forks: bool = False
 
 
 class Webhooks(_Strict):

@@ -158,6 +158,10 @@ class WebhookReceiver:
         if self.previews is None or self.previewer is None or request.provider not in self.previewer.tokens:
             return Delivery(202, "ignored", f"previews of {request.provider} requests are not configured "
                                             f"(server.webhooks.previews.{request.provider})")
+        previews = self.engine.config.server.webhooks.previews
+        if request.fork and not (previews is not None and previews.forks):
+            return Delivery(202, "ignored", f"{request.key} comes from a fork (or a deleted one): not previewed "
+                                            "(server.webhooks.previews.forks)")
         sources = {name: (source.url, source.config.branch) for name, source in self.engine.sources.items()}
         matched = webhooks.matching_sources(Push(request.repositories, branch=request.base), sources)
         if not matched:

@@ -173,6 +173,8 @@ class PullRequest:
     head_sha: str
     #: GitHub: owner/name; GitLab: the numeric project ID.
     project: str
+    #: The head comes from another repository (a fork), or its repository is unknown (deleted fork).
+    fork: bool = True
 
     @property
     def ref(self) -> str:
@@ -206,9 +208,11 @@ def github_pull_request(data: dict[str, Any]) -> PullRequest:
     full_name = repo.get("full_name")
     if not isinstance(base, str) or not isinstance(full_name, str) or not _GITHUB_REPO.fullmatch(full_name):
         raise Rejected(400, "bad_request", "a pull_request needs repository.full_name and pull_request.base.ref")
+    head_repo = ((pull.get("head") or {}).get("repo") or {}).get("full_name")
     return PullRequest("github", _urls(*(repo.get(k) for k in ("clone_url", "ssh_url", "git_url", "html_url"))),
                        base, _number(data.get("number", pull.get("number"))),
-                       _sha((pull.get("head") or {}).get("sha")), full_name)
+                       _sha((pull.get("head") or {}).get("sha")), full_name,
+                       fork=not isinstance(head_repo, str) or head_repo.lower() != full_name.lower())
 
 
 def gitlab_merge_request(data: dict[str, Any]) -> PullRequest:
@@ -226,7 +230,7 @@ def gitlab_merge_request(data: dict[str, Any]) -> PullRequest:
                                        project.get("web_url"), repo.get("git_http_url"), repo.get("git_ssh_url"),
                                        repo.get("homepage"), repo.get("url")),
                        base, _number(attrs.get("iid")), _sha((attrs.get("last_commit") or {}).get("id")),
-                       str(project_id))
+                       str(project_id), fork=attrs.get("source_project_id") != project_id)
 
 
 class Ignored(Exception):
