@@ -148,3 +148,31 @@ def test_too_many_failed_logins_get_429_and_every_one_is_audited(site: Any) -> N
         for token in (*guesses, ADMIN_TOKEN):
             assert token not in dump
     engine.close()
+
+
+def test_the_live_update_stream_ends_with_its_session(site: Any) -> None:
+    """A stream opened before a logout (or a revocation) tells that session nothing more."""
+    import threading
+
+    engine = site()
+    with serving(engine, None) as base:
+        client = httpx.Client(base_url=base)
+        assert client.post("/ui/login", data={"token": ADMIN_TOKEN}).status_code == 303
+        cookie = client.cookies["setpoint_session"]
+        lines: list[str] = []
+        ended = threading.Event()
+
+        def listen() -> None:
+            with httpx.stream("GET", base + "/ui/events", cookies={"setpoint_session": cookie}, timeout=10) as r:
+                for line in r.iter_lines():
+                    lines.append(line)
+            ended.set()
+
+        thread = threading.Thread(target=listen, daemon=True)
+        thread.start()
+        time.sleep(0.8)
+        Sessions(engine.store, TokenAuth.from_config(engine.config.server, engine.config.base_dir)).end(cookie)
+        engine.pause("app", "window", "alice", None)  # a change the stream would announce
+        assert ended.wait(5), "the stream goes on after its session ended"
+        assert not any(line.startswith("event: change") for line in lines), lines
+    engine.close()
