@@ -235,3 +235,17 @@ def test_a_duty_is_held_by_one_live_replica_and_moves_when_it_dies(stores: Any) 
     assert [d[0] for d in due] == ["sha1"], "the stale holder's refused take left the digest to the successor"
     for r in replicas.values():
         r.stop()
+
+
+def test_lease_writes_skip_the_wal_flush_and_the_store_keeps_it(stores: Any) -> None:
+    """Heartbeats and lease claims/releases commit without waiting for the WAL flush (two fewer flushes per
+    target in a one-shot sync); the store's own connection, where the fence and the apply intent commit,
+    stays durable, and its commit flushes the claims it read."""
+    r = replica(stores, "a")
+    r.beat()
+    assert r._db.conn.execute("SHOW synchronous_commit").fetchone()[0] == "off"
+    assert r.store.db.conn.execute("SHOW synchronous_commit").fetchone()[0] == "on"
+    r._db.conn.close()  # a dropped connection comes back with the same setting
+    r._db.reconnect_if_broken()
+    assert r._db.conn.execute("SHOW synchronous_commit").fetchone()[0] == "off"
+    r.stop()

@@ -263,7 +263,9 @@ def _row_factory(cursor: Any) -> Any:
 class PostgresBackend:
     name = "postgresql"
 
-    def __init__(self, url: str, application: str = "setpoint") -> None:
+    def __init__(self, url: str, application: str = "setpoint", durable: bool = True) -> None:
+        """``durable=False``: this connection's commits do not wait for the WAL flush (``synchronous_commit
+        = off``), for writes whose loss in a database crash is harmless (setpoint.state.replicas)."""
         check_postgresql_url(url)
         try:
             import psycopg
@@ -274,6 +276,7 @@ class PostgresBackend:
         self.url = url
         self._application = application
         self._channel: str | None = None
+        self._durable = durable
         self.conn = self._connect()
 
     def connect_args(self) -> dict[str, Any]:
@@ -286,7 +289,10 @@ class PostgresBackend:
 
     def _connect(self) -> Any:
         try:
-            return self._psycopg.connect(self.url, autocommit=True, row_factory=_row_factory, **self.connect_args())
+            conn = self._psycopg.connect(self.url, autocommit=True, row_factory=_row_factory, **self.connect_args())
+            if not self._durable:
+                conn.execute("SET synchronous_commit = off")  # per session: a reconnect sets it again
+            return conn
         except self._psycopg.OperationalError as exc:
             raise StateError(f"cannot connect to the PostgreSQL state {self.location}: "
                              f"{str(exc).strip().splitlines()[0]}") from None

@@ -109,9 +109,14 @@ class Replicas:
         self._busy = busy or (lambda name: False)
         #: ("target", name) when a wake-up was requested, ("source", name) when a webhook reached a replica
         self._on_notify = on_notify
-        # its own connection: heartbeats never wait behind the store's writes
+        # its own connection: heartbeats never wait behind the store's writes. Its commits (heartbeats,
+        # lease claims, renewals, releases) do not wait for the WAL flush: an apply relies on a lease only
+        # through the fence, which reads the lease row in the intent's transaction, and that transaction's
+        # durable commit flushes the WAL up to and past the claim it saw. A claim, renewal or release lost
+        # in a database crash is one no apply depended on, and the TTL settles it; a one-shot sync saves
+        # two flushes per target.
         assert isinstance(store.db, PostgresBackend)
-        self._db = PostgresBackend(store.db.url, application=f"setpoint replica {self.id}")
+        self._db = PostgresBackend(store.db.url, application=f"setpoint replica {self.id}", durable=False)
         self._lock = threading.Lock()
         self._lock_db = threading.RLock()
         #: target -> fencing token, for the leases this replica holds
