@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from setpoint.api import TargetMemory
+from setpoint.engine import record
 from setpoint.secrets import Secret
 from setpoint.testing import FakePlugin, GitRepo
 
@@ -51,7 +52,7 @@ def test_memory_is_durable_only_with_the_status_write(tmp_path: Path, git_repo: 
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(engine.store, "save_status", crash)
-    engine.runners["app"].saved_status = None  # the status must be written this run
+    monkeypatch.setattr(record, "STATUS_REFRESH", 0.0)  # the status must be written this run
     with pytest.raises(RuntimeError):
         engine.reconcile("app")
     assert "checked" not in engine.store.memory("app"), "the memory write rolled back with the status write"

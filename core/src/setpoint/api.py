@@ -17,13 +17,13 @@ import shutil
 import tempfile
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from setpoint.apicore import HealthStatus as HealthStatus
 from setpoint.apicore import Revision as Revision
@@ -490,6 +490,11 @@ class TargetMemory:
         path.unlink(missing_ok=True)
         return True
 
+    def has_pending(self) -> bool:
+        """Writes not yet durable exist (the run must commit them). Core-internal."""
+        with self._lock:
+            return bool(self._pending)
+
     def take_pending(self) -> dict[str, str | None]:
         """The writes not yet durable (encoded; None: deleted), handed to the store. Core-internal."""
         with self._lock:
@@ -503,6 +508,66 @@ class TargetMemory:
     def discard_pending(self) -> None:
         """Forget writes not yet durable (the run that made them failed before recording). Core-internal."""
         self.take_pending()
+
+
+_T = TypeVar("_T")
+
+
+class SharedScope:
+    """Objects the drivers of one engine share, keyed as the plugin chooses (``context.shared``).
+
+    For what would be wasteful per target: one watch of a cluster's kind for every target on that
+    cluster, one connection pool. An entry lives as long as its engine: ``Engine.close()`` closes
+    the scope, which calls ``close()`` on every entry that has one (newest first) and refuses new
+    entries after. Nothing outlives its engine, and a new engine (a reload, the next one-shot
+    command, the next test) starts with an empty scope. A driver built by hand gets a scope of its own.
+
+    Keys should start with the plugin's name (``("kubernetes", "informer", ...)``): the scope is
+    shared by every plugin of the engine.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[Hashable, Any] = {}
+        self._closed = False
+
+    def get(self, key: Hashable, factory: Callable[[], _T]) -> _T:
+        """The entry under ``key``, made by ``factory()`` (called under the scope's lock: keep it
+        cheap, no I/O) if there is none yet. Raises RuntimeError once the scope is closed."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the engine that owned this shared scope is closed")
+            if key not in self._entries:
+                self._entries[key] = factory()
+            return self._entries[key]  # type: ignore[no-any-return]
+
+    def discard(self, key: Hashable, entry: object) -> None:
+        """Forget ``key`` if it still holds ``entry`` (an entry that stopped itself; it is not closed here)."""
+        with self._lock:
+            if self._entries.get(key) is entry:
+                del self._entries[key]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Close every entry (newest first); an entry whose ``close()`` fails is logged and skipped."""
+        with self._lock:
+            self._closed = True
+            entries, self._entries = list(self._entries.values()), {}
+        for entry in reversed(entries):
+            closer = getattr(entry, "close", None)
+            if callable(closer):
+                try:
+                    closer()
+                except Exception:  # noqa: BLE001 - the others are closed all the same
+                    logging.getLogger("setpoint.engine").exception("closing a shared %s failed",
+                                                                   type(entry).__name__)
 
 
 @dataclass
@@ -533,6 +598,11 @@ class TargetContext:
     #: must name the real folder, or a preview would show them all as changed; files are still read
     #: and written under ``state_dir`` only.
     stands_for: Path | None = None
+    #: What this engine's drivers share (see :class:`SharedScope`); closed with the engine.
+    shared: SharedScope = field(default_factory=SharedScope)
+    #: A stable id of this setpoint installation (kept by its state store, the same for every
+    #: replica and restart): lets a driver tell its own objects from another installation's.
+    instance: str = "local"
 
     def resolve(self, path: str | Path) -> Path:
         """An absolute path for a path from the settings (``~`` expanded, relative to ``config_dir``)."""

@@ -60,7 +60,7 @@ class DriftStage:
         (:meth:`setpoint.engine.record.Recorder.apply_result`)."""
         store, now = self.store, time.time()
         known = store.drift(self.name)
-        records, seen_keys = [], set()
+        records, seen_keys, detected = [], set(), []
         for change in drift:
             seen_keys.add(change.key)
             have = live.resources.get(change.key)
@@ -69,18 +69,19 @@ class DriftStage:
             if record is None or record.live_digest != live_digest:
                 first_seen = record.first_seen if record else now
                 records.append(DriftRecord(change.key, first_seen, live_digest, {"change": change.to_record()}))
-                if not run.dry_run:
-                    self._audit_detected(run, change)
+                detected.append(change)
         self.first_seen = {k: r.first_seen for k, r in known.items()} | {r.key: r.first_seen for r in records}
         cleared = [key for key in known if key not in seen_keys and key not in deploying]
-        if run.dry_run:
-            return
-        if records or cleared:
+        if run.dry_run or not (records or cleared):
+            return  # nothing new: no transaction at all (a quiet pass over many targets writes nothing)
+        with store.batch():  # the records and their audit entries in one commit
+            for change in detected:
+                self._audit_detected(run, change)
             store.set_drift(self.name, records, cleared)
-        for key in cleared:
-            store.audit(AuditAction.DRIFT_RESOLVED, target=self.name, kind=self.runner.target.kind,
-                        revision=run.revision, trigger=run.trigger,
-                        details={"key": key, "how": "live state matches Git again"})
+            for key in cleared:
+                store.audit(AuditAction.DRIFT_RESOLVED, target=self.name, kind=self.runner.target.kind,
+                            revision=run.revision, trigger=run.trigger,
+                            details={"key": key, "how": "live state matches Git again"})
 
     def _audit_detected(self, run: Run, change: ResourceChange) -> None:
         policy = policy_name(run, self.runner)

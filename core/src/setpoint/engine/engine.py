@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import queue
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from typing import Any, Protocol
 
-from setpoint.api import HealthStatus, Outcome, SyncStatus, TargetInfo
+from setpoint.api import HealthStatus, Outcome, SharedScope, SyncStatus, TargetInfo
 from setpoint.config import Config, validate_block
 from setpoint.decryption import build_decryptors
 from setpoint.engine.outputs import has_stored_secrets
@@ -60,6 +62,9 @@ class Engine:
         self.reloads: Any = None
         self._dependants: dict[str, list[str]] | None = None
         self.decryptors = self._create_decryptors()
+        #: What the drivers share (context.shared), closed by :meth:`close`: nothing outlives the engine.
+        self.shared = SharedScope()
+        self._instance: str | None = None
         self.runners: dict[str, TargetRunner] = {}
         for target in config.targets:
             if target.enabled:
@@ -96,11 +101,19 @@ class Engine:
                                  lambda resource, info=runner.info: self.registry.hook.setpoint_check_health(
                                      target=info, resource=resource),
                                  StoredMemory(self.store, target.name),
-                                 lambda message, r=runner: self._report_progress(r, message))
+                                 lambda message, r=runner: self._report_progress(r, message),
+                                 shared=self.shared, instance=self.instance_id)
         except Exception as exc:  # noqa: BLE001 - one bad target never stops the others
             runner.driver_error = safe_error(exc)
             log.error("target %s cannot run: %s", target.name, runner.driver_error)
         return runner
+
+    @property
+    def instance_id(self) -> str:
+        """This installation's id, kept by the state store (one read per engine)."""
+        if self._instance is None:
+            self._instance = self.store.instance_id()
+        return self._instance
 
     def _report_progress(self, runner: TargetRunner, message: str) -> None:
         """A driver's progress during a long step, as the target's status message while it runs
@@ -120,6 +133,7 @@ class Engine:
                     runner.memory.flush()  # what a driver remembered outside a reconcile
                 except Exception:  # noqa: BLE001
                     log.exception("closing target %s failed", runner.name)
+        self.shared.close()  # after the drivers: what they shared (watch threads) stops with the engine
         if self._borrowed is not None:
             self._borrowed.stop()
         self.store.close()
@@ -259,7 +273,37 @@ class Engine:
                 triggers[dep] = f"dependency of {dependant}"
                 wanted.append(dep)
         self.prime_revisions(wanted)
-        return [self.reconcile(name, triggers[name], dry_run, poll=False) for name in self.ordered(wanted)]
+        order = self.ordered(wanted)
+        outcomes = self._reconcile_all(order, lambda name: self.reconcile(name, triggers[name], dry_run, poll=False))
+        return [outcomes[name] for name in order]
+
+    def _reconcile_all(self, order: list[str], run: Callable[[str], Outcome]) -> dict[str, Outcome]:
+        """Run ``run`` for every name of ``order`` (dependency order), up to ``defaults.concurrency``
+        at a time: most of a reconcile is waiting on an API or a disk, so a pass over many targets is
+        as slow as its sum when run one by one. A name starts only after every dependency of it in
+        ``order`` has finished (whatever its result: it then sees for itself whether to wait). An
+        exception of one target does not stop the others; the first is raised once all finished."""
+        position = {name: i for i, name in enumerate(order)}
+        blocking = {n: sum(1 for d in self.config.target(n).depends_on if d in position) for n in order}
+        after: dict[str, list[str]] = {}
+        for name in order:
+            for dep in self.config.target(name).depends_on:
+                if dep in position:
+                    after.setdefault(dep, []).append(name)
+        workers = min(self.config.defaults.concurrency, len(order))
+        outcomes: dict[str, Outcome] = {}
+        errors: list[BaseException] = []
+        if workers <= 1:
+            for name in order:  # dependency order: every dependency has finished already
+                try:
+                    outcomes[name] = run(name)
+                except Exception as exc:  # noqa: BLE001 - the others still run
+                    errors.append(exc)
+        else:
+            _run_concurrently(order, run, workers, blocking, after, outcomes, errors)
+        if errors:
+            raise errors[0]
+        return outcomes
 
     def _lagging_dependencies(self, names: list[str]) -> list[tuple[str, str]]:
         """(dependency, dependant) for the transitive dependencies of ``names`` that are not in
@@ -407,3 +451,39 @@ class Engine:
         self.store.request_wakeup(name, "approve")
         self.trigger(name, "approve")
         return held
+
+
+def _run_concurrently(order: list[str], run: Callable[[str], Outcome], workers: int, blocking: dict[str, int],
+                      after: dict[str, list[str]], outcomes: dict[str, Outcome], errors: list[BaseException]) -> None:
+    """:meth:`Engine._reconcile_all` with ``workers`` threads: a name is submitted when its last
+    blocking dependency finished; results and exceptions go to ``outcomes`` and ``errors``."""
+    finished: queue.SimpleQueue[tuple[str, Future[Outcome]]] = queue.SimpleQueue()
+    futures: list[Future[Outcome]] = []
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="setpoint-sync") as pool:
+
+        def start(name: str) -> None:
+            def done(future: Future[Outcome]) -> None:
+                finished.put((name, future))
+
+            future = pool.submit(run, name)
+            future.add_done_callback(done)
+            futures.append(future)
+
+        try:
+            for name in order:
+                if not blocking[name]:
+                    start(name)
+            for _ in order:
+                name, future = finished.get()
+                try:
+                    outcomes[name] = future.result()
+                except Exception as exc:  # noqa: BLE001 - the others still run
+                    errors.append(exc)
+                for dependant in after.get(name, ()):
+                    blocking[dependant] -= 1
+                    if not blocking[dependant]:
+                        start(dependant)
+        except BaseException:  # Ctrl-C: what has not started yet never starts
+            for future in futures:
+                future.cancel()
+            raise

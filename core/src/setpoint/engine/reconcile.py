@@ -407,8 +407,7 @@ class Reconciler:
         """Record drift (and unmanaged objects); return the drift to revert now and the keys in grace."""
         drift = [c for c in scoped.plan.changes if c.drift]
         run.drift = drift + scoped.unmanaged
-        with self.store.batch():
-            self.drift.record(run, run.drift, live, {c.key for c in scoped.plan.changes if not c.drift})
+        self.drift.record(run, run.drift, live, {c.key for c in scoped.plan.changes if not c.drift})
         return self.drift.to_revert(run, drift)
 
     def _review_and_apply(self, run: Run, plan: Plan, desired: Desired, inventory: dict[str, InventoryItem],
@@ -496,13 +495,18 @@ class Reconciler:
         outputs = dict(runner.driver.outputs())
         digest = outputs_digest({self.name: outputs})
         adopt = applied_any or runner.adopted is not desired
-        with self.store.batch():  # one commit for both (each is an fsync; thousands of targets add up)
-            if adopt:
-                # everything desired is live and equal: it is managed from now on (once per render:
-                # digesting a thousand objects on every quiet reconcile would dominate a no-op)
-                self.record.adopt(desired, inventory, run.revision)
-            if digest != runner.outputs_digest:  # write only when they changed
-                self.store.save_outputs(self.name, outputs)
+        # everything desired is live and equal: it is managed from now on (once per render:
+        # digesting a thousand objects on every quiet reconcile would dominate a no-op)
+        upserts = self.record.adoptions(desired, inventory, run.revision) if adopt else []
+        if digest != runner.outputs_digest and not outputs and not runner.outputs_digest \
+                and not self.store.outputs(self.name):
+            runner.outputs_digest = digest  # none, and none stored (a new process): nothing to publish
+        if upserts or digest != runner.outputs_digest:  # else no transaction at all (a quiet pass)
+            with self.store.batch():  # one commit for both (each is an fsync; thousands of targets add up)
+                if upserts:
+                    self.store.update_inventory(self.name, upserts, [])
+                if digest != runner.outputs_digest:  # write only when they changed
+                    self.store.save_outputs(self.name, outputs)
         if adopt:
             runner.adopted = desired
         if digest != runner.outputs_digest:

@@ -154,6 +154,13 @@ class Recorder:
 
     def adopt(self, desired: Desired, inventory: dict[str, InventoryItem], revision: Revision | None) -> None:
         """Everything desired is live and equal: record it as managed (digests that changed only)."""
+        upserts = self.adoptions(desired, inventory, revision)
+        if upserts:
+            self.store.update_inventory(self.name, upserts, [])
+
+    def adoptions(self, desired: Desired, inventory: dict[str, InventoryItem],
+                  revision: Revision | None) -> list[InventoryItem]:
+        """The inventory rows :meth:`adopt` writes (none when the inventory already says it all)."""
         upserts = []
         now = time.time()
         for key, want in desired.resources.items():
@@ -163,8 +170,7 @@ class Recorder:
             if item is None or item.digest != digest or secret != item.secret_paths:
                 upserts.append(InventoryItem(key, want.kind, want.name, want.namespace, digest,
                                              revision.sha if revision else "", now, secret))
-        if upserts:
-            self.store.update_inventory(self.name, upserts, [])
+        return upserts
 
     # ------------------------------------------------------------------ audit
 
@@ -209,6 +215,9 @@ class Recorder:
         outcome = self.outcome(run)
         if not run.dry_run:
             self.runner.consecutive_failures = 0
+            if not previous.last_error and not self.runner.memory.has_pending() and \
+                    self._status_unchanged(self.status(run, outcome, previous, None, None), previous):
+                return outcome  # a run that changed nothing writes nothing: no transaction, no fsync
             with self.store.batch():
                 if previous.last_error:
                     self.store.audit(AuditAction.RECOVERED, target=self.name, kind=self.kind,
@@ -289,6 +298,21 @@ class Recorder:
             duration=outcome.duration_seconds,
         )
 
+    def _status_unchanged(self, status: TargetStatus, previous: TargetStatus) -> bool:
+        """True when ``status`` differs from what is stored only in its volatile fields (last run,
+        duration...) and those were written less than :data:`STATUS_REFRESH` ago: by this process
+        (its last save) or, for a process that has not saved it yet, by whoever wrote ``previous``."""
+        stable = status.without_volatile()
+        if self.runner.saved_status is not None:
+            return stable == self.runner.saved_status and time.monotonic() - self.runner.saved_at < STATUS_REFRESH
+        fresh = previous.last_run is not None and 0 <= time.time() - previous.last_run < STATUS_REFRESH
+        if fresh and stable == previous.without_volatile():
+            # what is stored is this status: count it as this process's last save
+            self.runner.saved_status = stable
+            self.runner.saved_at = time.monotonic() - (time.time() - (previous.last_run or 0.0))
+            return True
+        return False
+
     def save_status(self, run: Run, outcome: Outcome, previous: TargetStatus, stage: str | None,
                     error: str | None) -> None:
         status = self.status(run, outcome, previous, stage, error)
@@ -301,12 +325,10 @@ class Recorder:
             self.runner.saved_object_health = objects
         # A no-op reconcile changes only the volatile fields: persist those at most once a minute,
         # so a thousand quiet targets do not cost a thousand fsyncs per pass.
-        stable = status.without_volatile()
-        now = time.monotonic()
-        if stable == self.runner.saved_status and now - self.runner.saved_at < STATUS_REFRESH:
+        if self._status_unchanged(status, previous):
             return
         self.store.save_status(status)
-        self.runner.saved_status, self.runner.saved_at = stable, now
+        self.runner.saved_status, self.runner.saved_at = status.without_volatile(), time.monotonic()
 
 
 def _some(items: list[str], shown: int = 5) -> str:

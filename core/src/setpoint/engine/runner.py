@@ -17,6 +17,7 @@ from setpoint.api import (
     Desired,
     Outcome,
     Plan,
+    SharedScope,
     TargetContext,
     TargetDriver,
     TargetInfo,
@@ -119,13 +120,15 @@ class TargetRunner:
 
     def create_driver(self, cls: type[TargetDriver], settings: object, state_dir: Path,
                       trigger: object, outputs: object, check_health: object, memory: TargetMemory,
-                      progress: object, stands_for: Path | None = None) -> None:
+                      progress: object, stands_for: Path | None = None, shared: SharedScope | None = None,
+                      instance: str = "local") -> None:
         driver_dir = state_dir / "targets" / self.name
         driver_dir.mkdir(parents=True, exist_ok=True)
         self.memory = memory
         context = TargetContext(self.spec(), settings, driver_dir, logging.getLogger(f"setpoint.target.{self.name}"),
                                 trigger, outputs, self.config.base_dir, check_health,  # type: ignore[arg-type]
-                                memory, progress, stands_for)  # type: ignore[arg-type]
+                                memory, progress, stands_for, shared if shared is not None else SharedScope(),
+                                instance)  # type: ignore[arg-type]
         self.driver = cls(context)
         # what the last render depended on outside the target's path, remembered by the driver across
         # restarts: the first revision picked in this process already accounts for it

@@ -244,6 +244,17 @@ class StateStore:
                        (os.urandom(32),))
             return bytes(db.execute("SELECT value FROM meta WHERE key = 'fingerprint_salt'").fetchone()[0])
 
+    def instance_id(self) -> str:
+        """A stable id of this installation, made on first use and kept here (every replica of a
+        shared store, and every restart, reads the same one). 12 hex digits: a valid label value."""
+        rows = self._query("SELECT value FROM meta WHERE key = 'instance_id'")
+        if rows:
+            return _text(rows[0][0])
+        with self._tx() as db:
+            db.execute("INSERT INTO meta (key, value) VALUES ('instance_id', ?) ON CONFLICT (key) DO NOTHING",
+                       (os.urandom(6).hex().encode(),))
+            return _text(db.execute("SELECT value FROM meta WHERE key = 'instance_id'").fetchone()[0])
+
     def get_meta(self, key: str) -> bytes | None:
         """A value stored by :meth:`set_meta` (small operational memory, such as which
         notifications were sent), or None."""
@@ -625,3 +636,8 @@ def _held(row: Any) -> HeldPlan:
     data = dict(row)
     data["changes"] = json.loads(data["changes"] or "[]")
     return HeldPlan(**data)
+
+
+def _text(value: Any) -> str:
+    return (bytes(value) if isinstance(value, memoryview) else value).decode() \
+        if isinstance(value, (bytes, memoryview)) else str(value)
