@@ -40,6 +40,11 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _sizes(text: str) -> tuple[int, ...]:
+    """``100,1000`` -> (100, 1000); ``none`` and ``""`` -> ()."""
+    return () if text.strip() == "none" else tuple(int(n) for n in text.split(",") if n.strip())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="setpoint_bench", description=__doc__)
     parser.add_argument("--smoke", action="store_true",
@@ -55,7 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--long", type=float, nargs="?", const=30.0, default=0.0, metavar="MINUTES",
                         help="run case 10 (memory over time) for MINUTES (default 30); without it case 10 is not run")
     parser.add_argument("--scale-files", default="", metavar="N,N,...",
-                        help="case 7: numbers of files targets (default 100,1000,10000; smoke 10,50,100)")
+                        help="case 7: numbers of files targets (default 100,1000,10000; smoke 10,50,100); "
+                             "'none' runs no files targets")
+    parser.add_argument("--scale-kubernetes", default="", metavar="N,N,...",
+                        help="case 7: numbers of kubernetes targets of 10 objects each (default 1000; smoke 5); "
+                             "'none' runs none")
     args = parser.parse_args(argv)
 
     if args.profile:
@@ -71,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="setpoint-bench-"))
     ctx = Ctx(smoke=args.smoke, reps=reps, warmup=warmup, workdir=work, env=env, profile_dir=args.profile,
               long_minutes=args.long,
-              scale_files=tuple(int(n) for n in args.scale_files.split(",") if n.strip()))
+              scale_files=_sizes(args.scale_files), no_scale_files=args.scale_files.strip() == "none",
+              scale_kubernetes=_sizes(args.scale_kubernetes) or ((0,) if args.scale_kubernetes.strip() == "none" else ()))
     started, t0 = datetime.now(UTC).isoformat(timespec="seconds"), time.monotonic()
     rows: list[Row] = []
     missing_services: list[str] = []

@@ -101,6 +101,10 @@ class Ctx:
     long_minutes: float = 0.0
     #: ``--scale-files 100,1000``: the sizes of case 7's files targets (default 100, 1000, 10000).
     scale_files: tuple[int, ...] = ()
+    #: ``--scale-files none``: case 7 runs no files targets (only its Kubernetes sizes).
+    no_scale_files: bool = False
+    #: ``--scale-kubernetes 200,1000``: the sizes of case 7's kubernetes targets (default 1000; smoke 5).
+    scale_kubernetes: tuple[int, ...] = ()
 
     def scratch(self, name: str) -> Path:
         path = self.workdir / name

@@ -22,9 +22,10 @@ def test_prune_opt_out_and_foreign_objects(kube: Kube, git_repo: GitRepo, engine
                                               deletion_budget={"max_count": 10, "max_percent": 100})])
     assert engine.reconcile(ns).sync == SyncStatus.SYNCED
 
-    # an object a person created with setpoint's label is reported, never deleted
+    # an object a person created with setpoint's labels (copied from one it applied) is reported, never deleted
     kube.kubectl("create", "configmap", "handmade", "--from-literal=x=1")
-    kube.kubectl("label", "configmap", "handmade", f"setpoint.dev/target={ns}")
+    kube.kubectl("label", "configmap", "handmade", f"setpoint.dev/target={ns}",
+                 f"setpoint.dev/instance={engine.instance_id}")
     # b and keep leave Git
     git_repo.commit({"app/a.yaml": manifests(configmap("a", {"x": "1"}))}, "drop b and keep")
     driver = engine.runners[ns].driver

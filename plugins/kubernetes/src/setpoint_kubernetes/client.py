@@ -29,8 +29,10 @@ AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryLi
 #: Discovery is re-read on a miss at most this often (a CRD that appears is picked up quickly, an
 #: unknown kind in Git does not hammer the server).
 REDISCOVER_AFTER = 2.0
-#: Connections kept beyond the open watch streams (parallel applies, discovery, lists).
-POOL_SPARE = 16
+#: Connections kept beyond the open watch streams (parallel applies, discovery, lists): 8 targets
+#: reconciled at once (defaults.concurrency) x 4 applies each (apply_concurrency), and some more. A
+#: smaller pool discards connections and opens new ones (a TLS handshake each, on both sides).
+POOL_SPARE = 40
 
 
 #: When a CRD last became Established in this process (monotonic): discovery older than that is
@@ -310,7 +312,7 @@ def connect(kubeconfig: Path | None, context: str | None, in_cluster: bool, requ
             raise PermanentError(f"kubeconfig {path} (context {context or 'current'}): {exc}") from None
         # One quick retry for a dropped keep-alive connection; an unreachable cluster fails fast.
         configuration.retries = 1
-        configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, 2 * POOL_SPARE)
+        configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, POOL_SPARE)
         cluster = Cluster(k8s_client.ApiClient(configuration), label, request_timeout)
         _clients[key] = cluster
         return cluster

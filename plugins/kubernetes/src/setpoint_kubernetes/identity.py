@@ -14,6 +14,9 @@ from typing import Any
 
 #: Label on every object setpoint applies: the name of the target that owns it.
 TARGET_LABEL = "setpoint.dev/target"
+#: Label on every object setpoint applies: the id of the installation (its state store) that applied
+#: it. The shared watch selects by it, so other installations' objects are never cached here.
+INSTANCE_LABEL = "setpoint.dev/instance"
 #: Annotation: the Git revision that last applied the object (not compared: see diff.py).
 REVISION_ANNOTATION = "setpoint.dev/revision"
 #: Annotation a manifest sets to ``disabled`` to keep the object when it leaves Git.

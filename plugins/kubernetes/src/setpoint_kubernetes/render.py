@@ -24,7 +24,7 @@ from setpoint.api import SourceTree, private_directory
 from setpoint.errors import RenderError
 from setpoint.secrets import Secret, reveal_all
 from setpoint_kubernetes.hooks import argo_wave_note, filter_hooks
-from setpoint_kubernetes.identity import TARGET_LABEL, WAVE_ANNOTATION, Ref, label_value
+from setpoint_kubernetes.identity import INSTANCE_LABEL, TARGET_LABEL, WAVE_ANNOTATION, Ref, label_value
 from setpoint_kubernetes.settings import KubernetesSettings
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -87,9 +87,12 @@ Capabilities = Callable[[], tuple[str, list[str]]]
 
 class Renderer:
     def __init__(self, settings: KubernetesSettings, target: str, resolve: Callable[[str], Path],
-                 is_namespaced: Callable[[str, str], bool | None], capabilities: Capabilities | None = None) -> None:
+                 is_namespaced: Callable[[str, str], bool | None], capabilities: Capabilities | None = None,
+                 instance: str | None = None) -> None:
         self.settings = settings
         self.target = target
+        #: The installation's id, set as INSTANCE_LABEL on every object (None: no such label).
+        self.instance = instance
         self.resolve = resolve
         #: Asks discovery about kinds the built-in table and the render's CRDs do not cover.
         self.is_namespaced = is_namespaced
@@ -302,6 +305,8 @@ class Renderer:
             else:
                 meta.pop("namespace", None)
             meta["labels"] = {**(meta.get("labels") or {}), TARGET_LABEL: label_value(self.target)}
+            if self.instance:
+                meta["labels"][INSTANCE_LABEL] = self.instance
             obj = {**obj, "apiVersion": api_version, "kind": kind, "metadata": meta}
             key = Ref.of(obj).key
             if key in seen:

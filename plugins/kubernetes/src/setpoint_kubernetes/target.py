@@ -28,7 +28,7 @@ from setpoint_kubernetes import health as checks
 from setpoint_kubernetes.apply import Applier, Item, order_key
 from setpoint_kubernetes.cache import LiveCache
 from setpoint_kubernetes.client import ApiError, ApiResource, Cluster, connect
-from setpoint_kubernetes.identity import REPLACE_ANNOTATION, TARGET_LABEL, Ref, label_value, version_of
+from setpoint_kubernetes.identity import REPLACE_ANNOTATION, Ref, label_value, version_of
 from setpoint_kubernetes.inventory import ClusterInventory
 from setpoint_kubernetes.normalize import desired_object, live_object
 from setpoint_kubernetes.ownership import foreign_entries
@@ -112,8 +112,8 @@ class KubernetesTarget(TargetDriver):
     def cache(self) -> LiveCache:
         with self._lock:
             if self._cache is None:
-                self._cache = LiveCache(self.cluster, f"{TARGET_LABEL}={self.label}", self._on_event,
-                                        self.cfg.resync_seconds,
+                self._cache = LiveCache(self.context.shared, self.cluster, self.context.instance, self.label,
+                                        self._on_event, self.cfg.resync_seconds,
                                         self.cfg.namespace if self.cfg.scope == "namespace" else None)
             return self._cache
 
@@ -134,7 +134,7 @@ class KubernetesTarget(TargetDriver):
             return None if found is None else found.namespaced
 
         renderer = Renderer(self.cfg, self.spec.name, lambda p: self.context.resolve(p), is_namespaced,
-                            self._capabilities)
+                            self._capabilities, self.context.instance)
         resources = []
         crds = set()
         outside = []
