@@ -138,7 +138,10 @@ class Sandbox:
                                  lambda t=target: engine.dependency_outputs(t),
                                  real.driver.context.check_health, memory,
                                  lambda message: None,  # nor writes a status message
-                                 stands_for=engine.state_dir / "targets" / name)
+                                 stands_for=engine.state_dir / "targets" / name,
+                                 # the engine's shared watches (a preview driver detaches on close) and
+                                 # its instance id: the objects it renders carry the same labels
+                                 shared=engine.shared, instance=engine.instance_id)
         except Exception as exc:  # noqa: BLE001 - reported as this target's preview error
             runner.driver_error = safe_error(exc)
         return runner
