@@ -65,10 +65,13 @@ def test_targets_of_one_cluster_share_one_watch_per_kind(kube: Kube, git_repo: G
     assert (out.sync, out.error) == (SyncStatus.SYNCED, None)
     assert kube.obj("api/v1/configmaps", "cm2")["data"]["n"] == "2"
 
-    # the informers stop with the engine: no watch thread is left, and a new engine starts fresh
+    # the informers stop with the engine: none of its watch threads is left, and a new engine starts fresh
+    threads = [i._thread for i in engine.shared._entries.values() if isinstance(i, cache.Informer) and i._thread]
+    assert threads and all(t.is_alive() for t in threads)
     engine.close()
     assert not engine.shared._entries
-    wait_for(lambda: not watch_threads(), 10)
+    assert not [t for t in threads if t.is_alive()], "Engine.close() waits for its watch threads"
+    assert not [t for t in watch_threads() if t in threads]
     again = engine_for(git_repo, [k8s_target(name, kube.kubeconfig, ns, path=f"apps/{i}")
                                   for i, name in enumerate(names)])
     assert not shared_informers(again, cluster, "ConfigMap"), "nothing left over from the closed engine"
@@ -76,8 +79,9 @@ def test_targets_of_one_cluster_share_one_watch_per_kind(kube: Kube, git_repo: G
     fresh = shared_informers(again, cluster, "ConfigMap")
     assert len(fresh) == 1 and fresh[0] is not informer and not fresh[0].stopped
     assert informer.stopped
+    mine = [i._thread for i in again.shared._entries.values() if isinstance(i, cache.Informer) and i._thread]
     again.close()
-    wait_for(lambda: not watch_threads(), 10)
+    assert mine and not [t for t in mine if t.is_alive()]
 
 
 def test_an_engine_never_closed_does_not_leak_into_the_next(kube: Kube, git_repo: GitRepo, engine_for) -> None:  # type: ignore[no-untyped-def]

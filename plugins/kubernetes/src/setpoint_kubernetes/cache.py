@@ -229,6 +229,11 @@ class Informer:
 
     def _opened(self, response: Any) -> None:
         self._response = response
+        if self._stop.is_set():  # stop() came while this stream was opening: it saw no response to shut
+            try:
+                response.shutdown()
+            except Exception:  # noqa: BLE001, S110 - best effort, as in stop()
+                pass
 
     def _loop(self) -> None:
         failures = 0
@@ -253,6 +258,8 @@ class Informer:
                 self._stop.wait(min(30.0, 0.5 * 2 ** min(failures, 6)))
 
     def _watch(self) -> None:
+        if self._stop.is_set():
+            return
         query: list[tuple[str, Any]] = [("watch", "true"), ("labelSelector", self.selector),
                                         ("resourceVersion", self._rv), ("allowWatchBookmarks", "true"),
                                         ("timeoutSeconds", WATCH_TIMEOUT)]
@@ -374,9 +381,9 @@ def _detach(scope: SharedScope, informer: Informer, label: str, token: int) -> N
         last = not informer.handlers and not informer.stopped
         if last:
             informer.stopped = True  # no attach may join it from here on
-    if last:  # the last target using it: stop watching
+    if last:  # the last target using it: stop watching (and wait for the thread: nothing left running)
         scope.discard(_key(informer.cluster, informer.resource, informer.namespace), informer)
-        informer.stop()
+        informer.close()
 
 
 class LiveCache:
