@@ -127,8 +127,8 @@ class TargetRunner:
         self.memory = memory
         context = TargetContext(self.spec(), settings, driver_dir, logging.getLogger(f"setpoint.target.{self.name}"),
                                 trigger, outputs, self.config.base_dir, check_health,  # type: ignore[arg-type]
-                                memory, progress, stands_for, shared if shared is not None else SharedScope(),
-                                instance)  # type: ignore[arg-type]
+                                memory, progress,  # type: ignore[arg-type]
+                                stands_for, shared if shared is not None else SharedScope(), instance)
         self.driver = cls(context)
         # what the last render depended on outside the target's path, remembered by the driver across
         # restarts: the first revision picked in this process already accounts for it
