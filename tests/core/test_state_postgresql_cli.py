@@ -70,3 +70,27 @@ def test_a_state_url_with_a_password_is_refused_before_connecting(tmp_path: Path
     assert result.returncode != 0
     assert "hunter2" not in result.stdout + result.stderr
     assert "SETPOINT_STATE_PASSWORD_FILE" in result.stderr
+
+
+def test_a_one_shot_sync_of_many_targets_applies_each_under_its_own_lease(tmp_path: Path, git_repo: GitRepo,
+                                                                          pg_state_url: str) -> None:
+    """`setpoint sync` reconciles up to ``defaults.concurrency`` targets at once; on PostgreSQL each applies
+    under a borrowed lease. Every worker must borrow through the same lease holder: one made per worker
+    thread took the store's fence from the others (a target then saw "no longer holds its lease (token
+    None)" and nothing was applied)."""
+    names = [f"t{i:02d}" for i in range(24)]
+    git_repo.commit({f"t/{n}/value.txt": f"{n}\n" for n in names})
+    live = tmp_path / "live"
+    config = write_config(tmp_path, git_repo.path, [
+        {"name": n, "kind": "files", "path": f"t/{n}", "files": {"destination": str(live / n)}} for n in names],
+        state=pg_state_url)
+    data = yaml.safe_load(config.read_text())
+    data.setdefault("defaults", {})["concurrency"] = 8
+    config.write_text(yaml.safe_dump(data))
+    synced = cli(config, "sync")
+    assert synced.returncode == 0, synced.stderr
+    assert "lease" not in synced.stderr
+    assert all((live / n / "value.txt").read_text() == f"{n}\n" for n in names)
+    status = json.loads(cli(config, "status", "-o", "json").stdout)
+    rows = status["targets"] if isinstance(status, dict) else status
+    assert len(rows) == len(names)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import queue
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -57,6 +58,8 @@ class Engine:
         #: With several replicas (setpoint.state.replicas): which targets this process owns now.
         self.leases: TargetLeases | None = None
         self._borrowed: Borrower | None = None
+        # concurrent one-shot reconciles share one borrower: a second one would take the store's fence
+        self._borrowed_lock = threading.Lock()
         self._wake: Callable[[str, str], None] | None = None
         #: ``setpoint run``'s SIGHUP reload outcomes, shared by each engine it starts (read by the metrics)
         self.reloads: Any = None
@@ -217,9 +220,10 @@ class Engine:
     # ------------------------------------------------------------------ reconcile
 
     def _borrower(self) -> Borrower:
-        if self._borrowed is None:
-            self._borrowed = Borrower(self.store, self.config.replicas.lease_ttl)
-        return self._borrowed
+        with self._borrowed_lock:
+            if self._borrowed is None:
+                self._borrowed = Borrower(self.store, self.config.replicas.lease_ttl)
+            return self._borrowed
 
     def may_run(self, name: str) -> bool:
         """False for a target another replica owns (it reconciles it; this one leaves it alone)."""

@@ -318,12 +318,12 @@ class Borrower(Replicas):
             self.store.request_wakeup(target, reason)
             raise OwnedElsewhere(f"target {target} is owned by the running replica {owner[0] if owner else '?'}; "
                                  "it was asked to reconcile it now (see `setpoint status`, or `setpoint wait`)")
-        with self._lock:
+        with self._lock:  # concurrent holds (a pass's worker threads) start one renewal thread
             self._owned[target] = int(row[0])
             self._renewed = time.monotonic()
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="setpoint-lease-renewal", daemon=True)
-            self._thread.start()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="setpoint-lease-renewal", daemon=True)
+                self._thread.start()
         try:
             yield
         finally:
@@ -341,6 +341,6 @@ class Borrower(Replicas):
         renewed = {r[0] for r in self._tx(lambda db: db.execute(
             _t("UPDATE leases SET expires_at = NOW + ? WHERE owner = ? AND expires_at > NOW RETURNING target"),
             (self.ttl, self.id)).fetchall())}
-        with self._lock:
-            self._owned = {t: token for t, token in self._owned.items() if t in renewed}
+        with self._lock:  # a lease taken by hold() since the snapshot is fresh: it stays
+            self._owned = {t: token for t, token in self._owned.items() if t in renewed or t not in targets}
             self._renewed = started
