@@ -178,6 +178,37 @@ def test_a_one_shot_command_applies_only_under_a_free_lease(stores: Any) -> None
     cli.stop()
 
 
+def test_a_one_shot_pass_borrows_the_free_leases_together_and_leaves_an_owned_one_to_its_owner(stores: Any) -> None:
+    """`setpoint sync` over many targets borrows every free lease of the pass in one statement; a target
+    a running replica owns is not taken (hold() still wakes its owner); at the end every borrowed lease
+    is handed back at once, and nothing borrowed is applied to after that."""
+    from setpoint.state.replicas import Borrower, OwnedElsewhere
+
+    a = replica(stores, "a")
+    a.beat()
+    owned_by_a = sorted(a.owned())[0]
+    cli = Borrower(stores(), ttl=5.0)
+    names = ["free1", "free2", owned_by_a]
+    with cli.hold_many(names):
+        assert cli.owns("free1") and cli.owns("free2") and not cli.owns(owned_by_a)
+        with cli.hold("free1"):  # borrowed already: no second claim, the fence passes
+            writer = cli.store.set_apply_intent("free1", {"plan_id": "p"})
+            assert writer is not None and writer["replica"] == cli.id
+            cli.store.clear_apply_intent("free1")
+        assert cli.owns("free1"), "a target of the pass keeps its lease until the pass ends"
+        with pytest.raises(OwnedElsewhere, match="owned by the running replica a"), cli.hold(owned_by_a):
+            pass
+    assert not cli.owns("free1") and not cli.owns("free2")
+    with pytest.raises(LeaseLost):
+        cli.store.set_apply_intent("free2", {"plan_id": "p"})
+    a.stop()
+    b = replica(stores, "b", targets={"free1": [], "free2": []})
+    b.beat()
+    assert b.owned() == {"free1", "free2"}, "handed back at the end of the pass, not after the TTL"
+    b.stop()
+    cli.stop()
+
+
 def test_a_wake_for_a_target_another_replica_owns_is_passed_to_it(tmp_path: Any, git_repo: Any) -> None:
     """The status API's "sync now" or a dependency wake on a replica that does not own the target: the
     request goes to the wake-up table (and its NOTIFY), never dropped, never run here."""

@@ -296,3 +296,123 @@ def test_replicas_opening_a_new_database_at_once_agree_on_one_salt(pg_state_url:
     assert len({s.get_meta("fingerprint_salt") for s in opened}) == 1
     for s in opened:
         s.close()
+
+
+@pytest.mark.postgresql
+def test_postgresql_threads_commit_side_by_side_on_a_bounded_pool(pg_state_url: str) -> None:
+    """A pass's worker threads each hold a connection for their transaction: one thread's open batch
+    neither blocks another thread's write nor shows it uncommitted rows, a failed batch rolls back only
+    its own writes, and no more than POOL_SIZE connections are ever opened, however many threads write."""
+    import threading
+
+    from setpoint.state import store as store_module
+
+    store = StateStore(pg_state_url)
+    inside, release = threading.Event(), threading.Event()
+
+    def slow_batch() -> None:
+        with store.batch():
+            store.save_status(TargetStatus("slow", "files", message="uncommitted"))
+            inside.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=slow_batch)
+    holder.start()
+    assert inside.wait(10)
+    started = time.monotonic()
+    store.save_status(TargetStatus("quick", "files", message="committed"))  # not behind the open batch
+    assert time.monotonic() - started < 2
+    assert store.status("slow") is None, "another thread's batch is not visible before it commits"
+    release.set()
+    holder.join(10)
+    assert store.status("slow").message == "uncommitted"  # type: ignore[union-attr]
+
+    def failing_batch() -> None:
+        with pytest.raises(RuntimeError), store.batch():
+            store.save_status(TargetStatus("rolled-back", "files"))
+            raise RuntimeError("the batch fails")
+
+    failing = threading.Thread(target=failing_batch)
+    failing.start()
+    store.save_status(TargetStatus("kept", "files"))
+    failing.join(10)
+    assert store.status("rolled-back") is None and store.status("kept") is not None
+
+    def writer(i: int) -> None:
+        for j in range(5):
+            store.save_status(TargetStatus(f"t{i}-{j}", "files"))
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(3 * store_module.POOL_SIZE)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(store.all_status()) == 3 + 3 * store_module.POOL_SIZE * 5
+    pool = store._pool
+    assert pool is not None and len(pool._all) <= store_module.POOL_SIZE
+    store.close()
+
+
+def test_a_prefetched_pass_reads_what_the_database_holds_in_a_few_queries(store: StateStore) -> None:
+    """`setpoint sync` prefetches the rows of the targets it owns (status, inventory, drift, outputs,
+    apply intent): one query per table for the pass instead of one per target. Every read inside must
+    return exactly what a read outside returns, a write inside is seen by the next read, and pauses and
+    held plans (written by other processes) are never served from the prefetch."""
+    names = [f"t{i:03d}" for i in range(120)]
+    for i, name in enumerate(names[:60]):
+        store.save_status(TargetStatus(name, "files", message=f"m{i}"))
+        store.update_inventory(name, [InventoryItem("k", "File", name, None, f"d{i}", "sha", 1.0)], [])
+        store.set_drift(name, [DriftRecord("k", 5.0, f"live{i}", {"field": i})], [])
+        store.save_outputs(name, {"n": i})
+    store.set_apply_intent("t007", {"plan_id": "interrupted"})
+    store.write_memory("t003", {"seen": '"yes"'})
+
+    def reads(name: str) -> tuple[Any, ...]:
+        return (store.status(name), store.inventory(name), store.drift(name), store.outputs(name),
+                store.apply_intent(name))
+
+    expected = {name: reads(name) for name in names}
+    queries: list[str] = []
+    original = store._query
+
+    def counting(sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        queries.append(sql)
+        return original(sql, args)
+
+    store._query = counting  # type: ignore[method-assign]
+    with store.prefetch(names):
+        prefetched = len(queries)
+        assert {name: reads(name) for name in names} == expected
+        assert len(queries) == prefetched, "every first read came from the prefetch"
+        store.save_status(TargetStatus("t001", "files", message="written during the pass"))
+        assert store.status("t001").message == "written during the pass"  # type: ignore[union-attr]
+        store.update_inventory("t002", [], ["k"])
+        assert store.inventory("t002") == {}
+        store.pause("t004", "incident", "alice", None)
+        assert store.get_pause("t004") is not None, "pauses are always read from the database"
+        assert store.inventory("t005") == expected["t005"][1], "a second read goes to the database"
+    assert prefetched <= 5, f"one query per table for {len(names)} targets, not {prefetched}"
+    store._query = original  # type: ignore[method-assign]
+    assert store.memories(["t003", "t004"]) == {"t003": {"seen": '"yes"'}, "t004": {}}
+    assert store.status("t001").message == "written during the pass"  # type: ignore[union-attr]
+
+
+@pytest.mark.postgresql
+def test_postgresql_a_queued_statement_that_fails_rolls_its_whole_transaction_back(pg_state_url: str) -> None:
+    """Transactions run in pipeline mode (writes are sent without waiting for their result): an error of
+    a write nobody read must still fail the transaction at its commit, leave none of its writes behind,
+    and leave the connection ready for the next transaction."""
+    from setpoint.state.backends import PostgresBackend
+
+    store = StateStore(pg_state_url)
+    db = store.db
+    assert isinstance(db, PostgresBackend)
+    store.save_status(TargetStatus("before", "files"))
+    with pytest.raises(Exception, match="duplicate key|unique"), store.batch() as tx:
+        tx.execute("INSERT INTO outputs (target, data, updated_at) VALUES (?, ?, ?)", ("dup", "{}", 1.0))
+        tx.execute("INSERT INTO outputs (target, data, updated_at) VALUES (?, ?, ?)", ("dup", "{}", 2.0))  # fails
+        tx.execute("INSERT INTO target_state VALUES (?, ?, ?, ?)", ("after-the-error", "files", "{}", 1.0))
+    assert store.outputs("dup") is None and store.status("after-the-error") is None
+    store.save_status(TargetStatus("next", "files"))  # the connection is usable again
+    assert sorted(store.all_status()) == ["before", "next"]
+    store.close()

@@ -69,9 +69,12 @@ class Engine:
         self.shared = SharedScope()
         self._instance: str | None = None
         self.runners: dict[str, TargetRunner] = {}
-        for target in config.targets:
-            if target.enabled:
-                self.runners[target.name] = self._create_runner(target)
+        enabled = [target for target in config.targets if target.enabled]
+        #: every target's stored memory, read in one query (one per target adds up at thousands)
+        self._memories = self.store.memories(t.name for t in enabled)
+        for target in enabled:
+            self.runners[target.name] = self._create_runner(target)
+        self._memories = {}
 
     # ------------------------------------------------------------------ construction
 
@@ -103,7 +106,7 @@ class Engine:
                                  lambda t=target: self.dependency_outputs(t),
                                  lambda resource, info=runner.info: self.registry.hook.setpoint_check_health(
                                      target=info, resource=resource),
-                                 StoredMemory(self.store, target.name),
+                                 StoredMemory(self.store, target.name, self._memories.get(target.name)),
                                  lambda message, r=runner: self._report_progress(r, message),
                                  shared=self.shared, instance=self.instance_id)
         except Exception as exc:  # noqa: BLE001 - one bad target never stops the others
@@ -278,7 +281,14 @@ class Engine:
                 wanted.append(dep)
         self.prime_revisions(wanted)
         order = self.ordered(wanted)
-        outcomes = self._reconcile_all(order, lambda name: self.reconcile(name, triggers[name], dry_run, poll=False))
+        with ExitStack() as held:
+            owned: list[str] | set[str] = order  # SQLite: this process holds the owner lock
+            if not dry_run and self.leases is None and self.store.backend == "postgresql":
+                owned = held.enter_context(self._borrower().hold_many(order))  # one lease statement
+            if not dry_run and self.leases is None:  # this process owns them: their rows in a few queries
+                held.enter_context(self.store.prefetch(owned))
+            outcomes = self._reconcile_all(order, lambda name: self.reconcile(name, triggers[name], dry_run,
+                                                                              poll=False))
         return [outcomes[name] for name in order]
 
     def _reconcile_all(self, order: list[str], run: Callable[[str], Outcome]) -> dict[str, Outcome]:

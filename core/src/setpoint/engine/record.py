@@ -215,15 +215,16 @@ class Recorder:
         outcome = self.outcome(run)
         if not run.dry_run:
             self.runner.consecutive_failures = 0
+            status = self.status(run, outcome, previous, None, None)
             if not previous.last_error and not self.runner.memory.has_pending() and \
-                    self._status_unchanged(self.status(run, outcome, previous, None, None), previous):
+                    self._status_unchanged(status, previous):
                 return outcome  # a run that changed nothing writes nothing: no transaction, no fsync
             with self.store.batch():
                 if previous.last_error:
                     self.store.audit(AuditAction.RECOVERED, target=self.name, kind=self.kind,
                                      revision=run.revision, trigger=run.trigger,
                                      details={"previous_error": previous.last_error})
-                self.save_status(run, outcome, previous, None, None)
+                self.save_status(run, outcome, previous, None, None, status)
                 self.runner.memory.flush()
         elif run.pinned is not None:
             self.runner.memory.discard_pending()  # a preview leaves nothing behind, not even memory
@@ -314,8 +315,9 @@ class Recorder:
         return False
 
     def save_status(self, run: Run, outcome: Outcome, previous: TargetStatus, stage: str | None,
-                    error: str | None) -> None:
-        status = self.status(run, outcome, previous, stage, error)
+                    error: str | None, status: TargetStatus | None = None) -> None:
+        """``status``: the row :meth:`status` made for this run already (its pause read once, not twice)."""
+        status = status or self.status(run, outcome, previous, stage, error)
         # the driver's health per object (the dashboard's target page); written when it changes only.
         # A failed run did not check health: the last report stays. A good run whose driver reports
         # no object (it cannot tell) removes it, so the page says the core estimates.

@@ -277,6 +277,7 @@ class PostgresBackend:
         self._application = application
         self._channel: str | None = None
         self._durable = durable
+        self._pipeline: Any = None
         self.conn = self._connect()
 
     def connect_args(self) -> dict[str, Any]:
@@ -315,14 +316,41 @@ class PostgresBackend:
         self._alive()
         return list(self.execute(sql, args).fetchall())
 
+    # A transaction runs in pipeline mode: statements whose result nobody reads (BEGIN, most writes,
+    # COMMIT) are sent without waiting, and go out with the next statement that is read (or the
+    # commit). A transaction costs one or two round trips instead of one per statement. An error of
+    # a queued statement surfaces at that read or at the commit, and the transaction is rolled back.
+
     def begin(self) -> None:
-        self._alive().execute("BEGIN")
+        conn = self._alive()
+        self._pipeline = conn.pipeline()
+        self._pipeline.__enter__()
+        conn.execute("BEGIN")
+
+    def _unpipe(self) -> None:
+        """Leave pipeline mode (still in the transaction): for multi-statement scripts, which it refuses."""
+        pipeline, self._pipeline = self._pipeline, None
+        if pipeline is not None:
+            pipeline.__exit__(None, None, None)
 
     def commit(self) -> None:
-        self.conn.execute("COMMIT")
+        try:
+            self.conn.execute("COMMIT")
+            self._unpipe()  # sends what is queued and waits: an error of any statement is raised here
+        except BaseException:
+            self.rollback()
+            raise
 
     def rollback(self) -> None:
-        if not self.conn.broken:
+        pipeline, self._pipeline = self._pipeline, None
+        if self.conn.broken:
+            return
+        if pipeline is not None:
+            try:
+                pipeline.__exit__(None, None, None)
+            except self._psycopg.Error:
+                pass  # the error that made us roll back (or the failed transaction it left): ended below
+        if self.conn.info.transaction_status != self._psycopg.pq.TransactionStatus.IDLE:
             self.conn.execute("ROLLBACK")
 
     def schema_version(self) -> int:
@@ -332,6 +360,7 @@ class PostgresBackend:
         return int(self.conn.execute("SELECT version FROM setpoint_schema").fetchone()[0])
 
     def migrate(self) -> None:
+        self._unpipe()  # the migration scripts hold several statements each
         # one migrator at a time across replicas; the lock ends with the transaction
         self.conn.execute("SELECT pg_advisory_xact_lock(7210531)")
         self.conn.execute("CREATE TABLE IF NOT EXISTS setpoint_schema (version INTEGER NOT NULL)")

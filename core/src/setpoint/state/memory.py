@@ -9,11 +9,13 @@ from setpoint.state.store import StateStore
 
 
 class StoredMemory(TargetMemory):
-    def __init__(self, store: StateStore, target: str) -> None:
+    def __init__(self, store: StateStore, target: str, values: dict[str, str] | None = None) -> None:
+        """``values``: the target's stored values when the caller read them already
+        (:meth:`StateStore.memories`, one query for every target of an engine)."""
         super().__init__()
         self._store = store
         self._target = target
-        self._values.update(store.memory(target))
+        self._values.update(store.memory(target) if values is None else values)
 
     def discard_pending(self) -> None:
         with self._lock:

@@ -304,10 +304,54 @@ class Borrower(Replicas):
 
     def __init__(self, store: StateStore, ttl: float = 15.0) -> None:
         super().__init__(store, {}, ttl=ttl, replica_id=f"cli:{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:6]}")
+        #: the targets :meth:`hold_many` borrowed for the pass that runs now
+        self._pass: set[str] = set()
         self.store.fence = self.check_fence
 
     @contextmanager
+    def hold_many(self, targets: list[str]) -> Iterator[set[str]]:
+        """A pass over ``targets``: borrow every free lease among them in one statement, and hand the
+        borrowed ones back together at the end (two round trips for the pass instead of two per
+        target). :meth:`hold` then finds them held; a target a replica owns is left to :meth:`hold`,
+        which wakes its owner and says so. Yields the targets borrowed."""
+        if not targets:
+            yield set()
+            return
+        rows = self._one(lambda db: db.execute(
+            _t("INSERT INTO leases (target, owner, token, expires_at) SELECT name, ?, 1, NOW + ? FROM unnest(?::text[]) "
+               "AS name ON CONFLICT (target) DO UPDATE SET owner = excluded.owner, token = leases.token + 1, "
+               "expires_at = excluded.expires_at WHERE leases.expires_at <= NOW RETURNING target, token"),
+            (self.id, self.ttl, sorted(set(targets)))).fetchall())
+        with self._lock:
+            borrowed = {str(r[0]): int(r[1]) for r in rows}
+            self._owned.update(borrowed)
+            self._pass = set(borrowed)
+            self._renewed = time.monotonic()
+        self._start_renewal()
+        try:
+            yield set(borrowed)
+        finally:
+            with self._lock:
+                for target in borrowed:
+                    self._owned.pop(target, None)
+                self._pass = set()
+            if borrowed:
+                self._one(lambda db: db.execute("UPDATE leases SET expires_at = 0 WHERE owner = ? AND target = ANY(?)",
+                                                (self.id, list(borrowed))))
+
+    def _start_renewal(self) -> None:
+        with self._lock:  # concurrent holds (a pass's worker threads) start one renewal thread
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="setpoint-lease-renewal", daemon=True)
+                self._thread.start()
+
+    @contextmanager
     def hold(self, target: str, reason: str = "sync") -> Iterator[None]:
+        with self._lock:
+            in_pass = target in self._pass and target in self._owned
+        if in_pass:  # borrowed for the whole pass by hold_many: handed back at its end
+            yield
+            return
         row = self._one(lambda db: db.execute(
             _t("INSERT INTO leases (target, owner, token, expires_at) VALUES (?, ?, 1, NOW + ?) "
                "ON CONFLICT (target) DO UPDATE SET owner = excluded.owner, token = leases.token + 1, "
@@ -318,12 +362,10 @@ class Borrower(Replicas):
             self.store.request_wakeup(target, reason)
             raise OwnedElsewhere(f"target {target} is owned by the running replica {owner[0] if owner else '?'}; "
                                  "it was asked to reconcile it now (see `setpoint status`, or `setpoint wait`)")
-        with self._lock:  # concurrent holds (a pass's worker threads) start one renewal thread
+        with self._lock:
             self._owned[target] = int(row[0])
             self._renewed = time.monotonic()
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="setpoint-lease-renewal", daemon=True)
-                self._thread.start()
+        self._start_renewal()
         try:
             yield
         finally:

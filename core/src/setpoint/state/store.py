@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,22 @@ from setpoint.state.status import AuditAction, TargetStatus
 #: SQLite's numbered migrations (kept under this name for callers that count them)
 MIGRATIONS = SQLITE_MIGRATIONS
 
+
+#: PostgreSQL connections a store opens at most (threads of one process commit in parallel on them)
+POOL_SIZE = 8
+
+#: What :meth:`StateStore.prefetch` reads for a pass: table -> (query of the rows, by their key, and the
+#: key of a target). Each query returns its key as ``owner``.
+_PREFETCHED: dict[str, tuple[str, Callable[[str], str]]] = {
+    "target_state": ("SELECT data, target AS owner FROM target_state WHERE target IN ({marks})", lambda t: t),
+    "inventory": ("SELECT *, target AS owner FROM inventory WHERE target IN ({marks})", lambda t: t),
+    "drift": ("SELECT key, first_seen, live_digest, details, target AS owner FROM drift WHERE target IN ({marks})",
+              lambda t: t),
+    "outputs": ("SELECT data, target AS owner FROM outputs WHERE target IN ({marks})", lambda t: t),
+    "apply_intent": ("SELECT value, key AS owner FROM meta WHERE key IN ({marks})", lambda t: f"apply-intent:{t}"),
+}
+#: names per prefetch query (SQLite allows 32,766 parameters; keep statements small)
+_PREFETCH_CHUNK = 500
 
 #: Notification keys remembered at most (the oldest forgotten first; a failure streak's alert is kept).
 MAX_NOTIFY_KEYS = 4096
@@ -128,12 +145,23 @@ _REMEDY = ("Restore it from a backup (or try `sqlite3 FILE .recover`), or move i
 
 
 class StateStore:
-    """The state, on SQLite (a path) or PostgreSQL (a ``postgresql://`` URL). One connection guarded by a
-    lock; safe across threads, and across processes (SQLite) or replicas (PostgreSQL)."""
+    """The state, on SQLite (a path) or PostgreSQL (a ``postgresql://`` URL); safe across threads, and
+    across processes (SQLite) or replicas (PostgreSQL).
+
+    SQLite: one connection guarded by a lock (SQLite has one writer anyway). PostgreSQL: a small pool of
+    connections (:data:`POOL_SIZE`), one per transaction or :meth:`batch`: the worker threads of a pass
+    then wait for their commits' WAL flush together (PostgreSQL flushes concurrent commits at once)
+    instead of one after the other behind a lock. Every statement is already safe against a concurrent
+    writer, since several replicas write to the same database."""
 
     def __init__(self, location: Path | str) -> None:
         self._lock = threading.RLock()
-        self._depth = 0
+        #: this thread's connection while it is inside a transaction or batch, and how deep
+        self._session = _Session()
+        self._pool: _Pool | None = None
+        #: (table, target) -> rows, while a pass runs under :meth:`prefetch`
+        self._prefetched: dict[tuple[str, str], list[Any]] | None = None
+        self._prefetch_lock = threading.Lock()
         self._claims = 0
         self.path: Path | None = None
         #: Set by several replicas (setpoint.state.replicas): run inside the transaction of every apply
@@ -141,6 +169,7 @@ class StateStore:
         self.fence: Callable[[Backend, str], dict[str, Any]] | None = None
         if isinstance(location, str) and is_postgresql_url(location):
             self.db: Backend = PostgresBackend(location)
+            self._pool = _Pool(self.db, lambda: PostgresBackend(location), POOL_SIZE)
         else:
             self.db = self._open_sqlite(Path(location))
         try:
@@ -186,53 +215,122 @@ class StateStore:
 
     def close(self) -> None:
         with self._lock:
-            self.db.close()
+            if self._pool is not None:
+                self._pool.close()
+            else:
+                self.db.close()
+
+    @contextmanager
+    def _connection(self) -> Iterator[Backend]:
+        """The connection this thread works on, held until the outermost caller is done."""
+        session = self._session
+        if session.db is not None:  # nested: inside this thread's transaction or batch
+            yield session.db
+            return
+        if self._pool is None:
+            with self._lock:
+                session.db = self.db
+                try:
+                    yield self.db
+                finally:
+                    session.db = None
+            return
+        db = self._pool.take()
+        session.db = db
+        try:
+            yield db
+        finally:
+            session.db = None
+            self._pool.give(db)
 
     @contextmanager
     def _tx(self) -> Iterator[Backend]:
-        with self._lock:
-            if self._depth:  # inside batch(): one commit at the end
-                yield self.db
+        with self._connection() as db:
+            if self._session.depth:  # inside batch(): one commit at the end
+                yield db
                 return
-            self.db.begin()
+            db.begin()
             try:
-                yield self.db
+                yield db
             except BaseException:
-                self.db.rollback()
+                db.rollback()
                 raise
-            self.db.commit()
+            db.commit()
 
     @contextmanager
-    def batch(self) -> Iterator[None]:
+    def batch(self) -> Iterator[Backend]:
         """Group several writes into one durable commit (one fsync instead of one per write).
 
-        Holds the store's lock for the duration: keep the block short, never around an apply."""
-        with self._lock:
-            outer = self._depth == 0
+        Holds a connection (SQLite: the store's lock) for the duration: keep the block short, never
+        around an apply."""
+        with self._connection() as db:
+            session = self._session
+            outer = session.depth == 0
             if outer:
-                self.db.begin()
-            self._depth += 1
+                db.begin()
+            session.depth += 1
             try:
-                yield
+                yield db
             except BaseException:
-                self._depth -= 1
+                session.depth -= 1
                 if outer:
-                    self.db.rollback()
+                    db.rollback()
                 raise
-            self._depth -= 1
+            session.depth -= 1
             if outer:
-                self.db.commit()
+                db.commit()
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
-        with self._lock:
-            if self._depth:
-                return list(self.db.execute(sql, args).fetchall())
-            return self.db.read(sql, args)
+        with self._connection() as db:
+            if self._session.depth:
+                return list(db.execute(sql, args).fetchall())
+            return db.read(sql, args)
+
+    @contextmanager
+    def prefetch(self, targets: Iterable[str]) -> Iterator[None]:
+        """A pass over ``targets`` by the process that owns them (SQLite's owner lock, or the leases
+        borrowed for the pass): each target's first read of its status, inventory, open drift, outputs
+        and apply intent is served from one query per table made now, not one round trip per target.
+        While this process owns those targets no other one writes their rows, and a write here drops
+        the target's prefetched rows, so a read returns what the database holds. Pauses and held plans,
+        which other processes write, are always read from the database."""
+        names = sorted(set(targets))
+        fetched: dict[tuple[str, str], list[Any]] = {(table, name): [] for table in _PREFETCHED for name in names}
+        for start in range(0, len(names), _PREFETCH_CHUNK):
+            chunk = names[start:start + _PREFETCH_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            for table, (sql, key) in _PREFETCHED.items():
+                keys = tuple(key(name) for name in chunk)
+                for row in self._query(sql.format(marks=marks), keys):
+                    fetched[(table, row["owner"][len(key("")):])].append(row)
+        with self._prefetch_lock:
+            self._prefetched = fetched
+        try:
+            yield
+        finally:
+            with self._prefetch_lock:
+                self._prefetched = None
+
+    def _target_rows(self, table: str, target: str) -> list[Any]:
+        """The rows of ``table`` (a key of :data:`_PREFETCHED`) for ``target``: prefetched once, else read."""
+        with self._prefetch_lock:
+            rows = self._prefetched.pop((table, target), None) if self._prefetched is not None else None
+        if rows is not None:
+            return rows
+        sql, key = _PREFETCHED[table]
+        return self._query(sql.format(marks="?"), (key(target),))
+
+    def _written(self, target: str) -> None:
+        """A write to ``target``'s rows: its prefetched rows are no longer what the database holds."""
+        with self._prefetch_lock:
+            if self._prefetched is not None:
+                for table in _PREFETCHED:
+                    self._prefetched.pop((table, target), None)
 
     @property
     def schema_version(self) -> int:
-        with self._lock:
-            return self.db.schema_version()
+        with self._connection() as db:
+            return db.schema_version()
 
     def _salt(self) -> bytes:
         with self._tx() as db:
@@ -302,6 +400,7 @@ class StateStore:
     # ------------------------------------------------------------------ target status
 
     def save_status(self, status: TargetStatus) -> None:
+        self._written(status.target)
         with self._tx() as db:
             db.execute(
                 "INSERT INTO target_state VALUES (?, ?, ?, ?) ON CONFLICT(target) DO UPDATE SET "
@@ -310,7 +409,7 @@ class StateStore:
             )
 
     def status(self, target: str) -> TargetStatus | None:
-        rows = self._query("SELECT data FROM target_state WHERE target = ?", (target,))
+        rows = self._target_rows("target_state", target)
         return TargetStatus.from_json(json.loads(rows[0][0])) if rows else None
 
     def all_status(self) -> dict[str, TargetStatus]:
@@ -322,6 +421,17 @@ class StateStore:
     def memory(self, target: str) -> dict[str, str]:
         """A target's remembered values, JSON-encoded, by key."""
         return {r["key"]: r["value"] for r in self._query("SELECT key, value FROM target_memory WHERE target = ?", (target,))}
+
+    def memories(self, targets: Iterable[str]) -> dict[str, dict[str, str]]:
+        """:meth:`memory` of many targets, in one query per few hundred (an engine's start)."""
+        names = sorted(set(targets))
+        found: dict[str, dict[str, str]] = {name: {} for name in names}
+        for start in range(0, len(names), _PREFETCH_CHUNK):
+            chunk = names[start:start + _PREFETCH_CHUNK]
+            for r in self._query(f"SELECT target, key, value FROM target_memory WHERE target IN "  # noqa: S608
+                                 f"({', '.join('?' * len(chunk))})", tuple(chunk)):
+                found[r["target"]][r["key"]] = r["value"]
+        return found
 
     def write_memory(self, target: str, changes: dict[str, str | None]) -> None:
         """Store JSON-encoded values (None: forget the key); inside :meth:`batch`, with the rest of it."""
@@ -358,15 +468,16 @@ class StateStore:
     # ------------------------------------------------------------------ inventory
 
     def inventory(self, target: str) -> dict[str, InventoryItem]:
-        rows = self._query("SELECT * FROM inventory WHERE target = ?", (target,))
+        rows = self._target_rows("inventory", target)
         items = {}
         for r in rows:
-            values = {k: r[k] for k in r.keys() if k != "target"}
+            values = {k: r[k] for k in r.keys() if k not in ("target", "owner")}
             values["secret_paths"] = tuple(json.loads(values.get("secret_paths") or "[]"))
             items[r["key"]] = InventoryItem(**values)
         return items
 
     def update_inventory(self, target: str, upserts: list[InventoryItem], deletes: list[str]) -> None:
+        self._written(target)
         with self._tx() as db:
             for item in upserts:
                 db.execute(
@@ -384,10 +495,11 @@ class StateStore:
     # ------------------------------------------------------------------ drift
 
     def drift(self, target: str) -> dict[str, DriftRecord]:
-        rows = self._query("SELECT key, first_seen, live_digest, details FROM drift WHERE target = ?", (target,))
+        rows = self._target_rows("drift", target)
         return {r["key"]: DriftRecord(r["key"], r["first_seen"], r["live_digest"], json.loads(r["details"] or "{}")) for r in rows}
 
     def set_drift(self, target: str, records: list[DriftRecord], cleared: list[str]) -> None:
+        self._written(target)
         with self._tx() as db:
             for rec in records:
                 db.execute("INSERT INTO drift (target, key, first_seen, live_digest, details) VALUES (?, ?, ?, ?, ?) "
@@ -494,6 +606,7 @@ class StateStore:
     def set_apply_intent(self, target: str, intent: dict[str, Any]) -> dict[str, Any] | None:
         """Record, durably and before anything is applied, what an apply is about to do. With replicas,
         the lease is checked in the same transaction (the fence); returns the writer (replica, token)."""
+        self._written(target)
         with self._tx() as db:
             writer = self.fence(db, target) if self.fence is not None else None
             if writer is not None:
@@ -503,12 +616,13 @@ class StateStore:
         return writer
 
     def clear_apply_intent(self, target: str) -> None:
+        self._written(target)
         with self._tx() as db:
             db.execute("DELETE FROM meta WHERE key = ?", (f"apply-intent:{target}",))
 
     def apply_intent(self, target: str) -> dict[str, Any] | None:
         """An intent without its result: the apply that wrote it never finished (the process died)."""
-        rows = self._query("SELECT value FROM meta WHERE key = ?", (f"apply-intent:{target}",))
+        rows = self._target_rows("apply_intent", target)
         return json.loads(bytes(rows[0][0]) if isinstance(rows[0][0], memoryview) else rows[0][0]) if rows else None
 
     # ------------------------------------------------------------------ wakeups (CLI -> running daemon)
@@ -617,10 +731,11 @@ class StateStore:
     # ------------------------------------------------------------------ outputs of targets (for dependants)
 
     def outputs(self, target: str) -> dict[str, Any] | None:
-        rows = self._query("SELECT data FROM outputs WHERE target = ?", (target,))
+        rows = self._target_rows("outputs", target)
         return json.loads(rows[0][0]) if rows else None
 
     def save_outputs(self, target: str, outputs: dict[str, Any]) -> None:
+        self._written(target)
         with self._tx() as db:
             db.execute("INSERT INTO outputs (target, data, updated_at) VALUES (?, ?, ?) ON CONFLICT (target) DO UPDATE "
                        "SET data = excluded.data, updated_at = excluded.updated_at",
@@ -641,3 +756,43 @@ def _held(row: Any) -> HeldPlan:
 def _text(value: Any) -> str:
     return (bytes(value) if isinstance(value, memoryview) else value).decode() \
         if isinstance(value, (bytes, memoryview)) else str(value)
+
+
+class _Session(threading.local):
+    """Per thread: the connection of its open transaction or batch (None: none open), and the depth."""
+
+    db: Backend | None = None
+    depth: int = 0
+
+
+class _Pool:
+    """Up to ``size`` PostgreSQL connections, opened when first needed; a thread takes one for a
+    transaction and gives it back (the most recently used first: its server process is warm)."""
+
+    def __init__(self, first: Backend, connect: Callable[[], Backend], size: int) -> None:
+        self._idle: queue.LifoQueue[Backend] = queue.LifoQueue()
+        self._idle.put(first)
+        self._all = [first]
+        self._connect = connect
+        self._size = size
+        self._lock = threading.Lock()
+
+    def take(self) -> Backend:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            opened = len(self._all) < self._size
+            if opened:
+                self._all.append(self._connect())
+                return self._all[-1]
+        return self._idle.get()  # all in use: wait for one
+
+    def give(self, db: Backend) -> None:
+        self._idle.put(db)
+
+    def close(self) -> None:
+        with self._lock:
+            for db in self._all:
+                db.close()

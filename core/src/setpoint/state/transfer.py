@@ -50,23 +50,23 @@ def copy_state(source: StateStore, destination: StateStore) -> Copied:
             raise StateError(f"the destination {destination.location} already holds a state ({table} is not "
                              "empty); migrate into a new, empty database or schema")
     copied: dict[str, int] = {}
-    with destination.batch():
+    with destination.batch() as db:
         for table, columns in TABLES.items():
             names = ", ".join(columns)
             marks = ", ".join("?" * len(columns))
             insert = f"INSERT INTO {table} ({names}) VALUES ({marks})"  # noqa: S608 - constants
             if table == "meta":  # the destination's own fresh salt gives way to the source's
-                destination.db.execute("DELETE FROM meta")
+                db.execute("DELETE FROM meta")
             rows = source._query(f"SELECT {names} FROM {table} ORDER BY 1")  # noqa: S608 - constants
             for start in range(0, len(rows), BATCH):
                 chunk = [tuple(_portable(row[i], table == "meta" and name == "value") for i, name in enumerate(columns))
                          for row in rows[start:start + BATCH]]
-                destination.db.executemany(insert, chunk)
+                db.executemany(insert, chunk)
             copied[table] = len(rows)
             if table in IDENTITY_TABLES:
-                destination.db.reset_identity(table)
+                db.reset_identity(table)
         for table, count in copied.items():
-            found = destination.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 - constants
+            found = db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 - constants
             if int(found) != count:
                 raise StateError(f"copy check failed: {table} has {found} rows at the destination, {count} at the "
                                  "source; nothing was committed")
