@@ -355,9 +355,10 @@ def test_postgresql_threads_commit_side_by_side_on_a_bounded_pool(pg_state_url: 
 
 def test_a_prefetched_pass_reads_what_the_database_holds_in_a_few_queries(store: StateStore) -> None:
     """`setpoint sync` prefetches the rows of the targets it owns (status, inventory, drift, outputs,
-    apply intent): one query per table for the pass instead of one per target. Every read inside must
-    return exactly what a read outside returns, a write inside is seen by the next read, and pauses and
-    held plans (written by other processes) are never served from the prefetch."""
+    apply intent): one query per table for the pass instead of one per target and read. Every read
+    inside must return exactly what a read outside returns, a write inside is seen by the next read (of
+    that table; the others stay prefetched), and pauses and held plans (written by other processes) are
+    never served from the prefetch."""
     names = [f"t{i:03d}" for i in range(120)]
     for i, name in enumerate(names[:60]):
         store.save_status(TargetStatus(name, "files", message=f"m{i}"))
@@ -390,7 +391,14 @@ def test_a_prefetched_pass_reads_what_the_database_holds_in_a_few_queries(store:
         assert store.inventory("t002") == {}
         store.pause("t004", "incident", "alice", None)
         assert store.get_pause("t004") is not None, "pauses are always read from the database"
-        assert store.inventory("t005") == expected["t005"][1], "a second read goes to the database"
+        assert store.status("t002") == expected["t002"][0], "the status was not written: still prefetched"
+        assert store.inventory("t005") == expected["t005"][1]
+        assert len(queries) == prefetched + 3, "only the reads after a write, and the pause, went to the database"
+        store.set_drift("t006", [], ["k"])
+        assert store.drift("t006") == {} and store.outputs("t006") == expected["t006"][3]
+        store.release_prefetched("t008")
+        before = len(queries)
+        assert store.status("t008") == expected["t008"][0] and len(queries) == before + 1, "released: read again"
     assert prefetched <= 5, f"one query per table for {len(names)} targets, not {prefetched}"
     store._query = original  # type: ignore[method-assign]
     assert store.memories(["t003", "t004"]) == {"t003": {"seen": '"yes"'}, "t004": {}}

@@ -20,11 +20,13 @@ from helpers import resources_yaml
 
 
 class SlowPlugin(FakePlugin):
-    """The fake kind, whose observe takes ``delay`` seconds and records when each target ran."""
+    """The fake kind, whose observe takes ``delay`` seconds and records when each target ran;
+    ``local_work``: the kind says its reconciles only touch local files."""
 
-    def __init__(self, delay: float) -> None:
+    def __init__(self, delay: float, local_work: bool = False) -> None:
         super().__init__()
         self.delay = delay
+        self.local_work = local_work
         self.events: list[tuple[str, str, float]] = []
         self.running = 0
         self.most = 0
@@ -48,7 +50,7 @@ class SlowPlugin(FakePlugin):
                         plugin.running -= 1
                         plugin.events.append((self.spec.name, "end", time.monotonic()))
 
-        register(type("BoundSlowTarget", (SlowTarget,), {"plugin": self}))
+        register(type("BoundSlowTarget", (SlowTarget,), {"plugin": self, "local_work": self.local_work}))
 
     def first(self, name: str, what: str) -> float:
         return min(t for n, w, t in self.events if n == name and w == what)
@@ -85,6 +87,21 @@ def test_concurrency_one_runs_them_one_by_one(tmp_path: Path, git_repo: GitRepo)
     assert all(o.sync == SyncStatus.SYNCED for o in engine.sync())
     engine.close()
     assert plugin.most == 1
+
+
+@pytest.mark.parametrize("state", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def test_a_pass_of_local_work_kinds_on_sqlite_runs_one_by_one(tmp_path: Path, git_repo: GitRepo, state: str,
+                                                             request: pytest.FixtureRequest) -> None:
+    """Kinds whose reconciles only touch local files (files) gain nothing from threads on a local state:
+    the pass runs them one by one. On PostgreSQL every reconcile waits on the network: threads again."""
+    names = [f"t{i}" for i in range(6)]
+    plugin = SlowPlugin(0.01 if state == "sqlite" else 0.2, local_work=True)  # long enough to overlap
+    extra = {"state": request.getfixturevalue("pg_state_url")} if state == "postgresql" else {}
+    config = write_config(tmp_path, git_repo.path, _targets(git_repo, names), defaults={"concurrency": 4}, **extra)
+    engine = make_engine(config, plugin)
+    assert all(o.sync == SyncStatus.SYNCED for o in engine.sync())
+    engine.close()
+    assert plugin.most == (1 if state == "sqlite" else 4)
 
 
 def test_a_target_starts_only_after_its_dependencies_finished(tmp_path: Path, git_repo: GitRepo) -> None:

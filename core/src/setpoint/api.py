@@ -629,6 +629,12 @@ class TargetDriver(ABC):
     #: object only while it is still what setpoint wrote: one changed since (a file made by hand
     #: under a name setpoint once used) is reported, never deleted.
     live_digest_is_applied_digest: ClassVar[bool] = False
+    #: True when a reconcile of this kind only computes and reads or writes local files (no network,
+    #: no subprocess, nothing to wait for): such reconciles gain nothing from running side by side in
+    #: threads and lose to Python's interpreter lock (measured: a no-op pass over 3,000 ``files``
+    #: targets took 2.4 s in 8 threads, 1.2 s in one). A ``setpoint sync`` pass whose targets are all
+    #: of such kinds, on a local (SQLite) state, runs them one by one.
+    local_work: ClassVar[bool] = False
     #: The pydantic model of the settings block (``None``: the kind has no settings).
     Settings: ClassVar[type[BaseModel] | None] = None
     #: True when ``apply`` can make any subset of a plan's changes (each object on its own): the

@@ -87,6 +87,7 @@ class FilesTarget(TargetDriver):
     Settings = FilesSettings
     partial_apply = True  # each file is written or removed on its own
     live_digest_is_applied_digest = True  # the body of a file is its mode and content, both sides
+    local_work = True  # stat, read, write and fsync in a local folder: threads only add lock handoffs
 
     def __init__(self, context: Any) -> None:
         super().__init__(context)

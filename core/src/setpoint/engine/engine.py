@@ -287,9 +287,14 @@ class Engine:
                 owned = held.enter_context(self._borrower().hold_many(order))  # one lease statement
             if not dry_run and self.leases is None:  # this process owns them: their rows in a few queries
                 held.enter_context(self.store.prefetch(owned))
-            outcomes = self._reconcile_all(order, lambda name: self.reconcile(name, triggers[name], dry_run,
-                                                                              poll=False))
+            outcomes = self._reconcile_all(order, lambda name: self._reconcile_in_pass(name, triggers[name], dry_run))
         return [outcomes[name] for name in order]
+
+    def _reconcile_in_pass(self, name: str, trigger: str, dry_run: bool) -> Outcome:
+        try:
+            return self.reconcile(name, trigger, dry_run, poll=False)
+        finally:
+            self.store.release_prefetched(name)
 
     def _reconcile_all(self, order: list[str], run: Callable[[str], Outcome]) -> dict[str, Outcome]:
         """Run ``run`` for every name of ``order`` (dependency order), up to ``defaults.concurrency``
@@ -305,6 +310,8 @@ class Engine:
                 if dep in position:
                     after.setdefault(dep, []).append(name)
         workers = min(self.config.defaults.concurrency, len(order))
+        if self.store.backend == "sqlite" and all(self._local_work(name) for name in order):
+            workers = 1  # nothing to wait for: threads would only contend for the interpreter lock
         outcomes: dict[str, Outcome] = {}
         errors: list[BaseException] = []
         if workers <= 1:
@@ -318,6 +325,12 @@ class Engine:
         if errors:
             raise errors[0]
         return outcomes
+
+    def _local_work(self, name: str) -> bool:
+        """The target's kind only works on local files (``TargetDriver.local_work``); a target without
+        a driver fails at once, so it waits for nothing either."""
+        driver = self.runners[name].driver
+        return driver is None or type(driver).local_work
 
     def _lagging_dependencies(self, names: list[str]) -> list[tuple[str, str]]:
         """(dependency, dependant) for the transitive dependencies of ``names`` that are not in

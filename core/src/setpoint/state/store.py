@@ -289,11 +289,12 @@ class StateStore:
     @contextmanager
     def prefetch(self, targets: Iterable[str]) -> Iterator[None]:
         """A pass over ``targets`` by the process that owns them (SQLite's owner lock, or the leases
-        borrowed for the pass): each target's first read of its status, inventory, open drift, outputs
-        and apply intent is served from one query per table made now, not one round trip per target.
-        While this process owns those targets no other one writes their rows, and a write here drops
-        the target's prefetched rows, so a read returns what the database holds. Pauses and held plans,
-        which other processes write, are always read from the database."""
+        borrowed for the pass): the reads of each target's status, inventory, open drift, outputs and
+        apply intent are served from one query per table made now, not one round trip per target and
+        read. While this process owns those targets no other one writes their rows, and a write here
+        drops that table's prefetched rows of the target (the next read goes to the database), so a
+        read returns what the database holds. Pauses and held plans, which other processes write, are
+        always read from the database."""
         names = sorted(set(targets))
         fetched: dict[tuple[str, str], list[Any]] = {(table, name): [] for table in _PREFETCHED for name in names}
         for start in range(0, len(names), _PREFETCH_CHUNK):
@@ -312,20 +313,28 @@ class StateStore:
                 self._prefetched = None
 
     def _target_rows(self, table: str, target: str) -> list[Any]:
-        """The rows of ``table`` (a key of :data:`_PREFETCHED`) for ``target``: prefetched once, else read."""
+        """The rows of ``table`` (a key of :data:`_PREFETCHED`) for ``target``: prefetched, else read."""
         with self._prefetch_lock:
-            rows = self._prefetched.pop((table, target), None) if self._prefetched is not None else None
+            rows = self._prefetched.get((table, target)) if self._prefetched is not None else None
         if rows is not None:
-            return rows
+            return list(rows)
         sql, key = _PREFETCHED[table]
         return self._query(sql.format(marks="?"), (key(target),))
 
-    def _written(self, target: str) -> None:
-        """A write to ``target``'s rows: its prefetched rows are no longer what the database holds."""
+    def release_prefetched(self, target: str) -> None:
+        """The pass is done with ``target``: its prefetched rows are let go (a pass over thousands of
+        targets holds only those still to run)."""
         with self._prefetch_lock:
             if self._prefetched is not None:
                 for table in _PREFETCHED:
                     self._prefetched.pop((table, target), None)
+
+    def _written(self, table: str, target: str) -> None:
+        """A write to ``target``'s rows of ``table``: its prefetched rows are no longer what the database
+        holds (dropped before the write: a read that follows goes to the database, committed or not)."""
+        with self._prefetch_lock:
+            if self._prefetched is not None:
+                self._prefetched.pop((table, target), None)
 
     @property
     def schema_version(self) -> int:
@@ -400,7 +409,7 @@ class StateStore:
     # ------------------------------------------------------------------ target status
 
     def save_status(self, status: TargetStatus) -> None:
-        self._written(status.target)
+        self._written("target_state", status.target)
         with self._tx() as db:
             db.execute(
                 "INSERT INTO target_state VALUES (?, ?, ?, ?) ON CONFLICT(target) DO UPDATE SET "
@@ -477,7 +486,7 @@ class StateStore:
         return items
 
     def update_inventory(self, target: str, upserts: list[InventoryItem], deletes: list[str]) -> None:
-        self._written(target)
+        self._written("inventory", target)
         with self._tx() as db:
             for item in upserts:
                 db.execute(
@@ -499,7 +508,7 @@ class StateStore:
         return {r["key"]: DriftRecord(r["key"], r["first_seen"], r["live_digest"], json.loads(r["details"] or "{}")) for r in rows}
 
     def set_drift(self, target: str, records: list[DriftRecord], cleared: list[str]) -> None:
-        self._written(target)
+        self._written("drift", target)
         with self._tx() as db:
             for rec in records:
                 db.execute("INSERT INTO drift (target, key, first_seen, live_digest, details) VALUES (?, ?, ?, ?, ?) "
@@ -606,7 +615,7 @@ class StateStore:
     def set_apply_intent(self, target: str, intent: dict[str, Any]) -> dict[str, Any] | None:
         """Record, durably and before anything is applied, what an apply is about to do. With replicas,
         the lease is checked in the same transaction (the fence); returns the writer (replica, token)."""
-        self._written(target)
+        self._written("apply_intent", target)
         with self._tx() as db:
             writer = self.fence(db, target) if self.fence is not None else None
             if writer is not None:
@@ -616,7 +625,7 @@ class StateStore:
         return writer
 
     def clear_apply_intent(self, target: str) -> None:
-        self._written(target)
+        self._written("apply_intent", target)
         with self._tx() as db:
             db.execute("DELETE FROM meta WHERE key = ?", (f"apply-intent:{target}",))
 
@@ -735,7 +744,7 @@ class StateStore:
         return json.loads(rows[0][0]) if rows else None
 
     def save_outputs(self, target: str, outputs: dict[str, Any]) -> None:
-        self._written(target)
+        self._written("outputs", target)
         with self._tx() as db:
             db.execute("INSERT INTO outputs (target, data, updated_at) VALUES (?, ?, ?) ON CONFLICT (target) DO UPDATE "
                        "SET data = excluded.data, updated_at = excluded.updated_at",
