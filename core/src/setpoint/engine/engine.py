@@ -287,8 +287,25 @@ class Engine:
                 owned = held.enter_context(self._borrower().hold_many(order))  # one lease statement
             if not dry_run and self.leases is None:  # this process owns them: their rows in a few queries
                 held.enter_context(self.store.prefetch(owned))
-            outcomes = self._reconcile_all(order, lambda name: self._reconcile_in_pass(name, triggers[name], dry_run))
+            outcomes = self._reconcile_all(order, lambda name: self._reconcile_in_pass(name, triggers[name], dry_run),
+                                           one_by_one=self._waits_for_nothing(order))
         return [outcomes[name] for name in order]
+
+    def _waits_for_nothing(self, order: list[str]) -> bool:
+        """A pass expected to wait for nothing: every target is of a kind that only touches local files
+        (``TargetDriver.local_work``), on a local (SQLite) state, and already Synced at its source's
+        current head, so it should find nothing to apply. Threads would only contend for the
+        interpreter lock there (a no-op pass over 3,000 ``files`` targets: 2.4 s in 8 threads, 1.2 s
+        in one); a pass that applies waits on fsyncs, which threads overlap (its first pass: 14 s in 8
+        threads, 22 s in one)."""
+        if self.store.backend != "sqlite" or not all(self._local_work(name) for name in order):
+            return False
+        for name in order:
+            status = self.store.status(name)
+            head = self.sources[self.runners[name].target.source].head
+            if status is None or status.sync != SyncStatus.SYNCED or status.last_error or status.applied_head != head:
+                return False
+        return True
 
     def _reconcile_in_pass(self, name: str, trigger: str, dry_run: bool) -> Outcome:
         try:
@@ -296,12 +313,14 @@ class Engine:
         finally:
             self.store.release_prefetched(name)
 
-    def _reconcile_all(self, order: list[str], run: Callable[[str], Outcome]) -> dict[str, Outcome]:
+    def _reconcile_all(self, order: list[str], run: Callable[[str], Outcome], one_by_one: bool = False
+                       ) -> dict[str, Outcome]:
         """Run ``run`` for every name of ``order`` (dependency order), up to ``defaults.concurrency``
         at a time: most of a reconcile is waiting on an API or a disk, so a pass over many targets is
         as slow as its sum when run one by one. A name starts only after every dependency of it in
         ``order`` has finished (whatever its result: it then sees for itself whether to wait). An
-        exception of one target does not stop the others; the first is raised once all finished."""
+        exception of one target does not stop the others; the first is raised once all finished.
+        ``one_by_one``: the pass waits for nothing (:meth:`_waits_for_nothing`), run it in this thread."""
         position = {name: i for i, name in enumerate(order)}
         blocking = {n: sum(1 for d in self.config.target(n).depends_on if d in position) for n in order}
         after: dict[str, list[str]] = {}
@@ -309,9 +328,7 @@ class Engine:
             for dep in self.config.target(name).depends_on:
                 if dep in position:
                     after.setdefault(dep, []).append(name)
-        workers = min(self.config.defaults.concurrency, len(order))
-        if self.store.backend == "sqlite" and all(self._local_work(name) for name in order):
-            workers = 1  # nothing to wait for: threads would only contend for the interpreter lock
+        workers = 1 if one_by_one else min(self.config.defaults.concurrency, len(order))
         outcomes: dict[str, Outcome] = {}
         errors: list[BaseException] = []
         if workers <= 1:
