@@ -282,10 +282,10 @@ class Engine:
         self.prime_revisions(wanted)
         order = self.ordered(wanted)
         with ExitStack() as held:
-            owned: list[str] | set[str] = order  # SQLite: this process holds the owner lock
             if not dry_run and self.leases is None and self.store.backend == "postgresql":
                 owned = held.enter_context(self._borrower().hold_many(order))  # one lease statement
-            if not dry_run and self.leases is None:  # this process owns them: their rows in a few queries
+                # this process owns them now: their rows in a few queries, not a round trip per read
+                # (not on SQLite: its reads are local calls, and the rows would only take memory)
                 held.enter_context(self.store.prefetch(owned))
             outcomes = self._reconcile_all(order, lambda name: self._reconcile_in_pass(name, triggers[name], dry_run),
                                            one_by_one=self._waits_for_nothing(order))

@@ -294,7 +294,8 @@ class StateStore:
         read. While this process owns those targets no other one writes their rows, and a write here
         drops that table's prefetched rows of the target (the next read goes to the database), so a
         read returns what the database holds. Pauses and held plans, which other processes write, are
-        always read from the database."""
+        always read from the database. Worth it where a read is a round trip (PostgreSQL: `setpoint
+        sync` prefetches there); on SQLite a read is a local call and the rows would only take memory."""
         names = sorted(set(targets))
         fetched: dict[tuple[str, str], list[Any]] = {(table, name): [] for table in _PREFETCHED for name in names}
         for start in range(0, len(names), _PREFETCH_CHUNK):
