@@ -90,12 +90,12 @@ def test_concurrency_one_runs_them_one_by_one(tmp_path: Path, git_repo: GitRepo)
 
 
 @pytest.mark.parametrize("state", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
-def test_a_no_op_pass_of_local_work_kinds_on_sqlite_runs_one_by_one(tmp_path: Path, git_repo: GitRepo, state: str,
-                                                             request: pytest.FixtureRequest) -> None:
-    """Kinds whose reconciles only touch local files (files) gain nothing from threads on a local state
-    once there is nothing to apply: a no-op pass runs them one by one. A pass that applies (the first)
-    waits on fsyncs and runs side by side, and so does one with a target not yet at the head. On
-    PostgreSQL every reconcile waits on the network: threads always."""
+def test_a_no_op_pass_of_local_work_kinds_runs_one_by_one(tmp_path: Path, git_repo: GitRepo, state: str,
+                                                       request: pytest.FixtureRequest) -> None:
+    """Kinds whose reconciles only touch local files (files) gain nothing from threads once there is
+    nothing to apply, on either state backend: a no-op pass runs them one by one. A pass that applies
+    (the first) waits on fsyncs and commits and runs side by side, and so does one with a target not
+    yet at the head."""
     names = [f"t{i}" for i in range(6)]
     plugin = SlowPlugin(0.2, local_work=True)  # long enough to overlap
     extra = {"state": request.getfixturevalue("pg_state_url")} if state == "postgresql" else {}
@@ -105,7 +105,7 @@ def test_a_no_op_pass_of_local_work_kinds_on_sqlite_runs_one_by_one(tmp_path: Pa
     assert plugin.most == 4, "the first pass applies: side by side"
     plugin.most = 0
     assert all(o.sync == SyncStatus.SYNCED for o in engine.sync())
-    assert plugin.most == (1 if state == "sqlite" else 4), "a no-op pass"
+    assert plugin.most == 1, "a no-op pass"
     git_repo.commit({"t0/r.yaml": resources_yaml({"kind": "Thing", "name": "t0", "v": 2})})
     plugin.most = 0
     assert all(o.sync == SyncStatus.SYNCED for o in engine.sync())

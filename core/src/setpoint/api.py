@@ -633,7 +633,7 @@ class TargetDriver(ABC):
     #: no subprocess, nothing to wait for): such reconciles gain nothing from running side by side in
     #: threads and lose to Python's interpreter lock (measured: a no-op pass over 3,000 ``files``
     #: targets took 2.4 s in 8 threads, 1.2 s in one). A ``setpoint sync`` pass whose targets are all
-    #: of such kinds and already Synced at their head, on a local (SQLite) state, runs them one by one.
+    #: of such kinds and already Synced at their head runs them one by one.
     local_work: ClassVar[bool] = False
     #: The pydantic model of the settings block (``None``: the kind has no settings).
     Settings: ClassVar[type[BaseModel] | None] = None
