@@ -168,3 +168,32 @@ def test_out_of_range_durations_in_setpoint_yaml_are_problems(tmp_path: Path, gi
     path.write_text(path.read_text().replace("poll_interval: 1s", f"poll_interval: {value}"))
     problems = validate_all(path)
     assert [p.path for p in problems] == ["sources.repo.poll_interval"] and "out of range" in problems[0].message
+
+
+def test_lines_are_worked_out_only_for_a_problem(tmp_path: Path, git_repo: GitRepo,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Composing setpoint.yaml node by node for its lines costs more than loading it (a thousand
+    targets: a quarter of a second or more, once per load and per plugin block check). A good file is
+    loaded and its engine built without it; a bad one still names the right line."""
+    import setpoint.config as config_module
+
+    calls: list[int] = []
+    original = config_module._line_index
+
+    def counting(text: str) -> dict[tuple[object, ...], int]:
+        calls.append(1)
+        return original(text)
+
+    monkeypatch.setattr(config_module, "_line_index", counting)
+    git_repo.commit({"etc/a.conf": "a\n"})
+    good = write_config(tmp_path, git_repo.path, [
+        {"name": "edge", "kind": "files", "path": "etc", "files": {"destination": str(tmp_path / "live")}}])
+    make_engine(good).close()
+    assert calls == [], "no line was needed"
+    bad = tmp_path / "bad.yaml"
+    lines = good.read_text().splitlines()
+    bad.write_text("\n".join(lines + ["defaults:", "  interval: soon"]) + "\n")
+    with pytest.raises(ConfigProblems) as raised:
+        load_config(bad)
+    assert calls, "a problem needs its line"
+    assert any(p.line == len(lines) + 2 for p in raised.value.problems), [str(p) for p in raised.value.problems]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -377,7 +378,32 @@ def _line_index(text: str) -> dict[tuple[Any, ...], int]:
     return index
 
 
-def _line_for(index: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | None:
+class LineIndex(Mapping[tuple[Any, ...], int]):
+    """Each key path of a YAML document -> its 1-based line, worked out on first use: only a problem
+    needs a line, and composing a large setpoint.yaml node by node again costs more than loading it
+    (a quarter of a second or more at a thousand targets, once per config load and per plugin block
+    check)."""
+
+    def __init__(self, read: Callable[[], str]) -> None:
+        self._read = read
+        self._index: dict[tuple[Any, ...], int] | None = None
+
+    def _lines(self) -> dict[tuple[Any, ...], int]:
+        if self._index is None:
+            self._index = _line_index(self._read())
+        return self._index
+
+    def __getitem__(self, path: tuple[Any, ...]) -> int:
+        return self._lines()[path]
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self._lines())
+
+    def __len__(self) -> int:
+        return len(self._lines())
+
+
+def _line_for(index: Mapping[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | None:
     loc = tuple(loc)
     while loc:
         if loc in index:
@@ -418,7 +444,7 @@ def _model_in(annotation: Any) -> Any:
     return None
 
 
-def _problems_from(error: ValidationError, file: str, index: dict[tuple[Any, ...], int], prefix: tuple[Any, ...] = (),
+def _problems_from(error: ValidationError, file: str, index: Mapping[tuple[Any, ...], int], prefix: tuple[Any, ...] = (),
                    model: type[BaseModel] | None = None) -> list[Problem]:
     problems = []
     for item in error.errors():
@@ -453,7 +479,7 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigProblems([Problem(str(config_path), line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
     if not isinstance(raw, dict):
         raise ConfigProblems([Problem(str(config_path), 1, "", "the file must be a mapping with sources and targets")])
-    index = _line_index(text)
+    index = LineIndex(lambda: text)
     for target in raw.get("targets") or []:
         # the settings block is named after the kind (files:, kubernetes:); set it aside for its plugin
         if isinstance(target, dict) and isinstance(target.get("kind"), str) and target["kind"] in target:
@@ -473,7 +499,7 @@ def load_config(path: str | Path | None = None) -> Config:
     return config
 
 
-def reference_problems(raw: dict[str, Any], file: str, index: dict[tuple[Any, ...], int]) -> list[Problem]:
+def reference_problems(raw: dict[str, Any], file: str, index: Mapping[tuple[Any, ...], int]) -> list[Problem]:
     """Sources, dependencies, duplicate names and cycles, read from the raw document so they are
     reported (at their own line) even when other parts of the file have schema errors."""
     raw_sources = raw.get("sources")
@@ -516,7 +542,7 @@ def reference_problems(raw: dict[str, Any], file: str, index: dict[tuple[Any, ..
     return problems
 
 
-def _destinations_inside_own_state(config: Config, file: str, index: dict[tuple[Any, ...], int]) -> list[Problem]:
+def _destinations_inside_own_state(config: Config, file: str, index: Mapping[tuple[Any, ...], int]) -> list[Problem]:
     """A ``files`` destination must not overlap setpoint's state folder (state DB, Git cache, locks)
     or hold setpoint.yaml: Git content would overwrite the audit log or the configuration itself."""
     try:
@@ -543,12 +569,13 @@ def _destinations_inside_own_state(config: Config, file: str, index: dict[tuple[
     return problems
 
 
-def config_line_index(path: Path) -> dict[tuple[Any, ...], int]:
-    return _line_index(path.read_text()) if path.exists() else {}
+def config_line_index(path: Path) -> Mapping[tuple[Any, ...], int]:
+    """The lines of setpoint.yaml's key paths (read when a problem first needs one)."""
+    return LineIndex(lambda: path.read_text() if path.exists() else "")
 
 
 def validate_block(model: type[BaseModel] | None, block: dict[str, Any], file: str,
-                   index: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> tuple[Any, list[Problem]]:
+                   index: Mapping[tuple[Any, ...], int], loc: tuple[Any, ...]) -> tuple[Any, list[Problem]]:
     """Validate a plugin-owned block (a kind's settings or a decryptor's secrets block)."""
     if model is None:
         if block:

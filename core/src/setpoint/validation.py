@@ -4,6 +4,7 @@ block (a target kind's settings, a decryptor's ``secrets:`` block), all problems
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,7 @@ def check_config(config_path: str | Path | None, registry: Registry | None = Non
     return config, _by_line(problems)
 
 
-def _verify_key_problems(config: Config, index: dict[tuple[Any, ...], int]) -> list[Problem]:
+def _verify_key_problems(config: Config, index: Mapping[tuple[Any, ...], int]) -> list[Problem]:
     """Key files of ``verify`` blocks that cannot be read: every commit would be refused."""
     problems = []
     for name, source in config.sources.items():
