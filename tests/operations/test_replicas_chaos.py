@@ -194,7 +194,9 @@ def test_a_sync_from_any_machine_reaches_the_owner_within_a_second(tmp_path: Pat
     """Wake-ups across replicas (LISTEN/NOTIFY): `setpoint sync T` run elsewhere while a replica owns T asks
     the replicas to poll Git and the owner to reconcile T. They poll Git only hourly on their own and the
     interval is long, so only the notification explains the new commit reaching T within a second."""
-    names = [f"t{i:03d}" for i in range(6)]
+    # 24 targets: with fewer, rendezvous hashing gives every one to the same replica now and then
+    # (6 targets: 2 x 2^-6, one run in 32), and "both replicas holding leases" never comes
+    names = [f"t{i:03d}" for i in range(24)]
     live = tmp_path / "live"
     git_repo.commit({f"t/{n}/value.txt": f"{n} v0\n" for n in names})
     config = replica_config(git_repo, names, live, pg_state_url)
@@ -244,7 +246,9 @@ def test_the_api_of_any_replica_shows_every_target_and_passes_a_sync_to_the_owne
         tmp_path: Path, git_repo: GitRepo, pg_state_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import httpx
 
-    names = [f"t{i:03d}" for i in range(8)]
+    # 24 targets: with fewer, rendezvous hashing gives every one to the same replica now and then
+    # (6 targets: 2 x 2^-6, one run in 32), and "both replicas holding leases" never comes
+    names = [f"t{i:03d}" for i in range(24)]
     live = tmp_path / "live"
     head = git_repo.commit({f"t/{n}/value.txt": f"{n} v0\n" for n in names})
     config = replica_config(git_repo, names, live, pg_state_url)
