@@ -159,8 +159,8 @@ def _compose(ctx: Ctx, title: str, settings: dict[str, Any], admin: str | None, 
         eng = engine(base, repo.path, [composedata.target("shop", "app", name, **settings)], poll_interval="1h")
         with Daemon(eng):
             def container() -> Any:
-                found = docker.containers.list(all=True, filters={"label": [f"com.docker.compose.project={name}",
-                                                                             "com.docker.compose.service=svc00"]})
+                labels = [f"com.docker.compose.project={name}", "com.docker.compose.service=svc00"]
+                found = docker.containers.list(all=True, ignore_removed=True, filters={"label": labels})
                 if len(found) != 1:
                     raise RuntimeError(f"expected one container of svc00, found {len(found)}")
                 return found[0]

@@ -117,9 +117,10 @@ def gpg_commit(repo: GitRepo, keys: Keys, key: GpgKey, files: dict[str, Any], me
     if key.faked_time:  # commit and signature dated inside the key's lifetime
         env.update(GIT_AUTHOR_DATE="2020-01-01T06:00:00Z", GIT_COMMITTER_DATE="2020-01-01T06:00:00Z")
     subprocess.run(["git", "-C", str(repo.path), "add", "-A"], check=True, env=env)
-    subprocess.run(["git", "-C", str(repo.path), "-c", f"gpg.program={keys.gpg_wrapper}", "-c",
-                    f"user.signingkey={key.fingerprint}", "commit", "--quiet", "--allow-empty", "-S", "-m", message,
-                    "--author", author], check=True, env=env, capture_output=True)
+    proc = subprocess.run(["git", "-C", str(repo.path), "-c", f"gpg.program={keys.gpg_wrapper}", "-c",
+                           f"user.signingkey={key.fingerprint}", "commit", "--quiet", "--allow-empty", "-S", "-m",
+                           message, "--author", author], env=env, capture_output=True)
+    assert proc.returncode == 0, f"signing commit failed: {proc.stderr.decode()}"  # gpg says why on stderr
     return repo.head()
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from docker.errors import APIError
+from docker.errors import APIError, NotFound
 
 from setpoint.testing import GitRepo, make_engine, write_config
 
@@ -64,8 +64,11 @@ class ComposeEnv:
 
     def cleanup(self, project: str | None = None) -> None:
         name = project or self.project
-        for container in self.docker.containers.list(all=True, filters={"label": f"com.docker.compose.project={name}"}):
-            container.remove(force=True)
+        # ignore_removed and NotFound: a container a failed `up` is still creating or removing may vanish
+        # between the listing and the removal (a CI teardown failed on exactly that)
+        for container in self.docker.containers.list(all=True, ignore_removed=True,
+                                                     filters={"label": f"com.docker.compose.project={name}"}):
+            _remove_container(container)
         for network in self.docker.networks.list(filters={"label": f"com.docker.compose.project={name}"}):
             network.remove()
         for volume in self.docker.volumes.list(filters={"label": f"com.docker.compose.project={name}"}):
@@ -73,8 +76,14 @@ class ComposeEnv:
                 volume.remove(force=True)
             except APIError:  # a container a failed `up` was still creating: remove it and retry once
                 time.sleep(1)
-                for container in self.docker.containers.list(all=True, filters={"volume": volume.name}):
-                    container.remove(force=True)
+                for container in self.docker.containers.list(all=True, ignore_removed=True,
+                                                             filters={"volume": volume.name}):
+                    _remove_container(container)
                 volume.remove(force=True)
 
 
+def _remove_container(container: Any) -> None:
+    try:
+        container.remove(force=True)
+    except NotFound:  # already gone: what cleanup wanted
+        pass
