@@ -317,13 +317,8 @@ class Borrower(Replicas):
         if not targets:
             yield set()
             return
-        rows = self._one(lambda db: db.execute(
-            _t("INSERT INTO leases (target, owner, token, expires_at) SELECT name, ?, 1, NOW + ? FROM unnest(?::text[]) "
-               "AS name ON CONFLICT (target) DO UPDATE SET owner = excluded.owner, token = leases.token + 1, "
-               "expires_at = excluded.expires_at WHERE leases.expires_at <= NOW RETURNING target, token"),
-            (self.id, self.ttl, sorted(set(targets)))).fetchall())
+        borrowed = self._borrow(targets)
         with self._lock:
-            borrowed = {str(r[0]): int(r[1]) for r in rows}
             self._owned.update(borrowed)
             self._pass = set(borrowed)
             self._renewed = time.monotonic()
@@ -335,9 +330,23 @@ class Borrower(Replicas):
                 for target in borrowed:
                     self._owned.pop(target, None)
                 self._pass = set()
-            if borrowed:
-                self._one(lambda db: db.execute("UPDATE leases SET expires_at = 0 WHERE owner = ? AND target = ANY(?)",
-                                                (self.id, list(borrowed))))
+            self._hand_back(list(borrowed))
+
+    def _borrow(self, targets: list[str]) -> dict[str, int]:
+        """Take the free or expired leases among ``targets`` (raising each one's token) in one statement;
+        returns the tokens of those taken (a lease another holder keeps alive is not in it)."""
+        rows = self._one(lambda db: db.execute(
+            _t("INSERT INTO leases (target, owner, token, expires_at) SELECT name, ?, 1, NOW + ? FROM unnest(?::text[]) "
+               "AS name ON CONFLICT (target) DO UPDATE SET owner = excluded.owner, token = leases.token + 1, "
+               "expires_at = excluded.expires_at WHERE leases.expires_at <= NOW RETURNING target, token"),
+            (self.id, self.ttl, sorted(set(targets)))).fetchall())
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def _hand_back(self, targets: list[str]) -> None:
+        """Let the leases of ``targets`` this borrower holds expire now, in one statement."""
+        if targets:
+            self._one(lambda db: db.execute("UPDATE leases SET expires_at = 0 WHERE owner = ? AND target = ANY(?)",
+                                            (self.id, targets)))
 
     def _start_renewal(self) -> None:
         with self._lock:  # concurrent holds (a pass's worker threads) start one renewal thread
@@ -352,18 +361,14 @@ class Borrower(Replicas):
         if in_pass:  # borrowed for the whole pass by hold_many: handed back at its end
             yield
             return
-        row = self._one(lambda db: db.execute(
-            _t("INSERT INTO leases (target, owner, token, expires_at) VALUES (?, ?, 1, NOW + ?) "
-               "ON CONFLICT (target) DO UPDATE SET owner = excluded.owner, token = leases.token + 1, "
-               "expires_at = excluded.expires_at WHERE leases.expires_at <= NOW RETURNING token"),
-            (target, self.id, self.ttl)).fetchone())
-        if row is None:
+        token = self._borrow([target]).get(target)
+        if token is None:
             owner = self._one(lambda db: db.execute("SELECT owner FROM leases WHERE target = ?", (target,)).fetchone())
             self.store.request_wakeup(target, reason)
             raise OwnedElsewhere(f"target {target} is owned by the running replica {owner[0] if owner else '?'}; "
                                  "it was asked to reconcile it now (see `setpoint status`, or `setpoint wait`)")
         with self._lock:
-            self._owned[target] = int(row[0])
+            self._owned[target] = token
             self._renewed = time.monotonic()
         self._start_renewal()
         try:
@@ -371,8 +376,7 @@ class Borrower(Replicas):
         finally:
             with self._lock:
                 self._owned.pop(target, None)
-            self._one(lambda db: db.execute("UPDATE leases SET expires_at = 0 WHERE target = ? AND owner = ?",
-                                            (target, self.id)))
+            self._hand_back([target])
 
     def beat(self) -> None:
         started = time.monotonic()

@@ -58,6 +58,13 @@ _PREFETCHED: dict[str, tuple[str, Callable[[str], str]]] = {
 #: names per prefetch query (SQLite allows 32,766 parameters; keep statements small)
 _PREFETCH_CHUNK = 500
 
+
+def _in_chunks(names: list[str]) -> Iterator[tuple[tuple[str, ...], str]]:
+    """``names`` in slices of :data:`_PREFETCH_CHUNK`, each with its ``?, ?, ...`` for an ``IN (...)``."""
+    for start in range(0, len(names), _PREFETCH_CHUNK):
+        chunk = tuple(names[start:start + _PREFETCH_CHUNK])
+        yield chunk, ", ".join("?" * len(chunk))
+
 #: Notification keys remembered at most (the oldest forgotten first; a failure streak's alert is kept).
 MAX_NOTIFY_KEYS = 4096
 
@@ -298,9 +305,7 @@ class StateStore:
         sync` prefetches there); on SQLite a read is a local call and the rows would only take memory."""
         names = sorted(set(targets))
         fetched: dict[tuple[str, str], list[Any]] = {(table, name): [] for table in _PREFETCHED for name in names}
-        for start in range(0, len(names), _PREFETCH_CHUNK):
-            chunk = names[start:start + _PREFETCH_CHUNK]
-            marks = ", ".join("?" * len(chunk))
+        for chunk, marks in _in_chunks(names):
             for table, (sql, key) in _PREFETCHED.items():
                 keys = tuple(key(name) for name in chunk)
                 for row in self._query(sql.format(marks=marks), keys):
@@ -436,10 +441,9 @@ class StateStore:
         """:meth:`memory` of many targets, in one query per few hundred (an engine's start)."""
         names = sorted(set(targets))
         found: dict[str, dict[str, str]] = {name: {} for name in names}
-        for start in range(0, len(names), _PREFETCH_CHUNK):
-            chunk = names[start:start + _PREFETCH_CHUNK]
-            for r in self._query(f"SELECT target, key, value FROM target_memory WHERE target IN "  # noqa: S608
-                                 f"({', '.join('?' * len(chunk))})", tuple(chunk)):
+        for chunk, marks in _in_chunks(names):
+            for r in self._query(f"SELECT target, key, value FROM target_memory WHERE target IN ({marks})",  # noqa: S608
+                                 chunk):
                 found[r["target"]][r["key"]] = r["value"]
         return found
 
