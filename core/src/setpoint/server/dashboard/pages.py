@@ -348,11 +348,22 @@ def _csv(entries: list[Any]) -> Response:
     writer.writerow(["time", "target", "kind", "action", "result", "revision", "author", "subject", "actor",
                      "trigger", "details"])
     for e in entries:
-        writer.writerow([datetime.fromtimestamp(e.time).astimezone().isoformat(), e.target, e.kind, e.action,
-                         e.result, e.revision, e.author, e.subject, e.actor, e.trigger,
-                         json.dumps(scrubbed(e.details), sort_keys=True)])
+        writer.writerow([_cell(value) for value in (
+            datetime.fromtimestamp(e.time).astimezone().isoformat(), e.target, e.kind, e.action, e.result,
+            e.revision, e.author, e.subject, e.actor, e.trigger, json.dumps(scrubbed(e.details), sort_keys=True))])
     return Response(scrub(out.getvalue()), media_type="text/csv; charset=utf-8",
                     headers={**HEADERS, "content-disposition": 'attachment; filename="setpoint-audit.csv"'})
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula. Commit subjects and author
+# names come from whoever can push, so an export opened by an auditor must not run them: such a
+# cell gets a leading apostrophe, which spreadsheets show as text (OWASP's CSV injection advice).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
 def _remote(request: Request) -> str:
