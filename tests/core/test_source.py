@@ -133,3 +133,35 @@ def test_commit_outside_the_target_path_does_not_rerender(tmp_path: Path, git_re
     v3 = git_repo.commit({"app/web.yaml": resources_yaml(web(5))}, "app change")
     engine.reconcile("app")
     assert renders == [v1, v3]
+
+
+def test_two_processes_previewing_at_once_each_get_their_own_commit(tmp_path: Path, git_repo: GitRepo) -> None:
+    """A daemon's webhook preview and an operator's `setpoint preview` resolve refs in one cache
+    repository from two processes (two GitSource objects, two locks). The second fetch lands between
+    the first's fetch and its read: each must still get the commit of the ref it asked for."""
+    main = git_repo.commit({"a.txt": "main"})
+    git_repo.git("branch", "feature-a")
+    git_repo.git("branch", "feature-b")
+    git_repo.git("checkout", "--quiet", "feature-a")
+    commit_a = git_repo.commit({"a.txt": "a"}, "a")
+    git_repo.git("checkout", "--quiet", "feature-b")
+    commit_b = git_repo.commit({"a.txt": "b"}, "b")
+    daemon = GitSource("s", SourceConfig(url=str(git_repo.path)), tmp_path / "cache")
+    shell = GitSource("s", SourceConfig(url=str(git_repo.path)), tmp_path / "cache")
+    assert daemon.poll().head == shell.poll().head
+    real_git = daemon._git
+    seen_by_shell: list[str] = []
+
+    def git_with_a_second_preview_after_the_fetch(*args: str, **kwargs: object) -> bytes:
+        out = real_git(*args, **kwargs)  # type: ignore[arg-type]
+        if args[0] == "fetch" and not seen_by_shell:
+            seen_by_shell.append(shell.resolve_ref("feature-b"))
+        return out
+
+    daemon._git = git_with_a_second_preview_after_the_fetch  # type: ignore[method-assign]
+    assert daemon.resolve_ref("feature-a") == commit_a
+    assert seen_by_shell == [commit_b]
+    # nothing is left named: the refs were the previews' own, and the deployed head did not move
+    refs = real_git("for-each-ref", "--format=%(refname)", "refs/setpoint/").decode().split()
+    assert not [ref for ref in refs if "preview" in ref], refs
+    assert daemon.poll().head == main

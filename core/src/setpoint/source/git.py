@@ -19,6 +19,7 @@ import tarfile
 import tempfile
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -348,7 +349,12 @@ class GitSource:
     def resolve_ref(self, ref: str) -> str:
         """The commit ``ref`` names: a commit the cache repository already holds (full or abbreviated
         SHA), else a branch, tag or other ref of the remote (``feature``, ``refs/pull/7/merge``),
-        fetched into ``refs/setpoint/preview``. Never moves the branch head setpoint deploys."""
+        fetched into a ref of this call's own under ``refs/setpoint/previews/`` and read back from it.
+        Never moves the branch head setpoint deploys.
+
+        The ref is per call because a daemon's webhook previews and an operator's ``setpoint preview``
+        share the cache repository from two processes: with one shared ref, the second fetch could land
+        between the first's fetch and its read, and the first preview would show the other's commit."""
         if not ref or ref.startswith("-") or any(c.isspace() or c in "~^:?*[\\" for c in ref):
             raise SourceError(f"source {self.name}: {ref!r} is not a commit or ref name")
         with self._lock:
@@ -358,8 +364,13 @@ class GitSource:
                                        f"{ref}^{{commit}}"], capture_output=True, env=self._env)
                 if proc.returncode == 0:
                     return proc.stdout.decode().strip()
-            self._git("fetch", "--quiet", "--force", "--no-tags", "--", self.url, f"+{ref}:refs/setpoint/preview")
-            return self._git("rev-parse", "--verify", "refs/setpoint/preview^{commit}").decode().strip()
+            own = f"refs/setpoint/previews/{os.getpid()}-{uuid.uuid4().hex}"
+            try:
+                self._git("fetch", "--quiet", "--force", "--no-tags", "--", self.url, f"+{ref}:{own}")
+                return self._git("rev-parse", "--verify", f"{own}^{{commit}}").decode().strip()
+            finally:
+                # an unnamed commit is only pruned after git's expiry (two weeks), long after this preview
+                self._git("update-ref", "-d", own, check=False)
 
     def merge_base(self, a: str, b: str) -> str | None:
         proc = subprocess.run(["git", "--git-dir", str(self.repo), "merge-base", a, b], capture_output=True,
